@@ -1,0 +1,51 @@
+"""matgrad's NumPy + SciPy reference backend (always available).
+
+Registered through the ``matgrad.backends`` entry point like any plugin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy
+
+import matgrad
+
+from ._charpoly import charpoly_deriv
+from ._cofactor import det_grad, logdet_grad
+from ._frobenius import frobenius_grad
+
+__all__ = ["NumpyBackend", "matgrad_backend"]
+
+
+class NumpyBackend(matgrad.Backend):
+    """Vectorised NumPy/SciPy implementation of every operation."""
+
+    name = "numpy"
+    priority = 10
+    array_modules = ("numpy",)
+
+    @property
+    def version(self) -> str:
+        return f"numpy {np.__version__}, scipy {scipy.__version__}"
+
+    def frobenius_grad(self, X: np.ndarray) -> np.ndarray:
+        return frobenius_grad(X)
+
+    def bilinear_grad(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.multiply(x[:, :, None], y[:, None, :])
+
+    def det_grad(self, A: np.ndarray) -> np.ndarray:
+        return det_grad(A)
+
+    def logdet_grad(self, A: np.ndarray) -> np.ndarray:
+        return logdet_grad(A)
+
+    def charpoly_deriv(
+        self, A: np.ndarray, x: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return charpoly_deriv(A, x)
+
+
+@matgrad.hookimpl
+def matgrad_backend() -> matgrad.Backend:
+    return NumpyBackend()

@@ -1,0 +1,260 @@
+"""Cofactor matrices (∇det) and inverse transposes (∇log|det|), batched.
+
+NUMERICS §2.  ``n ≤ 3``: closed forms (exact for singular input, no
+division); a slot whose closed form over/underflows in an intermediate
+product is redone with each row scaled by a power of two.  ``n ≥ 4``: the
+matrix is scaled by ``2⁻ᵏ ≈ 1/max|a|``, factored ``P A = L U`` with partial
+pivoting (vectorised over the batch for small ``n``, LAPACK ``getrf`` per
+matrix for large ``n``), and ``C = det(A)·A⁻ᵀ`` is formed from that one LU
+with ``det`` kept as mantissa·2ᵉ.  Slots whose LU shows a pivot
+``|u_kk| ≤ c·n·eps·max|a|`` go to the SVD adjugate, which is right for every
+matrix, singular or not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from ._scaling import exponent_of_max, ldexp, mantissa_product, work_dtype
+
+__all__ = ["LAPACK_MIN_N", "LU", "det_grad", "logdet_grad", "lu_batched"]
+
+#: From this size on, LAPACK per matrix beats the vectorised NumPy LU.
+LAPACK_MIN_N = 48
+#: Pivot threshold constant c in |u_kk| ≤ c·n·eps·max|a_ij|.
+TINY_PIVOT_C = 4.0
+
+
+def _finite_slots(A: np.ndarray) -> np.ndarray:
+    return np.isfinite(A).all(axis=(1, 2))  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------- n ≤ 3
+def _closed_form(A: np.ndarray) -> np.ndarray:
+    n = A.shape[-1]
+    C = np.empty_like(A)
+    if n == 2:
+        C[:, 0, 0] = A[:, 1, 1]
+        C[:, 0, 1] = -A[:, 1, 0]
+        C[:, 1, 0] = -A[:, 0, 1]
+        C[:, 1, 1] = A[:, 0, 0]
+        return C
+    # 3×3: row i of C is the cross product of the other two rows (cyclic).
+    r0, r1, r2 = A[:, 0], A[:, 1], A[:, 2]
+    for i, (a, b) in enumerate(((r1, r2), (r2, r0), (r0, r1))):
+        C[:, i, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+        C[:, i, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+        C[:, i, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return C
+
+
+def _closed_form_row_scaled(A: np.ndarray) -> np.ndarray:
+    """Cofactors with rows scaled to max|row| ≈ 1: C(DA) = det(D) D⁻¹ C(A)."""
+    k = exponent_of_max(np.abs(A).max(axis=2))  # (b, n)
+    C = _closed_form(ldexp(A, -k[:, :, None]))
+    # C(A)_ij = C(DA)_ij · Π_{l≠i} 2^{k_l}
+    return ldexp(C, (k.sum(axis=1)[:, None] - k)[:, :, None])
+
+
+def _small_det_grad(A: np.ndarray) -> np.ndarray:
+    # float32 products are exact in float64: compute there, round once.
+    W = A.astype(work_dtype(A.dtype), copy=False)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        C = _closed_form(W)
+        redo = ~np.isfinite(C).all(axis=(1, 2)) & _finite_slots(W)
+        if redo.any():
+            C[redo] = _closed_form_row_scaled(W[redo])
+    return C.astype(A.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- LU
+@dataclass
+class LU:
+    """``P A = L U`` per matrix: packed factors, row order, its sign, and
+    LAPACK's ``ipiv`` when LAPACK made it (for ``getri``)."""
+
+    lu: np.ndarray
+    perm: np.ndarray
+    sign: np.ndarray
+    ipiv: np.ndarray | None = None
+
+    def pivots(self) -> np.ndarray:
+        n = self.lu.shape[-1]
+        return self.lu[:, np.arange(n), np.arange(n)]
+
+    def take(self, idx: np.ndarray) -> LU:
+        return LU(self.lu[idx], self.perm[idx], self.sign[idx],
+                  None if self.ipiv is None else self.ipiv[idx])
+
+    def inverse(self) -> np.ndarray:
+        """``A⁻¹`` from the factors (every pivot nonzero)."""
+        if self.ipiv is None:
+            return _inverse_from_lu(self.lu, self.perm)
+        (getri,) = scipy.linalg.get_lapack_funcs(("getri",), (self.lu[0],))
+        out = np.empty_like(self.lu)
+        for b in range(self.lu.shape[0]):
+            out[b], _ = getri(self.lu[b], self.ipiv[b])
+        return out
+
+
+def lu_batched(A: np.ndarray) -> LU:
+    """``P A = L U`` with partial pivoting for every matrix of ``A (B, n, n)``.
+
+    Returns the packed unit-lower ``L`` and ``U``, the row permutation
+    (``A[b, perm[b]] = L U``) and its sign.  The
+    pivot is the largest ``|re| + |im|`` (LAPACK's choice), so ``|l_ij| ≤ 1``
+    in that measure.  An exactly zero column gives a zero pivot and zero
+    multipliers, as LAPACK does; NaN propagates within its own slot.
+    """
+    B, n, _ = A.shape
+    if n >= LAPACK_MIN_N:
+        return _lu_lapack(A)
+    F = A.copy()
+    perm = np.broadcast_to(np.arange(n), (B, n)).copy()
+    sign = np.ones(B)
+    slots = np.arange(B)
+    for k in range(n):
+        col = F[:, k:, k]
+        size = np.abs(col.real) + np.abs(col.imag) if np.iscomplexobj(col) else np.abs(col)
+        p = k + np.argmax(size, axis=1)
+        moved = np.flatnonzero(p != k)
+        if moved.size:
+            pk = p[moved]
+            F[moved, k], F[moved, pk] = F[moved, pk], F[moved, k].copy()
+            perm[moved, k], perm[moved, pk] = perm[moved, pk], perm[moved, k].copy()
+            sign[moved] = -sign[moved]
+        pivot = F[slots, k, k]
+        if k + 1 < n:
+            safe = np.where(pivot == 0, 1, pivot)
+            F[:, k + 1 :, k] /= safe[:, None]
+            F[:, k + 1 :, k + 1 :] -= F[:, k + 1 :, k, None] * F[:, k, None, k + 1 :]
+    return LU(F, perm, sign)
+
+
+def _lu_lapack(A: np.ndarray) -> LU:
+    B, n, _ = A.shape
+    (getrf,) = scipy.linalg.get_lapack_funcs(("getrf",), (A[0],))
+    packed = np.empty_like(A)
+    perm = np.empty((B, n), dtype=np.int64)
+    ipivs = np.empty((B, n), dtype=np.int32)
+    sign = np.ones(B)
+    for b in range(B):
+        lu, ipiv, _info = getrf(A[b])  # info > 0: exact zero pivot, still valid
+        packed[b], ipivs[b] = lu, ipiv
+        order = np.arange(n)
+        for i, j in enumerate(ipiv):
+            if i != j:
+                order[i], order[j] = order[j], order[i]
+                sign[b] = -sign[b]
+        perm[b] = order
+    return LU(packed, perm, sign, ipivs)
+
+
+def _inverse_from_lu(F: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """``A⁻¹`` from ``P A = L U`` (all pivots nonzero): ``U⁻¹ L⁻¹ P``.
+
+    LAPACK's ``gesv`` on a triangular factor does no row exchange (the
+    diagonal already is the largest entry of its column in |re|+|im|) and
+    its elimination is exact, so these are plain triangular solves with the
+    same ``L`` and ``U`` that gave ``det`` — consistent, which is what keeps
+    ``det·A⁻ᵀ`` accurate for ill-conditioned ``A``.
+    """
+    B, n, _ = F.shape
+    L = np.tril(F, -1)
+    L[:, np.arange(n), np.arange(n)] = 1
+    U = np.triu(F)
+    Pm = np.zeros_like(F)
+    Pm[np.arange(B)[:, None], np.arange(n)[None, :], perm] = 1  # rows of P
+    return np.linalg.solve(U, np.linalg.solve(L, Pm))
+
+
+# ---------------------------------------------------------------- SVD
+def _svd_cofactor(A: np.ndarray) -> np.ndarray:
+    """Exact-by-construction cofactor from the SVD, any rank (finite ``A``).
+
+    ``A = U Σ Vᴴ`` ⇒ ``adj(A) = det(U) det(Vᴴ) V diag(π) Uᴴ`` with
+    ``π_i = Π_{j≠i} σ_j``, so ``C = adj(A)ᵀ = d · conj(U) diag(π) conj(Vᴴ)``.
+    ``π`` is formed as mantissa·2ᵉ so that no partial product overflows.
+    """
+    U, s, Vh = np.linalg.svd(A)
+    d = np.linalg.slogdet(U)[0] * np.linalg.slogdet(Vh)[0]
+    m, e = np.frexp(s)  # s = m·2ᵉ
+    e = e.astype(np.int64)
+    zero = m == 0
+    nzero = zero.sum(axis=1)
+    with np.errstate(divide="ignore"):
+        logm = np.log2(np.where(zero, 1.0, m))
+    # Σ_{j≠i} log2 m_j over nonzero j; exponents exactly as integers.
+    tot_log = logm.sum(axis=1)[:, None] - logm
+    tot_e = np.where(zero, 0, e).sum(axis=1)[:, None] - np.where(zero, 0, e)
+    # π_i ≠ 0 only if every other σ_j ≠ 0: no zeros, or the one zero is i.
+    nonzero_pi = (nzero[:, None] == 0) | ((nzero[:, None] == 1) & zero)
+    emax = np.where(nonzero_pi, tot_e, np.iinfo(np.int64).min).max(axis=1)
+    emax = np.where(nonzero_pi.any(axis=1), emax, 0)
+    pi = np.where(nonzero_pi, np.ldexp(np.exp2(tot_log), tot_e - emax[:, None]), 0.0)
+    core = np.matmul(U.conj() * pi[:, None, :], Vh.conj())
+    return ldexp(core * d[:, None, None], emax[:, None, None])
+
+
+# ---------------------------------------------------------------- public
+def _scale(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``A = 2ᵏ·As`` with ``max|As|`` in [0.5, 1) per slot (0 for zero/NaN)."""
+    k = exponent_of_max(np.abs(A).max(axis=(1, 2)))
+    return ldexp(A, -k[:, None, None]), k
+
+
+def det_grad(A: np.ndarray) -> np.ndarray:
+    B, n, _ = A.shape
+    if n == 1:
+        return np.ones_like(A)
+    if n <= 3:
+        return _small_det_grad(A)
+    W = A.astype(work_dtype(A.dtype), copy=False)
+    C = np.full(W.shape, np.nan, dtype=W.dtype)
+    finite = _finite_slots(W)
+    if not finite.any():
+        return C.astype(A.dtype, copy=False)
+    idx = np.flatnonzero(finite)
+    As, k = _scale(W[idx])
+    with np.errstate(all="ignore"):
+        f = lu_batched(As)
+        pivots = f.pivots()
+        tol = TINY_PIVOT_C * n * np.finfo(np.float64).eps * np.abs(As).max(axis=(1, 2))
+        tiny = (np.abs(pivots) <= tol[:, None]).any(axis=1)
+        good = np.flatnonzero(~tiny)
+        bad = np.flatnonzero(tiny)
+        out = np.empty_like(As)
+        if good.size:
+            inv = f.take(good).inverse()
+            m, e = mantissa_product(pivots[good])
+            m = m * f.sign[good]
+            Cg = ldexp(inv.transpose(0, 2, 1) * m[:, None, None],
+                       (e + k[good] * (n - 1))[:, None, None])
+            # inf/NaN from the solve (absurd growth): let the SVD decide.
+            broken = ~np.isfinite(inv).all(axis=(1, 2))
+            out[good] = Cg
+            bad = np.union1d(bad, good[broken])
+        if bad.size:
+            out[bad] = ldexp(_svd_cofactor(As[bad]), (k[bad] * (n - 1))[:, None, None])
+    C[idx] = out
+    return C.astype(A.dtype, copy=False)
+
+
+def logdet_grad(A: np.ndarray) -> np.ndarray:
+    B, n, _ = A.shape
+    W = A.astype(work_dtype(A.dtype), copy=False)
+    with np.errstate(all="ignore"):
+        As, k = _scale(W)
+        f = lu_batched(As)
+        pivots = f.pivots()
+        ok = np.flatnonzero(np.isfinite(pivots).all(axis=1) & (pivots != 0).all(axis=1))
+        G = np.full(W.shape, np.nan, dtype=W.dtype)
+        if ok.size:
+            inv = f.take(ok).inverse()
+            G[ok] = ldexp(inv.transpose(0, 2, 1), -k[ok][:, None, None]).conj()
+    return G.astype(A.dtype, copy=False)
+
+

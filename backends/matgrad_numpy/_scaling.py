@@ -1,0 +1,60 @@
+"""Exact power-of-two scaling helpers (frexp/ldexp), complex-aware.
+
+Multiplying by 2ᵏ is exact barring overflow and subnormal results, which is
+why matgrad scales with powers of two everywhere it needs headroom.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BLOCK", "exponent_of_max", "ldexp", "mantissa_product", "work_dtype"]
+
+#: Elements per temporary block in streaming passes (fits in L2 cache).
+BLOCK = 1 << 16
+
+
+def work_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """float64 or complex128: the precision the NumPy backend computes in."""
+    return np.dtype(np.complex128 if dtype.kind == "c" else np.float64)
+
+
+def ldexp(x: np.ndarray, e: Any) -> np.ndarray:
+    """``x · 2**e`` exactly (barring over/underflow), for real or complex ``x``."""
+    e = np.asarray(e, dtype=np.int64)
+    if np.iscomplexobj(x):
+        out = np.empty(np.broadcast_shapes(x.shape, e.shape), dtype=x.dtype)
+        out.real = np.ldexp(x.real, e)
+        out.imag = np.ldexp(x.imag, e)
+        return out
+    return np.ldexp(x, e)
+
+
+def exponent_of_max(absmax: np.ndarray) -> np.ndarray:
+    """Integer ``k`` with ``absmax = f·2ᵏ``, ``0.5 ≤ f < 1``; 0 for zero or
+    non-finite ``absmax``."""
+    with np.errstate(invalid="ignore"):
+        safe = np.where(np.isfinite(absmax), absmax, 0.0)
+    return np.frexp(safe)[1].astype(np.int64)
+
+
+def mantissa_product(u: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """``Π_j u[..., j]`` as ``(m, e)`` with ``product = m·2ᵉ``, ``|m|`` in [0.5, 1).
+
+    Overflow- and underflow-free for any length: each factor is split into
+    mantissa and exponent, and the running mantissa is renormalised every
+    ``chunk`` factors (0.5**64 is far from underflow).  Zero gives ``m = 0``.
+    """
+    mag = np.abs(u)
+    e_each = exponent_of_max(mag)
+    scaled = ldexp(u, -e_each)
+    m = np.ones(u.shape[:-1], dtype=u.dtype)
+    e = e_each.sum(axis=-1)
+    for j in range(0, u.shape[-1], chunk):
+        m = m * np.prod(scaled[..., j : j + chunk], axis=-1)
+        k = exponent_of_max(np.abs(m))
+        m = ldexp(m, -k)
+        e = e + k
+    return m, e

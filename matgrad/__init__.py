@@ -1,0 +1,38 @@
+"""matgrad: closed-form matrix-calculus gradients, fast and exact, on any backend.
+
+See the README for usage, backend selection and the plugin contract.
+"""
+
+from ._api import (
+    bilinear_grad,
+    charpoly,
+    charpoly_deriv,
+    det_grad,
+    frobenius_grad,
+    logdet_grad,
+)
+from ._backend import Backend, BackendInfo
+from ._hooks import hookimpl, hookspec
+from ._registry import list_backends, refresh_backends
+from ._select import get_backend, set_backend, use_backend
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendInfo",
+    "__version__",
+    "bilinear_grad",
+    "charpoly",
+    "charpoly_deriv",
+    "det_grad",
+    "frobenius_grad",
+    "get_backend",
+    "hookimpl",
+    "hookspec",
+    "list_backends",
+    "logdet_grad",
+    "refresh_backends",
+    "set_backend",
+    "use_backend",
+]
