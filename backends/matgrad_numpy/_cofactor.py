@@ -172,12 +172,14 @@ def _inverse_from_lu(F: np.ndarray, perm: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- SVD
-def _svd_cofactor(A: np.ndarray) -> np.ndarray:
-    """Exact-by-construction cofactor from the SVD, any rank (finite ``A``).
+def _svd_cofactor(A: np.ndarray, extra_exp: np.ndarray) -> np.ndarray:
+    """``C(A)·2^extra_exp`` from the SVD, any rank (finite ``A``).
 
     ``A = U Σ Vᴴ`` ⇒ ``adj(A) = det(U) det(Vᴴ) V diag(π) Uᴴ`` with
     ``π_i = Π_{j≠i} σ_j``, so ``C = adj(A)ᵀ = d · conj(U) diag(π) conj(Vᴴ)``.
-    ``π`` is formed as mantissa·2ᵉ so that no partial product overflows.
+    ``π`` is formed as mantissa·2ᵉ so that no partial product overflows, and
+    the caller's exponent (from pre-scaling) is applied in the same final
+    ``ldexp``, so entries under- or overflow only if their true value does.
     """
     U, s, Vh = np.linalg.svd(A)
     d = np.linalg.slogdet(U)[0] * np.linalg.slogdet(Vh)[0]
@@ -196,7 +198,7 @@ def _svd_cofactor(A: np.ndarray) -> np.ndarray:
     emax = np.where(nonzero_pi.any(axis=1), emax, 0)
     pi = np.where(nonzero_pi, np.ldexp(np.exp2(tot_log), tot_e - emax[:, None]), 0.0)
     core = np.matmul(U.conj() * pi[:, None, :], Vh.conj())
-    return ldexp(core * d[:, None, None], emax[:, None, None])
+    return ldexp(core * d[:, None, None], (emax + extra_exp)[:, None, None])
 
 
 # ---------------------------------------------------------------- public
@@ -238,7 +240,7 @@ def det_grad(A: np.ndarray) -> np.ndarray:
             out[good] = Cg
             bad = np.union1d(bad, good[broken])
         if bad.size:
-            out[bad] = ldexp(_svd_cofactor(As[bad]), (k[bad] * (n - 1))[:, None, None])
+            out[bad] = _svd_cofactor(As[bad], k[bad] * (n - 1))
     C[idx] = out
     return C.astype(A.dtype, copy=False)
 

@@ -1,0 +1,7 @@
+"""``python -m matgrad``."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

@@ -1,0 +1,37 @@
+"""Fixtures shared by the contract suite: one parameter per registered backend.
+
+An unavailable backend appears as a skipped parameter with its reason, so a
+test report always shows which backends were and were not exercised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import matgrad
+
+
+def _backend_params() -> list[object]:
+    params = []
+    for info in matgrad.list_backends():
+        marks = []
+        if "cupy" in info.array_modules:
+            marks.append(pytest.mark.gpu)
+        if not info.available:
+            marks.append(pytest.mark.skip(reason=f"backend {info.name}: {info.reason}"))
+        params.append(pytest.param(info.name, marks=marks, id=info.name))
+    return params
+
+
+BACKENDS = _backend_params()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)

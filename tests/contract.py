@@ -1,0 +1,126 @@
+"""The contract of SPEC §1-§2 as plain check functions.
+
+Each ``check_*`` takes a backend (a name or a ``matgrad.Backend`` instance)
+and raises ``AssertionError`` when the backend breaks the contract.  The
+contract tests call them for every registered backend; ``test_textbook``
+calls them with the textbook formulas and asserts that they fail.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+import matgrad
+from matgrad import _reference as ref
+from matgrad._check import CASES, evaluate
+
+Array = np.ndarray
+
+
+def check_case(label: str, backend: Any) -> None:
+    (case,) = [c for c in CASES if f"{c.op}: {c.label}" == label]
+    score = evaluate(case, backend)
+    assert score.ratio <= 1, f"{label}: error is {score.ratio:.3g} times the allowed bound"
+
+
+def _np(x: Any) -> Array:
+    return np.asarray(x)
+
+
+def check_frobenius_scales(backend: Any) -> None:
+    G = _np(matgrad.frobenius_grad(np.full((2, 2), 1e308), backend=backend))
+    np.testing.assert_array_equal(G, np.full((2, 2), 0.5))
+    R = np.array([[1.0, -2.0], [2.0, 4.0]])  # ‖R‖ = 5
+    for s in (1e200, 1e-200, 1e300, 1e-300, 2.0**-1070):
+        G = _np(matgrad.frobenius_grad(R * s, backend=backend))
+        np.testing.assert_allclose(G, R / 5, rtol=4e-16, atol=0, err_msg=f"scale {s}")
+
+
+def check_frobenius_zero(backend: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        G = _np(matgrad.frobenius_grad(np.zeros((3, 2, 2)), backend=backend))
+    np.testing.assert_array_equal(G, 0)
+
+
+def check_frobenius_isolation(backend: Any) -> None:
+    X = np.random.default_rng(1).standard_normal((4, 3, 3))
+    good = _np(matgrad.frobenius_grad(X, backend=backend))
+    for bad in (np.nan, np.inf):
+        Y = X.copy()
+        Y[1, 2, 0] = bad
+        G = _np(matgrad.frobenius_grad(Y, backend=backend))
+        assert np.isnan(G[1]).all(), "a NaN/inf entry must make its whole matrix NaN"
+        np.testing.assert_array_equal(G[[0, 2, 3]], good[[0, 2, 3]])
+
+
+def check_det_grad_singular(backend: Any) -> None:
+    C = _np(matgrad.det_grad(np.array([[1.0, 2.0], [2.0, 4.0]]), backend=backend))
+    np.testing.assert_array_equal(C, [[4.0, -2.0], [-2.0, 1.0]])
+    A = np.diag([1.0, 2.0, 3.0, 4.0]) - 2 * np.eye(4)
+    C = _np(matgrad.det_grad(A, backend=backend))
+    expect = np.zeros((4, 4))
+    expect[1, 1] = -2.0
+    np.testing.assert_allclose(C, expect, atol=1e-14)
+    C = _np(matgrad.det_grad(np.zeros((5, 5)), backend=backend))
+    np.testing.assert_array_equal(C, 0)
+
+
+def check_det_grad_overflow(backend: Any) -> None:
+    A = np.diag([1e200, 1e200, 1.0, 1.0, 1.0])
+    C = _np(matgrad.det_grad(A, backend=backend))
+    assert not np.isnan(C).any(), "finite input must never give NaN"
+    off = ~np.eye(5, dtype=bool)
+    np.testing.assert_array_equal(C[off], 0)
+    np.testing.assert_allclose(np.diag(C)[:2], [1e200, 1e200], rtol=1e-15)
+    assert np.isposinf(np.diag(C)[2:]).all(), "C_33 = 1e400 overflows, and only it"
+
+
+def check_batch_isolation(backend: Any) -> None:
+    rng = np.random.default_rng(7)
+    for n in (2, 3, 4, 6):
+        A = rng.standard_normal((5, n, n))
+        clean = {
+            "det": _np(matgrad.det_grad(A, backend=backend)),
+            "logdet": _np(matgrad.logdet_grad(A, backend=backend)),
+            "charpoly": _np(matgrad.charpoly_deriv(A, 0.5, backend=backend)),
+        }
+        for poison in (np.nan, np.inf, "singular"):
+            B = A.copy()
+            if poison == "singular":
+                B[2] = 0.0
+                B[2, 0, 0] = 1.0  # rank 1: exact zero pivots
+            else:
+                B[2, 0, n - 1] = poison  # type: ignore[assignment]
+            got = {
+                "det": _np(matgrad.det_grad(B, backend=backend)),
+                "logdet": _np(matgrad.logdet_grad(B, backend=backend)),
+                "charpoly": _np(matgrad.charpoly_deriv(B, 0.5, backend=backend)),
+            }
+            keep = [0, 1, 3, 4]
+            for k in got:
+                np.testing.assert_array_equal(
+                    got[k][keep], clean[k][keep], err_msg=f"{k} n={n} poison={poison}"
+                )
+            if poison == "singular":
+                assert not np.isfinite(got["logdet"][2]).all()
+            else:
+                assert not np.isfinite(got["det"][2]).all()
+
+
+def check_charpoly_at_eigenvalues(backend: Any) -> None:
+    d = _np(matgrad.charpoly_deriv(np.diag([1.0, 2.0, 3.0]), 2.0, backend=backend))
+    assert d == -1.0 and d.shape == ()
+    d = _np(matgrad.charpoly_deriv(np.diag([1.0, 2.0, 3.0, 4.0]), 2.0, backend=backend))
+    assert d == 2.0
+    p = _np(matgrad.charpoly(np.diag([1.0, 2.0, 3.0, 4.0]), [1.0, 2.0, 3.0, 4.0],
+                             backend=backend))
+    np.testing.assert_array_equal(p, 0)
+
+
+def check_det_grad_error(backend: Any, A: Array) -> None:
+    score = ref.det_grad_error_ratio(_np(matgrad.det_grad(A, backend=backend)), A)
+    assert score.ratio <= 1, f"error {score.ratio:.3g}x the backward-stability bound"
