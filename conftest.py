@@ -10,7 +10,7 @@ import pytest
 @functools.cache
 def cuda_device_present() -> tuple[bool, str]:
     try:
-        import cupy  # noqa: F401
+        import cupy
     except Exception as exc:  # noqa: BLE001 - any import failure means no GPU
         return False, f"cupy not importable ({type(exc).__name__}: {exc})"
     try:

@@ -6,7 +6,7 @@ import pluggy
 
 from ._backend import Backend
 
-__all__ = ["PROJECT", "hookimpl", "hookspec", "BackendSpec"]
+__all__ = ["PROJECT", "BackendSpec", "hookimpl", "hookspec"]
 
 #: pluggy project name, also the entry-point group prefix.
 PROJECT = "matgrad"

@@ -10,6 +10,7 @@ repeated by :func:`refresh_backends`.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import traceback
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ class Entry:
 def _safe(get: object) -> str:
     try:
         return str(get())  # type: ignore[operator]
-    except Exception as exc:  # a metadata property must not break listing
+    except Exception as exc:  # noqa: BLE001 - a metadata property must not break listing
         return f"<error: {exc}>"
 
 
@@ -170,9 +171,7 @@ def refresh_backends() -> None:
 
     Call this after installing or removing a backend package at run time.
     """
-    metadata_cache_clear = getattr(metadata, "_cache_clear", None)
-    if callable(metadata_cache_clear):  # pragma: no cover - not in CPython
-        metadata_cache_clear()
+    importlib.invalidate_caches()  # see packages installed since the last look
     _REGISTRY.refresh()
 
 

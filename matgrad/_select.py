@@ -114,7 +114,7 @@ def resolve(backend: BackendLike, array_module: str) -> Backend:
         names, origin = _current()
     else:
         names, origin = _parse(backend), "backend="
-    candidates, skipped = _candidates(names)
+    candidates, _skipped = _candidates(names)
     if not candidates:
         raise RuntimeError(
             f"no available matgrad backend in the selection {','.join(names)!r} "

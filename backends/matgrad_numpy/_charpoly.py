@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ._scaling import exponent_of_max, ldexp, work_dtype
+from ._scaling import exponent_of_max, ldexp, narrow, work_dtype
 
 __all__ = ["LAPACK_MIN_N", "charpoly_deriv", "hessenberg_batched"]
 
@@ -132,8 +132,10 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    B, n, _ = A.shape
+    _B, n, _ = A.shape
     out_dtype = A.dtype
+    if n == 1:  # p = x − a, p′ = 1 whatever a is (even inf/NaN)
+        return (x - A[:, 0, :1]).astype(out_dtype), np.ones(x.shape, out_dtype)
     W = A.astype(work_dtype(A.dtype), copy=False)
     xw = x.astype(work_dtype(x.dtype), copy=False)
     with np.errstate(all="ignore"):
@@ -142,4 +144,4 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
         pm, dpm, pe = _hyman(H, ldexp(xw, -k[:, None]))
         p = ldexp(pm, pe + (k * n)[:, None])
         dp = ldexp(dpm, pe + (k * (n - 1))[:, None])
-    return p.astype(out_dtype, copy=False), dp.astype(out_dtype, copy=False)
+    return narrow(p, out_dtype), narrow(dp, out_dtype)

@@ -3,7 +3,11 @@
 NUMERICS §2.  ``n ≤ 3``: closed forms (exact for singular input, no
 division); a slot whose closed form over/underflows in an intermediate
 product is redone with each row scaled by a power of two.  ``n ≥ 4``: the
-matrix is scaled by ``2⁻ᵏ ≈ 1/max|a|``, factored ``P A = L U`` with partial
+matrix is equilibrated with powers of two, ``Ã = D_r A D_c`` (row maxima,
+then column maxima in [0.5, 1)), which is exact and makes graded matrices
+such as diag(1e200, 1e200, 1, 1, 1) well scaled, since
+``C(A) = D_r C(Ã) D_c / (det D_r det D_c)``; then ``Ã`` is factored
+``P Ã = L U`` with partial
 pivoting (vectorised over the batch for small ``n``, LAPACK ``getrf`` per
 matrix for large ``n``), and ``C = det(A)·A⁻ᵀ`` is formed from that one LU
 with ``det`` kept as mantissa·2ᵉ.  Slots whose LU shows a pivot
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from ._scaling import exponent_of_max, ldexp, mantissa_product, work_dtype
+from ._scaling import exponent_of_max, ldexp, mantissa_product, narrow, work_dtype
 
 __all__ = ["LAPACK_MIN_N", "LU", "det_grad", "logdet_grad", "lu_batched"]
 
@@ -67,7 +71,7 @@ def _small_det_grad(A: np.ndarray) -> np.ndarray:
         redo = ~np.isfinite(C).all(axis=(1, 2)) & _finite_slots(W)
         if redo.any():
             C[redo] = _closed_form_row_scaled(W[redo])
-    return C.astype(A.dtype, copy=False)
+    return narrow(C, A.dtype)
 
 
 # ---------------------------------------------------------------- LU
@@ -173,7 +177,7 @@ def _inverse_from_lu(F: np.ndarray, perm: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- SVD
 def _svd_cofactor(A: np.ndarray, extra_exp: np.ndarray) -> np.ndarray:
-    """``C(A)·2^extra_exp`` from the SVD, any rank (finite ``A``).
+    """``C(A)·2^extra_exp`` (``extra_exp`` per entry) from the SVD, any rank.
 
     ``A = U Σ Vᴴ`` ⇒ ``adj(A) = det(U) det(Vᴴ) V diag(π) Uᴴ`` with
     ``π_i = Π_{j≠i} σ_j``, so ``C = adj(A)ᵀ = d · conj(U) diag(π) conj(Vᴴ)``.
@@ -181,7 +185,12 @@ def _svd_cofactor(A: np.ndarray, extra_exp: np.ndarray) -> np.ndarray:
     the caller's exponent (from pre-scaling) is applied in the same final
     ``ldexp``, so entries under- or overflow only if their true value does.
     """
+    n = A.shape[-1]
     U, s, Vh = np.linalg.svd(A)
+    # Numerical rank ≤ n−2 (σₙ₋₁ within c·n·eps·σ₁ of zero): C = 0 exactly is
+    # the cofactor of a matrix that near, and what the contract asks for.
+    low_rank = s[:, n - 2] <= TINY_PIVOT_C * n * np.finfo(np.float64).eps * s[:, 0]
+    s = np.where(low_rank[:, None], 0.0, s)
     d = np.linalg.slogdet(U)[0] * np.linalg.slogdet(Vh)[0]
     m, e = np.frexp(s)  # s = m·2ᵉ
     e = e.astype(np.int64)
@@ -198,18 +207,21 @@ def _svd_cofactor(A: np.ndarray, extra_exp: np.ndarray) -> np.ndarray:
     emax = np.where(nonzero_pi.any(axis=1), emax, 0)
     pi = np.where(nonzero_pi, np.ldexp(np.exp2(tot_log), tot_e - emax[:, None]), 0.0)
     core = np.matmul(U.conj() * pi[:, None, :], Vh.conj())
-    return ldexp(core * d[:, None, None], (emax + extra_exp)[:, None, None])
+    return ldexp(core * d[:, None, None], emax[:, None, None] + extra_exp)
 
 
 # ---------------------------------------------------------------- public
-def _scale(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``A = 2ᵏ·As`` with ``max|As|`` in [0.5, 1) per slot (0 for zero/NaN)."""
-    k = exponent_of_max(np.abs(A).max(axis=(1, 2)))
-    return ldexp(A, -k[:, None, None]), k
+def _equilibrate(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Ã = D_r A D_c`` with ``D = diag(2^r)``, ``diag(2^c)``: row maxima, then
+    column maxima, brought into [0.5, 1) (zero rows/columns left alone)."""
+    r = -exponent_of_max(np.abs(A).max(axis=2))
+    A1 = ldexp(A, r[:, :, None])
+    c = -exponent_of_max(np.abs(A1).max(axis=1))
+    return ldexp(A1, c[:, None, :]), r, c
 
 
 def det_grad(A: np.ndarray) -> np.ndarray:
-    B, n, _ = A.shape
+    n = A.shape[-1]
     if n == 1:
         return np.ones_like(A)
     if n <= 3:
@@ -218,45 +230,48 @@ def det_grad(A: np.ndarray) -> np.ndarray:
     C = np.full(W.shape, np.nan, dtype=W.dtype)
     finite = _finite_slots(W)
     if not finite.any():
-        return C.astype(A.dtype, copy=False)
+        return narrow(C, A.dtype)
     idx = np.flatnonzero(finite)
-    As, k = _scale(W[idx])
+    At, r, c = _equilibrate(W[idx])
+    # C(A)_ij = C(Ã)_ij · 2^(r_i + c_j − Σr − Σc)
+    shift = r[:, :, None] + c[:, None, :] - (r.sum(axis=1) + c.sum(axis=1))[:, None, None]
     with np.errstate(all="ignore"):
-        f = lu_batched(As)
+        f = lu_batched(At)
         pivots = f.pivots()
-        tol = TINY_PIVOT_C * n * np.finfo(np.float64).eps * np.abs(As).max(axis=(1, 2))
+        tol = TINY_PIVOT_C * n * np.finfo(np.float64).eps * np.abs(At).max(axis=(1, 2))
         tiny = (np.abs(pivots) <= tol[:, None]).any(axis=1)
         good = np.flatnonzero(~tiny)
         bad = np.flatnonzero(tiny)
-        out = np.empty_like(As)
+        out = np.empty_like(At)
         if good.size:
             inv = f.take(good).inverse()
             m, e = mantissa_product(pivots[good])
             m = m * f.sign[good]
-            Cg = ldexp(inv.transpose(0, 2, 1) * m[:, None, None],
-                       (e + k[good] * (n - 1))[:, None, None])
+            out[good] = ldexp(inv.transpose(0, 2, 1) * m[:, None, None],
+                              e[:, None, None] + shift[good])
             # inf/NaN from the solve (absurd growth): let the SVD decide.
             broken = ~np.isfinite(inv).all(axis=(1, 2))
-            out[good] = Cg
             bad = np.union1d(bad, good[broken])
         if bad.size:
-            out[bad] = _svd_cofactor(As[bad], k[bad] * (n - 1))
+            out[bad] = _svd_cofactor(At[bad], shift[bad])
     C[idx] = out
-    return C.astype(A.dtype, copy=False)
+    return narrow(C, A.dtype)
 
 
 def logdet_grad(A: np.ndarray) -> np.ndarray:
-    B, n, _ = A.shape
+    _B, _n, _ = A.shape
     W = A.astype(work_dtype(A.dtype), copy=False)
     with np.errstate(all="ignore"):
-        As, k = _scale(W)
-        f = lu_batched(As)
+        At, r, c = _equilibrate(W)
+        f = lu_batched(At)
         pivots = f.pivots()
         ok = np.flatnonzero(np.isfinite(pivots).all(axis=1) & (pivots != 0).all(axis=1))
         G = np.full(W.shape, np.nan, dtype=W.dtype)
         if ok.size:
+            # A⁻¹ = D_c Ã⁻¹ D_r, so (A⁻ᵀ)_ij = (Ã⁻ᵀ)_ij · 2^(r_i + c_j)
             inv = f.take(ok).inverse()
-            G[ok] = ldexp(inv.transpose(0, 2, 1), -k[ok][:, None, None]).conj()
-    return G.astype(A.dtype, copy=False)
+            shift = r[ok][:, :, None] + c[ok][:, None, :]
+            G[ok] = ldexp(inv.transpose(0, 2, 1), shift).conj()
+    return narrow(G, A.dtype)
 
 

@@ -10,7 +10,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BLOCK", "exponent_of_max", "ldexp", "mantissa_product", "work_dtype"]
+__all__ = [
+    "BLOCK",
+    "exponent_of_max",
+    "ldexp",
+    "mantissa_product",
+    "narrow",
+    "work_dtype",
+]
 
 #: Elements per temporary block in streaming passes (fits in L2 cache).
 BLOCK = 1 << 16
@@ -19,6 +26,13 @@ BLOCK = 1 << 16
 def work_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     """float64 or complex128: the precision the NumPy backend computes in."""
     return np.dtype(np.complex128 if dtype.kind == "c" else np.float64)
+
+
+def narrow(x: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    """Round a float64/complex128 result to ``dtype`` (float32 results that
+    truly exceed float32's range become ±inf, silently)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return x.astype(dtype, copy=False)
 
 
 def ldexp(x: np.ndarray, e: Any) -> np.ndarray:

@@ -1,0 +1,63 @@
+"""The contract suite must catch the textbook formulas.
+
+``mgtest_textbook`` is a working backend built from ``det(A)·inv(A)ᵀ``,
+``X / sqrt(Σx²)`` and ``det(M)·tr(M⁻¹)``.  Every check below passes for the
+real backends (test_contract) and must fail for it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from . import contract
+
+PLUGINS = Path(__file__).parent / "plugins"
+FAILURE = (AssertionError, np.linalg.LinAlgError, RuntimeWarning, FloatingPointError)
+
+
+@pytest.fixture(scope="module")
+def textbook() -> Iterator[Any]:
+    sys.path.insert(0, str(PLUGINS))
+    try:
+        import mgtest_textbook
+
+        yield mgtest_textbook.TextbookBackend()
+    finally:
+        sys.path.remove(str(PLUGINS))
+
+
+CHECKS: list[Callable[[Any], None]] = [
+    contract.check_frobenius_scales,
+    contract.check_frobenius_zero,
+    contract.check_det_grad_singular,
+    contract.check_det_grad_overflow,
+    contract.check_batch_isolation,
+    contract.check_charpoly_at_eigenvalues,
+]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__)
+def test_textbook_formula_fails_contract(textbook: Any, check: Callable[[Any], None]) -> None:
+    with pytest.raises(FAILURE):
+        check(textbook)
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "frobenius_grad: 1e308 2x2",
+        "frobenius_grad: 1e-300 scale",
+        "det_grad: diag(1,2,3,4)-2I",
+        "det_grad: rank 3 of 5",
+        "charpoly_deriv: diag(1,2,3,4) at 2",
+    ],
+)
+def test_textbook_formula_fails_reference_cases(textbook: Any, label: str) -> None:
+    with pytest.raises(FAILURE):
+        contract.check_case(label, textbook)
