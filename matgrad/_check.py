@@ -46,7 +46,8 @@ def _with_singular_values(n: int, s: Iterable[float], seed: int) -> Array:
     r = _rng(seed)
     q1, _ = np.linalg.qr(r.standard_normal((n, n)))
     q2, _ = np.linalg.qr(r.standard_normal((n, n)))
-    return (q1 * np.asarray(list(s))) @ q2
+    out: Array = (q1 * np.asarray(list(s))) @ q2
+    return out
 
 
 def _complex(shape: tuple[int, ...], seed: int) -> Array:

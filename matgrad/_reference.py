@@ -186,7 +186,7 @@ def _diff_norm(got: Array, ref: list[list[Any]]) -> Any:
 
 def _overflow_matches(g: Any, r: Any, big: Any) -> bool:
     if np.isfinite(g):
-        return abs(_to_mp(g) - r) <= abs(r) * 1e-6 or abs(r) <= big
+        return bool(abs(_to_mp(g) - r) <= abs(r) * 1e-6 or abs(r) <= big)
     return bool(np.isinf(g)) and abs(r) > big and (g > 0) == (r > 0)
 
 

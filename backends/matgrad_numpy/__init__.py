@@ -32,7 +32,8 @@ class NumpyBackend(matgrad.Backend):
         return frobenius_grad(X)
 
     def bilinear_grad(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return np.multiply(x[:, :, None], y[:, None, :])
+        out: np.ndarray = np.multiply(x[:, :, None], y[:, None, :])
+        return out
 
     def det_grad(self, A: np.ndarray) -> np.ndarray:
         return det_grad(A)

@@ -67,8 +67,9 @@ def _renormalise(
     return ldexp(m, -k), ldexp(dm, -k), e + k
 
 
-def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(p, p′)`` of ``H (B, n, n)`` (upper Hessenberg) at ``x (B, K)``."""
+def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(p, p′)`` of ``H (B, n, n)`` (upper Hessenberg) at ``x (B, K)``, as
+    mantissas and a shared exponent: ``p = pm·2^pe``, ``p′ = dpm·2^pe``."""
     B, n, _ = H.shape
     K = x.shape[1]
     dtype = np.result_type(H, x)
@@ -128,7 +129,7 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             V[:, i - 1 :] = ldexp(V[:, i - 1 :], -k[:, None, :])
             dV[:, i - 1 :] = ldexp(dV[:, i - 1 :], -k[:, None, :])
             S += k
-    return pm, dpm, pe  # type: ignore[return-value]
+    return pm, dpm, pe
 
 
 def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -54,14 +54,17 @@ def _reduce_rows(
     for pos, cols, j in _blocks(count, N):
         sel: Selector = pos if rows is None else rows[pos]
         parts[pos, j] = partial(X[sel, cols], pos)
-    return combine(parts, axis=1)  # type: ignore[no-any-return]
+    out: np.ndarray = combine(parts, axis=1)
+    return out
 
 
 def _sum_squares(block: np.ndarray) -> np.ndarray:
     """Σ|x|² along axis 1, in float64, pairwise within the block."""
     if np.iscomplexobj(block):
-        return _sum_squares(block.real) + _sum_squares(block.imag)
-    return np.square(block, dtype=np.float64).sum(axis=1)
+        both: np.ndarray = _sum_squares(block.real) + _sum_squares(block.imag)
+        return both
+    s: np.ndarray = np.square(block, dtype=np.float64).sum(axis=1)
+    return s
 
 
 def _divide_into(

@@ -43,7 +43,8 @@ def ldexp(x: np.ndarray, e: Any) -> np.ndarray:
         out.real = np.ldexp(x.real, e)
         out.imag = np.ldexp(x.imag, e)
         return out
-    return np.ldexp(x, e)
+    real: np.ndarray = np.ldexp(x, e)
+    return real
 
 
 def exponent_of_max(absmax: np.ndarray) -> np.ndarray:
