@@ -35,3 +35,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(autouse=True)
+def _restore_selection() -> object:
+    """Undo any process-wide ``set_backend`` a test (or README example) made."""
+    yield
+    matgrad.set_backend(None)
