@@ -97,10 +97,15 @@ class LU:
         """``A⁻¹`` from the factors (every pivot nonzero)."""
         if self.ipiv is None:
             return _inverse_from_lu(self.lu, self.perm)
-        (getri,) = scipy.linalg.get_lapack_funcs(("getri",), (self.lu[0],))
+        getri, getri_lwork = scipy.linalg.get_lapack_funcs(
+            ("getri", "getri_lwork"), (self.lu[0],)
+        )
+        n = self.lu.shape[-1]
+        work, _ = getri_lwork(n)  # the blocked algorithm needs its workspace
+        lwork = max(n, int(np.real(work)))
         out = np.empty_like(self.lu)
         for b in range(self.lu.shape[0]):
-            out[b], _ = getri(self.lu[b], self.ipiv[b])
+            out[b], _ = getri(self.lu[b], self.ipiv[b], lwork=lwork, overwrite_lu=True)
         return out
 
 
@@ -211,13 +216,60 @@ def _svd_cofactor(A: np.ndarray, extra_exp: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- public
-def _equilibrate(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _abs_maxima(A: np.ndarray, axis: int) -> np.ndarray:
+    """max |a| along ``axis`` (NaN-propagating), without a full-size temporary
+    for real ``A``."""
+    if np.iscomplexobj(A):
+        out: np.ndarray = np.abs(A).max(axis=axis)
+        return out
+    real: np.ndarray = np.maximum(A.max(axis=axis), -A.min(axis=axis))
+    return real
+
+
+def _equilibrate(
+    A: np.ndarray, rmax: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``Ã = D_r A D_c`` with ``D = diag(2^r)``, ``diag(2^c)``: row maxima, then
-    column maxima, brought into [0.5, 1) (zero rows/columns left alone)."""
-    r = -exponent_of_max(np.abs(A).max(axis=2))
-    A1 = ldexp(A, r[:, :, None])
-    c = -exponent_of_max(np.abs(A1).max(axis=1))
-    return ldexp(A1, c[:, None, :]), r, c
+    column maxima, brought into [0.5, 1) (zero rows/columns left alone).
+
+    Scaling by powers of two changes no rounding, only the range, so a batch
+    whose row and column maxima all lie within 2^±8 is left as it is (no
+    copy).  Exponents are clipped to ±1000 so that 2^r and 2^c are plain
+    floats and each scaling is one exact multiplication pass.  Also returns
+    ``max|ã|`` per slot (for the pivot test).
+    """
+    if rmax is None:
+        rmax = _abs_maxima(A, 2)
+    r = np.clip(-exponent_of_max(rmax), -1000, 1000)
+    cmax = _abs_maxima(A, 1)
+    if np.abs(r).max(initial=0) <= 8 and np.abs(exponent_of_max(cmax)).max(initial=0) <= 8:
+        zero = np.zeros(A.shape[:2], dtype=np.int64)
+        return A, zero, zero.copy(), rmax.max(axis=1)
+    rs = np.exp2(r.astype(np.float64))
+    A1 = A * rs[:, :, None]
+    c = np.clip(-exponent_of_max(_abs_maxima(A1, 1)), -1000, 1000)
+    A1 *= np.exp2(c.astype(np.float64))[:, None, :]
+    return A1, r, c, np.ones(A.shape[0])  # every |ã_ij| < 1 now
+
+
+def _scale_entries(X: np.ndarray, factor: np.ndarray, g: np.ndarray,
+                   r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``X_ij · factor · 2^(g + r_i + c_j)`` per slot, exact barring over- and
+    underflow: two multiplication passes by exact powers of two where the
+    exponents allow, ``ldexp`` entry by entry where they do not."""
+    rowexp = g[:, None] + r
+    easy = (np.abs(rowexp).max(axis=1) <= 960) & (np.abs(c).max(axis=1) <= 60)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        out: np.ndarray = X * (factor[:, None] * np.exp2(rowexp.clip(-1000, 1000)))[:, :, None]
+        if c.any():
+            out *= np.exp2(c.astype(np.float64))[:, None, :]
+    # An intermediate overflow/underflow can only hide behind a non-finite or
+    # zero-range entry; redo those slots, and the wide-exponent ones, exactly.
+    redo = np.flatnonzero(~easy | ~np.isfinite(out).all(axis=(1, 2)))
+    if redo.size:
+        shift = rowexp[redo][:, :, None] + c[redo][:, None, :]
+        out[redo] = ldexp(X[redo] * factor[redo][:, None, None], shift)
+    return out
 
 
 def det_grad(A: np.ndarray) -> np.ndarray:
@@ -227,51 +279,73 @@ def det_grad(A: np.ndarray) -> np.ndarray:
     if n <= 3:
         return _small_det_grad(A)
     W = A.astype(work_dtype(A.dtype), copy=False)
-    C = np.full(W.shape, np.nan, dtype=W.dtype)
-    finite = _finite_slots(W)
-    if not finite.any():
-        return narrow(C, A.dtype)
-    idx = np.flatnonzero(finite)
-    At, r, c = _equilibrate(W[idx])
-    # C(A)_ij = C(Ã)_ij · 2^(r_i + c_j − Σr − Σc)
-    shift = r[:, :, None] + c[:, None, :] - (r.sum(axis=1) + c.sum(axis=1))[:, None, None]
     with np.errstate(all="ignore"):
-        f = lu_batched(At)
-        pivots = f.pivots()
-        tol = TINY_PIVOT_C * n * np.finfo(np.float64).eps * np.abs(At).max(axis=(1, 2))
-        tiny = (np.abs(pivots) <= tol[:, None]).any(axis=1)
-        good = np.flatnonzero(~tiny)
-        bad = np.flatnonzero(tiny)
+        rmax = _abs_maxima(W, 2)
+        finite = np.isfinite(rmax).all(axis=1)
+        if finite.all():
+            return narrow(_det_grad_finite(W, rmax), A.dtype)
+        C = np.full(W.shape, np.nan, dtype=W.dtype)
+        idx = np.flatnonzero(finite)
+        if idx.size:
+            C[idx] = _det_grad_finite(W[idx], rmax[idx])
+    return narrow(C, A.dtype)
+
+
+def _det_grad_finite(W: np.ndarray, rmax: np.ndarray) -> np.ndarray:
+    n = W.shape[-1]
+    At, r, c, amax = _equilibrate(W, rmax)
+    f = lu_batched(At)
+    pivots = f.pivots()
+    tol = TINY_PIVOT_C * n * np.finfo(np.float64).eps * amax
+    tiny = (np.abs(pivots) <= tol[:, None]).any(axis=1)
+    good = np.flatnonzero(~tiny)
+    bad = np.flatnonzero(tiny)
+    if bad.size == 0:  # the common case: no copies of the factors
+        out = _lu_cofactor(f, pivots, r, c)
+        bad = np.flatnonzero(_has_nan(out))
+    else:
         out = np.empty_like(At)
         if good.size:
-            inv = f.take(good).inverse()
-            m, e = mantissa_product(pivots[good])
-            m = m * f.sign[good]
-            out[good] = ldexp(inv.transpose(0, 2, 1) * m[:, None, None],
-                              e[:, None, None] + shift[good])
-            # inf/NaN from the solve (absurd growth): let the SVD decide.
-            broken = ~np.isfinite(inv).all(axis=(1, 2))
-            bad = np.union1d(bad, good[broken])
-        if bad.size:
-            out[bad] = _svd_cofactor(At[bad], shift[bad])
-    C[idx] = out
-    return narrow(C, A.dtype)
+            out[good] = _lu_cofactor(f.take(good), pivots[good], r[good], c[good])
+            bad = np.union1d(bad, good[_has_nan(out[good])])
+    if bad.size:
+        # C(A)_ij = C(Ã)_ij · 2^(r_i + c_j − Σr − Σc)
+        shift = (r[bad][:, :, None] + c[bad][:, None, :]
+                 - (r[bad].sum(axis=1) + c[bad].sum(axis=1))[:, None, None])
+        out[bad] = _svd_cofactor(At[bad], shift)
+    return out
+
+
+def _has_nan(out: np.ndarray) -> np.ndarray:
+    """Slots whose LU result holds NaN: the solve broke down (absurd growth);
+    inf alone can be a true overflow and is kept."""
+    return np.isnan(out).any(axis=(1, 2))  # type: ignore[no-any-return]
+
+
+def _lu_cofactor(f: LU, pivots: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``C(A) = det(Ã)·Ã⁻ᵀ`` rescaled to ``A``: entry ``(i, j)`` carries
+    ``2^(e + r_i + c_j − Σr − Σc)`` with ``det(Ã) = m·2^e``."""
+    inv = f.inverse()
+    m, e = mantissa_product(pivots)
+    g = e - r.sum(axis=1) - c.sum(axis=1)
+    return _scale_entries(inv.transpose(0, 2, 1), m * f.sign, g, r, c)
 
 
 def logdet_grad(A: np.ndarray) -> np.ndarray:
     _B, _n, _ = A.shape
     W = A.astype(work_dtype(A.dtype), copy=False)
     with np.errstate(all="ignore"):
-        At, r, c = _equilibrate(W)
+        At, r, c, _ = _equilibrate(W)
         f = lu_batched(At)
         pivots = f.pivots()
         ok = np.flatnonzero(np.isfinite(pivots).all(axis=1) & (pivots != 0).all(axis=1))
         G = np.full(W.shape, np.nan, dtype=W.dtype)
         if ok.size:
             # A⁻¹ = D_c Ã⁻¹ D_r, so (A⁻ᵀ)_ij = (Ã⁻ᵀ)_ij · 2^(r_i + c_j)
-            inv = f.take(ok).inverse()
-            shift = r[ok][:, :, None] + c[ok][:, None, :]
-            G[ok] = ldexp(inv.transpose(0, 2, 1), shift).conj()
+            sub = f if ok.size == len(pivots) else f.take(ok)
+            inv = sub.inverse().transpose(0, 2, 1)
+            one = np.ones(ok.size)
+            G[ok] = _scale_entries(inv, one, np.zeros(ok.size, np.int64), r[ok], c[ok]).conj()
     return narrow(G, A.dtype)
 
 

@@ -1,0 +1,73 @@
+"""matgrad's Numba backend: compiled, parallel CPU kernels.
+
+Registered through the ``matgrad.backends`` entry point; available when
+``numba`` imports (``pip install matgrad[numba]``).  Numba itself is imported
+lazily, on the first computation, so listing backends stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+import matgrad
+
+__all__ = ["NumbaBackend", "matgrad_backend"]
+
+
+class NumbaBackend(matgrad.Backend):
+    """Numba ``njit(parallel=True)`` kernels; NumPy arrays in and out."""
+
+    name = "numba"
+    priority = 20  # preferred over the NumPy reference for NumPy input
+    array_modules = ("numpy",)
+
+    def available(self) -> tuple[bool, str]:
+        if importlib.util.find_spec("numba") is None:
+            return False, "numba not installed (pip install 'matgrad[numba]')"
+        return True, ""
+
+    @property
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        from ._runtime import layer
+
+        return f"numba {version('numba')}, threading layer {layer()}"
+
+    @property
+    def device(self) -> str:
+        import numba
+
+        return f"cpu ({numba.config.NUMBA_NUM_THREADS} threads)"
+
+    def frobenius_grad(self, X: np.ndarray) -> np.ndarray:
+        from . import _ops
+
+        return _ops.frobenius_grad(X)
+
+    def bilinear_grad(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        from . import _ops
+
+        return _ops.bilinear_grad(x, y)
+
+    def det_grad(self, A: np.ndarray) -> np.ndarray:
+        from . import _ops
+
+        return _ops.det_grad(A)
+
+    def logdet_grad(self, A: np.ndarray) -> np.ndarray:
+        from . import _ops
+
+        return _ops.logdet_grad(A)
+
+    def charpoly_deriv(self, A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from . import _ops
+
+        return _ops.charpoly_deriv(A, x)
+
+
+@matgrad.hookimpl
+def matgrad_backend() -> matgrad.Backend:
+    return NumbaBackend()

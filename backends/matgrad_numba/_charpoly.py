@@ -1,0 +1,145 @@
+"""Characteristic-polynomial kernels (NUMERICS §3).
+
+``hessenberg``: Householder reduction, one matrix per parallel iteration
+(LAPACK ``gehrd`` through the NumPy backend for large ``n``).  ``hyman``:
+for every (matrix, point) pair in parallel, Hyman's recurrence on
+``M = xI − H`` and its derivative, O(n²) per point, with the diagonal blocks
+of a reducible ``H`` handled one after another (``p = Π p_b``,
+``p′ = Σ p′_b Π_{c≠b} p_c``) and every running quantity kept as
+mantissa·2ᵉ.  Nothing divides by ``x − λ``: exact at eigenvalues.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numba import prange
+
+from ._common import exponent, mul_pow2
+
+__all__ = ["hessenberg", "hyman"]
+
+_BIG = 2.0**200
+_SMALL = 2.0**-200
+
+
+@nb.njit(parallel=True, cache=True)
+def hessenberg(H):  # type: ignore[no-untyped-def]
+    """Reduce each ``H[b]`` in place to upper Hessenberg form (P H P, P = I − 2vvᴴ)."""
+    B, n, _ = H.shape
+    for b in prange(B):
+        v = np.empty(n, dtype=H.dtype)
+        w = np.empty(n, dtype=H.dtype)
+        for k in range(n - 2):
+            norm2 = 0.0
+            for i in range(k + 1, n):
+                norm2 += abs(H[b, i, k]) ** 2  # entries ≤ 1 after scaling
+            norm = math.sqrt(norm2)
+            if norm == 0.0:
+                continue
+            x0 = H[b, k + 1, k]
+            mag0 = abs(x0)
+            phase = x0 / mag0 if mag0 != 0 else x0 * 0 + 1
+            for i in range(k + 1, n):
+                v[i] = H[b, i, k]
+            v[k + 1] += phase * norm  # x − α e₁, α = −phase·‖x‖: no cancellation
+            vn2 = 0.0
+            for i in range(k + 1, n):
+                vn2 += abs(v[i]) ** 2
+            vn = math.sqrt(vn2)
+            for i in range(k + 1, n):
+                v[i] = v[i] / vn
+            # left: rows k+1.., columns k..
+            for j in range(k, n):
+                s = H[b, k + 1, j] * 0
+                for i in range(k + 1, n):
+                    s += v[i].conjugate() * H[b, i, j]
+                w[j] = 2 * s
+            for i in range(k + 1, n):
+                for j in range(k, n):
+                    H[b, i, j] -= v[i] * w[j]
+            # right: all rows, columns k+1..
+            for i in range(n):
+                s = H[b, i, k + 1] * 0
+                for j in range(k + 1, n):
+                    s += H[b, i, j] * v[j]
+                s = 2 * s
+                for j in range(k + 1, n):
+                    H[b, i, j] -= s * v[j].conjugate()
+            for i in range(k + 2, n):
+                H[b, i, k] = 0
+
+
+@nb.njit(cache=True)
+def _point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
+    """(pm, dpm, pe) for one upper Hessenberg H at one point x."""
+    n = H.shape[0]
+    zero = x * 0
+    pm = zero + 1
+    dpm = zero
+    pe = 0
+    end = n - 1  # last index of the current diagonal block
+    v[end] = zero + 1
+    dv[end] = zero
+    S = 0  # v, dv carry a factor 2^S
+    hm = H[0, 0] * 0 + 1  # Π of the block's subdiagonal, as hm·2^he
+    he = 0
+    for i in range(n - 1, -1, -1):
+        s = x * v[i]
+        ds = x * dv[i] + v[i]
+        for j in range(i, end + 1):
+            h = H[i, j]
+            s -= h * v[j]
+            ds -= h * dv[j]
+        hsub = sub[i] if i > 0 else H[0, 0] * 0
+        if hsub == 0:
+            # block [i, end] done: p_b = s·Πh·2^S, p′_b = ds·Πh·2^S
+            a = s * hm
+            da = ds * hm
+            pm, dpm = pm * a, dpm * a + pm * da
+            pe += S + he
+            k = exponent(max(abs(pm), abs(dpm)))
+            pm = mul_pow2(pm, -k)
+            dpm = mul_pow2(dpm, -k)
+            pe += k
+            if i > 0:
+                end = i - 1
+                v[end] = zero + 1
+                dv[end] = zero
+                S = 0
+                hm = H[0, 0] * 0 + 1
+                he = 0
+        else:
+            v[i - 1] = s / hsub
+            dv[i - 1] = ds / hsub
+            hm = hm * hsub
+            k = exponent(abs(hm))
+            hm = mul_pow2(hm, -k)
+            he += k
+            big = max(abs(v[i - 1]), abs(dv[i - 1]))
+            if big > _BIG or (big < _SMALL and big > 0):
+                k = exponent(big)
+                for j in range(i - 1, end + 1):
+                    v[j] = mul_pow2(v[j], -k)
+                    dv[j] = mul_pow2(dv[j], -k)
+                S += k
+    return pm, dpm, pe
+
+
+@nb.njit(parallel=True, cache=True)
+def hyman(H, sub, x, pm, dpm, pe, nchunks):  # type: ignore[no-untyped-def]
+    """Fill ``pm, dpm, pe (B, K)`` for every (matrix, point) pair, in
+    ``nchunks`` contiguous chunks of pairs (one workspace each)."""
+    B, n, _ = H.shape
+    K = x.shape[1]
+    total = B * K
+    nchunks = max(1, min(total, nchunks))
+    for ch in prange(nchunks):
+        v = np.empty(n, dtype=x.dtype)
+        dv = np.empty(n, dtype=x.dtype)
+        for t in range(ch * total // nchunks, (ch + 1) * total // nchunks):
+            b = t // K
+            k = t - b * K
+            pm[b, k], dpm[b, k], pe[b, k] = _point(H[b], sub[b], x[b, k], v, dv)

@@ -1,0 +1,154 @@
+"""Python-level orchestration of the Numba kernels (dtype, paths, fallbacks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+from matgrad_numpy import _charpoly as np_charpoly
+from matgrad_numpy import _cofactor as np_cofactor
+from matgrad_numpy._scaling import exponent_of_max, ldexp, mantissa_product, narrow, work_dtype
+
+from . import _charpoly, _cofactor, _frobenius
+from ._runtime import chunks, parallel_call
+
+__all__ = ["bilinear_grad", "charpoly_deriv", "det_grad", "frobenius_grad", "logdet_grad"]
+
+#: Below this many points per matrix (and from this size on), one LU per
+#: point (4/3·n³) beats a Hessenberg reduction (10/3·n³) + O(n²) per point.
+LU_ROUTE_MAX_POINTS = 2
+LU_ROUTE_MIN_N = 64
+
+
+def frobenius_grad(X: np.ndarray) -> np.ndarray:
+    return _frobenius.frobenius_grad(X)
+
+
+def bilinear_grad(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = np.empty((x.shape[0], x.shape[1], y.shape[1]), dtype=x.dtype)
+    parallel_call(_frobenius.bilinear_grad_into, x, y, out)
+    return out
+
+
+def _lu_path(A: np.ndarray, inverse_t: bool) -> tuple[np.ndarray, np.ndarray]:
+    W = A.astype(work_dtype(A.dtype), copy=False)
+    out = np.empty_like(W)
+    status = parallel_call(_cofactor.lu_kernel, W, out, inverse_t, chunks())
+    return out, status
+
+
+def det_grad(A: np.ndarray) -> np.ndarray:
+    n = A.shape[-1]
+    if n == 1:
+        return np.ones_like(A)
+    if n <= 3:
+        W = A.astype(work_dtype(A.dtype), copy=False)
+        C = np.empty_like(W)
+        parallel_call(_cofactor.closed_form, W, C)
+        return narrow(C, A.dtype)
+    if n >= _cofactor.LAPACK_MIN_N:
+        return np_cofactor.det_grad(A)  # LAPACK getrf/getri per matrix
+    C, status = _lu_path(A, inverse_t=False)
+    C[status == _cofactor.NONFINITE] = np.nan
+    redo = np.flatnonzero(status == _cofactor.FALLBACK)
+    if redo.size:  # tiny pivot: rank-revealing adjugate (rare)
+        C[redo] = np_cofactor.det_grad(C.dtype.type(0) + A[redo].astype(C.dtype))
+    return narrow(C, A.dtype)
+
+
+def logdet_grad(A: np.ndarray) -> np.ndarray:
+    n = A.shape[-1]
+    if n >= _cofactor.LAPACK_MIN_N:
+        return np_cofactor.logdet_grad(A)
+    G, status = _lu_path(A, inverse_t=True)
+    G[status != _cofactor.OK] = np.nan
+    return narrow(G, A.dtype)
+
+
+def _charpoly_lu(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(pm, dpm, pe)`` by one LU of ``M = xI − A`` per point, or None per
+    matrix whose LU shows a tiny pivot (x at or near an eigenvalue).
+
+    ``p = det M`` from the pivots; ``p′ = det(M)·tr(M⁻¹)`` with
+    ``tr(M⁻¹) = Σ_ik (U⁻¹)_ik (L⁻¹P)_ki``: two triangular inverses (n³/3 each)
+    instead of a full inverse.
+    """
+    B, n, _ = A.shape
+    K = x.shape[1]
+    pm = np.empty((B, K), dtype=x.dtype)
+    dpm = np.empty((B, K), dtype=x.dtype)
+    pe = np.zeros((B, K), dtype=np.int64)
+    ok = np.ones(B, dtype=bool)
+    getrf, trtri = scipy.linalg.get_lapack_funcs(("getrf", "trtri"), (A[0],))
+    eye = np.eye(n, dtype=A.dtype)
+    for b in range(B):
+        for k in range(K):
+            M = x[b, k] * eye - A[b]
+            lu, ipiv, info = getrf(M, overwrite_a=True)
+            piv = np.diagonal(lu)
+            tol = 4.0 * n * np.finfo(np.float64).eps * np.abs(M).max(initial=0.0)
+            if info != 0 or np.abs(piv).min() <= tol:
+                ok[b] = False
+                break
+            perm = np.arange(n)
+            sign = 1.0
+            for i, j in enumerate(ipiv):
+                if i != j:
+                    perm[i], perm[j] = perm[j], perm[i]
+                    sign = -sign
+            uinv, _ = trtri(lu, lower=0)
+            linv, _ = trtri(lu, lower=1, unitdiag=1)
+            uinv = np.triu(uinv)
+            linv = np.tril(linv, -1) + np.eye(n)
+            pinv = np.argsort(perm)
+            trace = np.sum(uinv * linv[:, pinv].T)
+            m, e = mantissa_product(piv[None, :])
+            pm[b, k] = sign * m[0]
+            dpm[b, k] = sign * m[0] * trace
+            pe[b, k] = e[0]
+    return pm, dpm, pe, ok  # type: ignore[return-value]
+
+
+def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    B, n, _ = A.shape
+    out_dtype = A.dtype
+    if n == 1:  # p = x − a, p′ = 1 whatever a is (even inf/NaN)
+        return (x - A[:, 0, :1]).astype(out_dtype), np.ones(x.shape, out_dtype)
+    W = A.astype(work_dtype(A.dtype), copy=False)
+    xw = x.astype(work_dtype(x.dtype), copy=False)
+    with np.errstate(all="ignore"):
+        k = exponent_of_max(np.abs(W).max(axis=(1, 2)))
+        As = ldexp(W, -k[:, None, None])
+        xs = ldexp(xw, -k[:, None])
+        pm = np.empty(xs.shape, dtype=xs.dtype)
+        dpm = np.empty_like(pm)
+        pe = np.zeros(xs.shape, dtype=np.int64)
+        todo = np.ones(B, dtype=bool)
+        if x.shape[1] <= LU_ROUTE_MAX_POINTS and n >= LU_ROUTE_MIN_N:
+            pm, dpm, pe, ok = _charpoly_lu(As, xs)  # type: ignore[misc]
+            todo = ~ok
+        idx = np.flatnonzero(todo)
+        if idx.size:
+            if n >= np_charpoly.LAPACK_MIN_N:
+                H = np_charpoly.hessenberg_batched(As[idx])
+            else:
+                H = np.ascontiguousarray(As[idx])
+                parallel_call(_charpoly.hessenberg, H)
+            sub = np.zeros((idx.size, n), dtype=H.dtype)
+            diag = np.abs(H[:, np.arange(n), np.arange(n)])
+            sub[:, 1:] = H[:, np.arange(1, n), np.arange(n - 1)]
+            negligible = np.abs(sub[:, 1:]) <= np.finfo(np.float64).eps * (
+                diag[:, :-1] + diag[:, 1:]
+            )
+            sub[:, 1:][negligible] = 0
+            qm = np.empty((idx.size, xs.shape[1]), dtype=xs.dtype)
+            dqm = np.empty_like(qm)
+            qe = np.zeros(qm.shape, dtype=np.int64)
+            parallel_call(_charpoly.hyman, H.astype(xs.dtype, copy=False),
+                          sub.astype(xs.dtype), np.ascontiguousarray(xs[idx]), qm, dqm, qe,
+                          chunks())
+            pm[idx], dpm[idx], pe[idx] = qm, dqm, qe
+        p = ldexp(pm, pe + (k * n)[:, None])
+        dp = ldexp(dpm, pe + (k * (n - 1))[:, None])
+    return narrow(p, out_dtype), narrow(dp, out_dtype)
+
+
