@@ -125,16 +125,17 @@ def _one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-untyped-def]
         for i in range(n):
             for j in range(n):
                 W[i, j] = A[i, j] * fr[i] * fc[j]
+        amax = 1.0  # every |ã_ij| < 1 after equilibration
     else:
+        amax = 0.0
         for i in range(n):
             fr[i] = 1.0
             fc[i] = 1.0
             for j in range(n):
                 W[i, j] = A[i, j]
-    amax = 0.0
+            for j in range(n):
+                amax = max(amax, abs(W[i, j]))
     for i in range(n):
-        for j in range(n):
-            amax = max(amax, abs(W[i, j]))
         perm[i] = i
     tol = 4.0 * n * _EPS * amax
     # Gauss-Jordan, in place; det = sign·Π pivots kept as dm·2^de
@@ -169,12 +170,11 @@ def _one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-untyped-def]
         for j in range(n):
             W[k, j] = W[k, j] * inv
         for i in range(n):
-            if i != k:
-                f = W[i, k]
-                if f != 0:
-                    W[i, k] = 0.0
-                    for j in range(n):
-                        W[i, j] -= f * W[k, j]
+            f = W[i, k]
+            if i != k and f != 0:
+                W[i, k] = 0.0
+                for j in range(n):
+                    W[i, j] -= f * W[k, j]
     # W is now Ã⁻¹ with its columns permuted: Ã⁻¹[:, perm[j]] = W[:, j]
     if inverse_t:
         # A⁻¹ = D_c Ã⁻¹ D_r: (A⁻ᵀ)_ij = (Ã⁻¹)_ji · fr_i · fc_j, conjugated
@@ -189,16 +189,24 @@ def _one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-untyped-def]
         return OK
     # C(A)_ij = det(Ã)·(Ã⁻¹)_ji · 2^(r_i + c_j − Σr − Σc), with det = dm·2^de
     g = de - rsum - csum
-    easy = -900 <= g <= 900
-    scale = dm * math.ldexp(1.0, min(max(g, -1000), 1000))
-    for j in range(n):
-        pj = perm[j]
-        for i in range(n):
-            x = W[i, j]
-            if easy:
-                out[pj, i] = scale * x * fr[pj] * fc[i]
-            else:
-                out[pj, i] = mul_pow2(dm * x * fr[pj] * fc[i], g)
+    if -900 <= g <= 900:
+        scale = dm * math.ldexp(1.0, g)
+        if scaled:
+            for j in range(n):
+                pj = perm[j]
+                sj = scale * fr[pj]
+                for i in range(n):
+                    out[pj, i] = sj * W[i, j] * fc[i]
+        else:
+            for j in range(n):
+                pj = perm[j]
+                for i in range(n):
+                    out[pj, i] = scale * W[i, j]
+    else:
+        for j in range(n):
+            pj = perm[j]
+            for i in range(n):
+                out[pj, i] = mul_pow2(dm * W[i, j] * fr[pj] * fc[i], g)
     for i in range(n):
         for j in range(n):
             if out[i, j] != out[i, j]:
