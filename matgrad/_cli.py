@@ -83,6 +83,66 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Progress:
+    """tqdm when installed, else a plain text bar on stderr."""
+
+    def __init__(self) -> None:
+        self.bar: object = None
+        try:
+            import tqdm
+
+            self.tqdm: object = tqdm
+        except ImportError:
+            self.tqdm = None
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        if self.tqdm is not None:
+            if self.bar is None:
+                self.bar = self.tqdm.tqdm(total=total, file=sys.stderr,  # type: ignore[attr-defined]
+                                          unit="run", leave=False)
+            bar = self.bar
+            bar.n = done  # type: ignore[attr-defined]
+            bar.set_description_str(what[:50])  # type: ignore[attr-defined]
+            bar.refresh()  # type: ignore[attr-defined]
+            if done >= total:
+                bar.close()  # type: ignore[attr-defined]
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        end = "\n" if done >= total else ""
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what[:50]:50s}",
+              end=end, file=sys.stderr, flush=True)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import _bench
+
+    found = entries()
+    for name in args.backend or []:
+        if name not in found or not found[name].available:
+            why = found[name].reason if name in found else "unknown"
+            print(f"matgrad bench: backend {name!r} cannot run: {why}", file=sys.stderr)
+            return 2
+    results = _bench.run_bench(args.backend, quick=args.quick, repeats=args.repeats,
+                               compare=not args.no_compare, progress=_Progress())
+    info = _bench.machine_info()
+    print(f"matgrad bench ({'quick' if args.quick else 'full'}) — {info['date']}")
+    print(", ".join(f"{k} {v}" for k, v in info.items() if k != "date"))
+    print("median seconds per call after one warm-up call; 'first' is the warm-up "
+          "(includes JIT compilation);\n'speed-up' is the NumPy formula's time over this "
+          "one; '/floor' is this time over the floor's\n")
+    print(_table(["workload", "contestant", "median s", "first s", "speed-up", "/floor",
+                  "note"], _bench.table(results)))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            fh.write(_bench.to_json(results))
+        print(f"\nwrote {args.json}")
+    if args.plot:
+        _bench.plot(results, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="matgrad", description="Closed-form matrix-calculus gradients."
@@ -94,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", action="append",
                    help="backend to check (repeatable); default: every available one")
     p.set_defaults(func=_cmd_check)
+    p = sub.add_parser("bench", help="time every operation side by side")
+    p.add_argument("--backend", action="append",
+                   help="backend to time (repeatable); default: every available one")
+    p.add_argument("--quick", action="store_true", help="small workloads (under a minute)")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls per contestant")
+    p.add_argument("--no-compare", action="store_true",
+                   help="skip the NumPy formula, PyTorch and JAX")
+    p.add_argument("--json", metavar="FILE", help="write all results as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="write a log-scale chart (matplotlib)")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -43,3 +43,40 @@ def test_check_fails_textbook_backend_in_subprocess() -> None:
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAIL" in r.stdout and "failures:" in r.stdout
     assert "LinAlgError" in r.stdout  # det·inv raises on singular input
+
+
+def test_bench_table_json_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    import numpy as np
+
+    from matgrad import _bench
+
+    small = [
+        _bench.Workload("det_grad", "50x3x3", lambda r: (r.standard_normal((50, 3, 3)),), "copy"),
+        _bench.Workload("bilinear_grad", "8x9", lambda r: (np.ones(8), np.ones(9)), "fill"),
+        _bench.Workload("charpoly_deriv", "5x5, 7 pts",
+                        lambda r: (r.standard_normal((5, 5)), r.standard_normal(7)), ""),
+    ]
+    monkeypatch.setattr(_bench, "WORKLOADS", small)
+    monkeypatch.setattr(_bench, "SETTLE_S", 0.0)
+    out_json = tmp_path / "b.json"
+    args = ["bench", "--backend", "numpy", "--repeats", "2", "--json", str(out_json)]
+    try:
+        import matplotlib  # noqa: F401
+
+        args += ["--plot", str(tmp_path / "b.png")]
+    except ImportError:
+        pass
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "matgrad[numpy]" in text and "numpy formula" in text and "floor: X.copy()" in text
+    data = json.loads(out_json.read_text())
+    got = {(r["op"], r["contestant"]) for r in data["results"]}
+    assert ("det_grad", "matgrad[numpy]") in got and ("bilinear_grad", "floor: np.full") in got
+    assert all(r["median_s"] > 0 for r in data["results"] if not r["error"])
+    assert data["machine"]["cpus"] >= 1
+    if "--plot" in args:
+        assert (tmp_path / "b.png").stat().st_size > 1000
