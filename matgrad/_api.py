@@ -68,6 +68,8 @@ def frobenius_grad(X: Any, *, backend: BackendLike = None) -> Any:
     call = Call("frobenius_grad", backend, {"X": X})
     shape = call.matrix("X", square=False)
     m, n = shape[-2:]
+    if call.orchestrator is not None:
+        return call.orchestrate("frobenius_grad")
     B = prod(shape[:-2])
     if B * m * n == 0:
         return call.empty_result(shape)
@@ -108,6 +110,8 @@ def bilinear_grad(x: Any, y: Any, *, backend: BackendLike = None) -> Any:
     xs, ys = call.vector("x"), call.vector("y")
     m, n = xs[-1], ys[-1]
     batch = broadcast_batch("bilinear_grad", {"x": xs[:-1], "y": ys[:-1]})
+    if call.orchestrator is not None:
+        return call.orchestrate("bilinear_grad")
     B = prod(batch)
     out_shape = (*batch, m, n)
     if B * m * n == 0:
@@ -157,6 +161,8 @@ def det_grad(A: Any, *, backend: BackendLike = None) -> Any:
     """
     call = Call("det_grad", backend, {"A": A})
     shape = call.matrix("A", square=True)
+    if call.orchestrator is not None:
+        return call.orchestrate("det_grad")
     n = shape[-1]
     B = prod(shape[:-2])
     if B * n == 0:
@@ -195,6 +201,8 @@ def logdet_grad(A: Any, *, backend: BackendLike = None) -> Any:
     """
     call = Call("logdet_grad", backend, {"A": A})
     shape = call.matrix("A", square=True)
+    if call.orchestrator is not None:
+        return call.orchestrate("logdet_grad")
     n = shape[-1]
     B = prod(shape[:-2])
     if B * n == 0:
@@ -215,6 +223,9 @@ def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any
     ashape = call.matrix("A", square=True)
     n = ashape[-1]
     out = broadcast_batch(func, {"A[..., :, :]": ashape[:-2], "x": call.shape("x")})
+    if call.orchestrator is not None:
+        p, dp = call.orchestrate("charpoly_deriv")
+        return p, dp
     d = len(out)
     apad = (1,) * (d - len(ashape) + 2) + ashape[:-2]
     point_axes = [i for i in range(d) if apad[i] == 1 and out[i] != 1]

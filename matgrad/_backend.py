@@ -47,6 +47,10 @@ class Backend(abc.ABC):
     priority: int = 0
     #: Top-level modules of the array types this backend takes natively.
     array_modules: tuple[str, ...] = ("numpy",)
+    #: True for a backend that spreads work over the pieces of a chunked or
+    #: lazy array type (Dask) and runs another backend inside each piece.  An
+    #: input of its native type is always handed to :meth:`orchestrate`.
+    orchestrates: bool = False
 
     # -- metadata ---------------------------------------------------------
     def available(self) -> tuple[bool, str]:
@@ -105,6 +109,20 @@ class Backend(abc.ABC):
         ``p(x) = det(xI − A)``.  ``A`` and ``x`` share one dtype.  A matrix is
         reduced at most once per call, never once per point.
         """
+
+    # -- orchestration (only for ``orchestrates = True``) -----------------
+    def block_module(self, x: Any) -> str:
+        """Array type of the pieces of ``x`` (e.g. ``"numpy"``, ``"cupy"``)."""
+        raise NotImplementedError(f"{self.name} does not orchestrate")
+
+    def orchestrate(
+        self, op: str, inputs: dict[str, Any], inner: str, options: dict[str, Any]
+    ) -> Any:
+        """Run public operation ``op`` on validated ``inputs`` of this
+        backend's array type, with backend ``inner`` (resolved by the usual
+        rules, carried by name) inside each piece.  Returns this backend's
+        array type (for ``charpoly_deriv``: the pair ``(p, p′)``)."""
+        raise NotImplementedError(f"{self.name} does not orchestrate")
 
     def __repr__(self) -> str:
         return f"<matgrad backend {self.name!r}>"

@@ -34,7 +34,7 @@ def input_module(*xs: object) -> str:
     return best
 
 
-def _native_backend_for(module: str) -> Backend | None:
+def native_backend_for(module: str) -> Backend | None:
     """An available registered backend whose native type is ``module``."""
     if module == "numpy":
         return None
@@ -52,7 +52,7 @@ def to_numpy(x: Any) -> np.ndarray:
     when it already is one."""
     mod = array_module_of(x)
     if mod != "numpy":
-        owner = _native_backend_for(mod)
+        owner = native_backend_for(mod)
         if owner is not None:
             return owner.to_numpy(x)
     return np.asarray(x)
@@ -113,8 +113,22 @@ class Call:
         # arrays where they already carry them (cupy, dask).
         self.inputs = {k: self._shaped(v) for k, v in inputs.items()}
         self.dtype = result_dtype(func, self.inputs)
-        self.backend = resolve(backend, self.module)
+        # A chunked/lazy input type (Dask) is always handed to its
+        # orchestrating backend, with the backend for its pieces resolved here.
+        owner = native_backend_for(self.module)
+        self.orchestrator = owner if owner is not None and owner.orchestrates else None
+        if self.orchestrator is not None:
+            piece = next(x for x in inputs.values() if array_module_of(x) == self.module)
+            self.inner = resolve(backend, self.orchestrator.block_module(piece), inner=True)
+            self.backend = self.orchestrator
+        else:
+            self.backend = resolve(backend, self.module)
         self.xp = self.backend.xp
+
+    def orchestrate(self, op: str, **options: Any) -> Any:
+        """Hand the validated call to the orchestrating backend."""
+        assert self.orchestrator is not None
+        return self.orchestrator.orchestrate(op, self.inputs, self.inner.name, options)
 
     @staticmethod
     def _shaped(x: Any) -> Any:
@@ -181,7 +195,7 @@ class Call:
         y = self.backend.to_numpy(y)
         if self.module == "numpy":
             return y
-        owner = _native_backend_for(self.module)
+        owner = native_backend_for(self.module)
         return owner.asarray(y) if owner is not None else y
 
 

@@ -81,40 +81,47 @@ def _current() -> tuple[tuple[str, ...], str]:
     return (AUTO,), "default"
 
 
-def _candidates(names: Sequence[str]) -> tuple[list[Backend], list[str]]:
-    """Available backends in selection order, and notes on skipped ones."""
+def _candidates(names: Sequence[str]) -> list[Backend]:
+    """Available backends in selection order (unavailable names skipped;
+    their reasons appear in the error if nothing is left)."""
     found = entries()
     by_priority = sorted(
         (e for e in found.values() if e.available),
         key=lambda e: (-e.backend.priority, e.name),  # type: ignore[union-attr]
     )
     out: list[Backend] = []
-    skipped: list[str] = []
     for name in names:
-        if name == AUTO:
-            group = by_priority
-        else:
-            e = found[name]
-            if not e.available:
-                skipped.append(f"{name}: {e.reason}")
-                continue
-            group = [e]
+        group = by_priority if name == AUTO else [found[name]]
         for entry in group:
-            assert entry.backend is not None
-            if entry.backend not in out:
+            if entry.available and entry.backend is not None and entry.backend not in out:
                 out.append(entry.backend)
-    return out, skipped
+    return out
 
 
-def resolve(backend: BackendLike, array_module: str) -> Backend:
-    """The backend that runs a call on inputs of type ``array_module``."""
+def resolve(backend: BackendLike, array_module: str, *, inner: bool = False) -> Backend:
+    """The backend that runs a call on inputs of type ``array_module``.
+
+    ``inner=True`` resolves the backend that runs *inside* the pieces of an
+    orchestrated (e.g. Dask) array: orchestrators are skipped, and a
+    selection that names only orchestrators falls back to the active
+    selection, then to ``auto``.
+    """
     if isinstance(backend, Backend):
+        if inner and backend.orchestrates:
+            return resolve(None, array_module, inner=True)
         return backend
     if backend is None:
         names, origin = _current()
     else:
         names, origin = _parse(backend), "backend="
-    candidates, _skipped = _candidates(names)
+    candidates = _candidates(names)
+    if inner:
+        candidates = [b for b in candidates if not b.orchestrates]
+        if not candidates and backend is not None:
+            return resolve(None, array_module, inner=True)
+        if not candidates and names != (AUTO,):
+            names, origin = (AUTO,), "auto (the selection names only orchestrators)"
+            candidates = [b for b in _candidates(names) if not b.orchestrates]
     if not candidates:
         raise RuntimeError(
             f"no available matgrad backend in the selection {','.join(names)!r} "

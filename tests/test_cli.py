@@ -62,6 +62,9 @@ def test_bench_table_json_plot(
     ]
     monkeypatch.setattr(_bench, "WORKLOADS", small)
     monkeypatch.setattr(_bench, "SETTLE_S", 0.0)
+    # the optional autodiff contestants are exercised by real runs, not here
+    monkeypatch.setattr(_bench, "_torch", lambda op, args: None)
+    monkeypatch.setattr(_bench, "_jax", lambda op, args: None)
     out_json = tmp_path / "b.json"
     args = ["bench", "--backend", "numpy", "--repeats", "2", "--json", str(out_json)]
     try:

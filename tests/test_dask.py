@@ -1,0 +1,148 @@
+"""Dask backend: laziness, inner backend carried by name, real cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import matgrad
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+pytestmark = pytest.mark.skipif(
+    not any(b.name == "dask" and b.available for b in matgrad.list_backends()),
+    reason="dask backend unavailable",
+)
+
+
+def _boom() -> np.ndarray:
+    raise RuntimeError("computed too early")
+
+
+def test_results_are_lazy_dask_arrays() -> None:
+    poisoned = da.from_delayed(dask.delayed(_boom)(), shape=(4, 3, 3), dtype=float)
+    outs = [
+        matgrad.det_grad(poisoned),
+        matgrad.logdet_grad(poisoned),
+        matgrad.frobenius_grad(poisoned),
+        matgrad.charpoly(poisoned, 0.5),
+        matgrad.bilinear_grad(poisoned[:, 0], poisoned[:, 1]),
+    ]
+    assert all(isinstance(o, da.Array) for o in outs)
+    p, dp = matgrad.charpoly_deriv(poisoned, 0.5, return_value=True)
+    assert isinstance(p, da.Array) and isinstance(dp, da.Array)
+    assert matgrad.det_grad(poisoned).shape == (4, 3, 3)
+    with pytest.raises(RuntimeError, match="computed too early"):
+        outs[0].compute()
+
+
+def test_validation_happens_when_the_graph_is_built() -> None:
+    with pytest.raises(ValueError, match=r"square .*\(5, 2, 3\)"):
+        matgrad.det_grad(da.ones((5, 2, 3)))
+    with pytest.raises(TypeError, match="dtype"):
+        matgrad.det_grad(da.from_array(np.array([[["a"]]])))
+    assert matgrad.det_grad(da.ones((2, 3, 3), dtype=np.float32)).dtype == np.float32
+    assert matgrad.det_grad(da.ones((2, 3, 3), dtype=np.int64)).dtype == np.float64
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    calls = {"numpy": 0, "numba": 0}
+    import matgrad_numpy
+
+    orig_np = matgrad_numpy.NumpyBackend.det_grad
+
+    def np_det(self: object, A: np.ndarray) -> np.ndarray:
+        calls["numpy"] += 1
+        return orig_np(self, A)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matgrad_numpy.NumpyBackend, "det_grad", np_det)
+    try:
+        import matgrad_numba
+
+        orig_nb = matgrad_numba.NumbaBackend.det_grad
+
+        def nb_det(self: object, A: np.ndarray) -> np.ndarray:
+            calls["numba"] += 1
+            return orig_nb(self, A)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(matgrad_numba.NumbaBackend, "det_grad", nb_det)
+    except ImportError:
+        pass
+    return calls
+
+
+def test_inner_backend_resolved_at_build_time_and_carried_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    A = np.random.default_rng(0).standard_normal((12, 4, 4))
+    dA = da.from_array(A, chunks=(5, 4, 4))
+    calls = _spy(monkeypatch)
+    with matgrad.use_backend("numpy"):
+        lazy = matgrad.det_grad(dA)
+    # computed outside the context, on Dask's worker threads
+    got = lazy.compute(scheduler="threads")
+    np.testing.assert_allclose(got, matgrad.det_grad(A, backend="numpy"), rtol=1e-14)
+    assert calls["numpy"] == 3 + 1 and calls["numba"] == 0  # 3 blocks + the reference
+    if any(b.name == "numba" and b.available for b in matgrad.list_backends()):
+        calls["numpy"] = 0
+        matgrad.det_grad(dA, backend="numba").compute()
+        assert calls["numba"] == 3 and calls["numpy"] == 0
+
+
+def test_selecting_dask_itself_falls_back_for_the_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dA = da.from_array(np.eye(3)[None].repeat(4, 0), chunks=(2, 3, 3))
+    monkeypatch.setenv("MATGRAD_BACKEND", "dask")
+    np.testing.assert_array_equal(matgrad.det_grad(dA).compute(), np.eye(3)[None].repeat(4, 0))
+    np.testing.assert_array_equal(matgrad.det_grad(dA, backend="dask").compute(),
+                                  np.eye(3)[None].repeat(4, 0))
+    assert matgrad.get_backend(like=dA).name == "dask"
+
+
+def test_frobenius_split_matrix_is_a_global_safe_reduction() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((2, 40, 30))
+    X[0] *= 1e300  # ‖X‖ overflows unscaled
+    X[1] *= 1e-300
+    dX = da.from_array(X, chunks=(1, 7, 11))  # matrix axes split unevenly
+    got = matgrad.frobenius_grad(dX).compute()
+    for b in range(2):
+        ref = X[b] / 2.0 ** 1000 if b == 0 else X[b] * 2.0 ** 1000
+        np.testing.assert_allclose(got[b], ref / np.linalg.norm(ref), rtol=4e-15, atol=0)
+    Z = da.zeros((3, 8, 8), chunks=(2, 4, 4))
+    np.testing.assert_array_equal(matgrad.frobenius_grad(Z).compute(), 0)
+
+
+def test_charpoly_with_chunked_points() -> None:
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((3, 1, 5, 5))
+    x = rng.standard_normal((3, 40))
+    p, dp = matgrad.charpoly_deriv(da.from_array(A, chunks=(2, 1, 3, 5)),
+                                   da.from_array(x, chunks=(2, 7)), return_value=True,
+                                   backend="numpy")
+    rp, rdp = matgrad.charpoly_deriv(A, x, return_value=True, backend="numpy")
+    np.testing.assert_allclose(p.compute(), rp, rtol=1e-13)
+    np.testing.assert_allclose(dp.compute(), rdp, rtol=1e-13)
+
+
+@pytest.mark.slow
+def test_local_cluster_det_grad_and_frobenius() -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        assert len(client.nthreads()) == 2
+        # data made on the workers (no large graphs), then fetched for references
+        rng = da.random.default_rng(3)
+        dA = rng.standard_normal((1_000_000, 3, 3), chunks=(250_000, 3, 3)).persist()
+        A = dA.compute()
+        C = matgrad.det_grad(dA).compute()
+        np.testing.assert_array_equal(C, matgrad.det_grad(A, backend="numpy"))
+        dX = rng.standard_normal((2000, 2000), chunks=(500, 500)).persist()  # a 4×4 grid
+        X = dX.compute()
+        G = matgrad.frobenius_grad(dX).compute()
+        np.testing.assert_allclose(G, matgrad.frobenius_grad(X, backend="numpy"),
+                                   rtol=1e-13, atol=0)
+        assert "cluster" in matgrad.get_backend(like=dA).device
