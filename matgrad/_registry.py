@@ -51,8 +51,9 @@ class Entry:
             available=self.available,
             reason=self.reason,
             priority=b.priority if b is not None else 0,
-            version=_safe(lambda: b.version) if b is not None else "",
-            device=_safe(lambda: b.device) if b is not None else "",
+            # an unavailable backend may not be able to say (its library is missing)
+            version=_safe(lambda: b.version) if b is not None and self.available else "",
+            device=_safe(lambda: b.device) if b is not None and self.available else "",
             array_modules=tuple(b.array_modules) if b is not None else (),
         )
 

@@ -6,6 +6,8 @@ test report always shows which backends were and were not exercised.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,10 @@ def _backend_params() -> list[object]:
 
 
 BACKENDS = _backend_params()
+
+# tests/cudasim runs only in its own process, with Numba's CUDA simulator on
+# (see tests/test_cuda_sim.py).
+collect_ignore = [] if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" else ["cudasim"]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -62,8 +62,9 @@ def test_broken_plugins_are_reported_not_raised(plugins: dict[str, matgrad.Backe
     assert "0 matgrad_backend hook" in reasons["no_hook"]
     assert "'textbook'" in reasons["misnamed"]
     assert reasons["unavailable"] == "needs a quantum computer"
-    assert set(reasons) == {"broken_import", "raising_hook", "wrong_type", "no_hook",
-                            "misnamed", "unavailable"}
+    fixtures = {"broken_import", "raising_hook", "wrong_type", "no_hook", "misnamed",
+                "unavailable", "textbook", "fakegpu"}
+    assert set(reasons) & fixtures == fixtures - {"textbook", "fakegpu"}
 
 
 def test_selection_by_keyword_context_global_env(

@@ -17,12 +17,9 @@ import numba as nb
 import numpy as np
 from numba import prange
 
-from ._common import exponent, mul_pow2
+from ._scalar import hyman_point
 
 __all__ = ["hessenberg", "hyman"]
-
-_BIG = 2.0**200
-_SMALL = 2.0**-200
 
 
 @nb.njit(parallel=True, cache=True)
@@ -72,62 +69,6 @@ def hessenberg(H):  # type: ignore[no-untyped-def]
                 H[b, i, k] = 0
 
 
-@nb.njit(cache=True)
-def _point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
-    """(pm, dpm, pe) for one upper Hessenberg H at one point x."""
-    n = H.shape[0]
-    zero = x * 0
-    pm = zero + 1
-    dpm = zero
-    pe = 0
-    end = n - 1  # last index of the current diagonal block
-    v[end] = zero + 1
-    dv[end] = zero
-    S = 0  # v, dv carry a factor 2^S
-    hm = H[0, 0] * 0 + 1  # Π of the block's subdiagonal, as hm·2^he
-    he = 0
-    for i in range(n - 1, -1, -1):
-        s = x * v[i]
-        ds = x * dv[i] + v[i]
-        for j in range(i, end + 1):
-            h = H[i, j]
-            s -= h * v[j]
-            ds -= h * dv[j]
-        hsub = sub[i] if i > 0 else H[0, 0] * 0
-        if hsub == 0:
-            # block [i, end] done: p_b = s·Πh·2^S, p′_b = ds·Πh·2^S
-            a = s * hm
-            da = ds * hm
-            pm, dpm = pm * a, dpm * a + pm * da
-            pe += S + he
-            k = exponent(max(abs(pm), abs(dpm)))
-            pm = mul_pow2(pm, -k)
-            dpm = mul_pow2(dpm, -k)
-            pe += k
-            if i > 0:
-                end = i - 1
-                v[end] = zero + 1
-                dv[end] = zero
-                S = 0
-                hm = H[0, 0] * 0 + 1
-                he = 0
-        else:
-            v[i - 1] = s / hsub
-            dv[i - 1] = ds / hsub
-            hm = hm * hsub
-            k = exponent(abs(hm))
-            hm = mul_pow2(hm, -k)
-            he += k
-            big = max(abs(v[i - 1]), abs(dv[i - 1]))
-            if big > _BIG or (big < _SMALL and big > 0):
-                k = exponent(big)
-                for j in range(i - 1, end + 1):
-                    v[j] = mul_pow2(v[j], -k)
-                    dv[j] = mul_pow2(dv[j], -k)
-                S += k
-    return pm, dpm, pe
-
-
 @nb.njit(parallel=True, cache=True)
 def hyman(H, sub, x, pm, dpm, pe, nchunks):  # type: ignore[no-untyped-def]
     """Fill ``pm, dpm, pe (B, K)`` for every (matrix, point) pair, in
@@ -142,4 +83,4 @@ def hyman(H, sub, x, pm, dpm, pe, nchunks):  # type: ignore[no-untyped-def]
         for t in range(ch * total // nchunks, (ch + 1) * total // nchunks):
             b = t // K
             k = t - b * K
-            pm[b, k], dpm[b, k], pe[b, k] = _point(H[b], sub[b], x[b, k], v, dv)
+            pm[b, k], dpm[b, k], pe[b, k] = hyman_point(H[b], sub[b], x[b, k], v, dv)

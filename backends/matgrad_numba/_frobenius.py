@@ -15,7 +15,7 @@ import numba as nb
 import numpy as np
 from numba import prange
 
-from ._common import abs2, mul_pow2
+from ._scalar import abs2, mul_pow2
 
 __all__ = ["CHUNK", "frobenius_grad"]
 

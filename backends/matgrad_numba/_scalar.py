@@ -1,0 +1,332 @@
+"""Scalar algorithms shared by matgrad's CPU and GPU kernels.
+
+Each function works on one matrix, one point or one number, so that the
+CPU kernels (``njit``, parallel loops over matrices and points) and the CUDA
+kernels (one thread per matrix or point) run the very same code.  This file
+is compiled for the CPU when imported normally; the CuPy backend executes it
+once more as a separate module with ``TARGET = "cuda"`` set beforehand, which
+turns every ``@device`` function into a CUDA device function calling the
+CUDA versions of its neighbours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FALLBACK",
+    "NONFINITE",
+    "OK",
+    "TARGET",
+    "abs2",
+    "closed_form_one",
+    "cof3",
+    "exponent",
+    "gauss_jordan_one",
+    "hyman_point",
+    "mag1",
+    "mul_pow2",
+]
+
+#: "cpu" (numba.njit) unless the loader set it to "cuda" before executing us.
+TARGET: str = globals().get("TARGET", "cpu")
+
+
+def device(fn: Callable[..., Any] | None = None, *, inline: bool = False) -> Any:
+    """Compile ``fn`` for this module's target (``inline``: into its callers)."""
+
+    def compile_(f: Callable[..., Any]) -> Any:
+        if TARGET == "cuda":
+            from numba import cuda
+
+            return cuda.jit(device=True, inline=inline)(f)
+        import numba
+
+        return numba.njit(cache=True, inline="always" if inline else "never")(f)
+
+    return compile_ if fn is None else compile_(fn)
+
+
+OK, FALLBACK, NONFINITE = 0, 1, 2
+_EPS = float(np.finfo(np.float64).eps)
+_BIG = 2.0**200
+_SMALL = 2.0**-200
+_TWO_1000 = 2.0**1000
+_TWO_M1000 = 2.0**-1000
+
+
+@device(inline=True)
+def abs2(v):  # type: ignore[no-untyped-def]
+    """|v|² in float64 (exact squares of float32 values)."""
+    r = np.float64(v.real)
+    i = np.float64(v.imag)
+    return r * r + i * i
+
+
+@device(inline=True)
+def mag1(v):  # type: ignore[no-untyped-def]
+    """|re| + |im|: LAPACK's pivot measure (|v| for real v)."""
+    return abs(v.real) + abs(v.imag)
+
+
+@device(inline=True)
+def exponent(a):  # type: ignore[no-untyped-def]
+    """k with a = f·2ᵏ, 0.5 ≤ f < 1, for finite a > 0; 0 for 0 or non-finite."""
+    if a > 0.0 and a < math.inf:
+        return math.frexp(a)[1]
+    return 0
+
+
+@device(inline=True)
+def mul_pow2(v, e):  # type: ignore[no-untyped-def]
+    """v·2ᵉ for real or complex v, exact barring over/underflow, any int e."""
+    while e > 1000:
+        v = v * _TWO_1000
+        e -= 1000
+    while e < -1000:
+        v = v * _TWO_M1000
+        e += 1000
+    h = e // 2
+    return v * math.ldexp(1.0, int(h)) * math.ldexp(1.0, int(e - h))
+
+
+@device(inline=True)
+def cof3(a00, a01, a02, a10, a11, a12, a20, a21, a22):  # type: ignore[no-untyped-def]
+    return (
+        a11 * a22 - a12 * a21, a12 * a20 - a10 * a22, a10 * a21 - a11 * a20,
+        a21 * a02 - a22 * a01, a22 * a00 - a20 * a02, a20 * a01 - a21 * a00,
+        a01 * a12 - a02 * a11, a02 * a10 - a00 * a12, a00 * a11 - a01 * a10,
+    )
+
+
+@device(inline=True)
+def closed_form_one(A, C):  # type: ignore[no-untyped-def]
+    """Cofactors of one 3×3 matrix ``A`` into ``C`` (float64/complex128),
+    redone with rows scaled by powers of two if an intermediate product
+    over- or underflowed."""
+    a = A
+    c = cof3(a[0, 0], a[0, 1], a[0, 2], a[1, 0], a[1, 1], a[1, 2],
+              a[2, 0], a[2, 1], a[2, 2])
+    ok = True
+    for v in c:
+        if not (abs(v) < math.inf):
+            ok = False
+    if not ok:
+        finite = True
+        for i in range(3):
+            for j in range(3):
+                if not (abs(a[i, j]) < math.inf):
+                    finite = False
+        if finite:
+            # Rows scaled to max ≈ 1: C(DA) = det(D) D⁻¹ C(A).
+            k0 = -exponent(max(abs(a[0, 0]), abs(a[0, 1]), abs(a[0, 2])))
+            k1 = -exponent(max(abs(a[1, 0]), abs(a[1, 1]), abs(a[1, 2])))
+            k2 = -exponent(max(abs(a[2, 0]), abs(a[2, 1]), abs(a[2, 2])))
+            c = cof3(
+                mul_pow2(a[0, 0], k0), mul_pow2(a[0, 1], k0), mul_pow2(a[0, 2], k0),
+                mul_pow2(a[1, 0], k1), mul_pow2(a[1, 1], k1), mul_pow2(a[1, 2], k1),
+                mul_pow2(a[2, 0], k2), mul_pow2(a[2, 1], k2), mul_pow2(a[2, 2], k2),
+            )
+            c = (
+                mul_pow2(c[0], -k1 - k2), mul_pow2(c[1], -k1 - k2), mul_pow2(c[2], -k1 - k2),
+                mul_pow2(c[3], -k0 - k2), mul_pow2(c[4], -k0 - k2), mul_pow2(c[5], -k0 - k2),
+                mul_pow2(c[6], -k0 - k1), mul_pow2(c[7], -k0 - k1), mul_pow2(c[8], -k0 - k1),
+            )
+    C[0, 0], C[0, 1], C[0, 2] = c[0], c[1], c[2]
+    C[1, 0], C[1, 1], C[1, 2] = c[3], c[4], c[5]
+    C[2, 0], C[2, 1], C[2, 2] = c[6], c[7], c[8]
+
+
+@device(inline=True)
+def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-untyped-def]
+    """One matrix: returns OK, FALLBACK or NONFINITE; fills ``out`` when OK.
+
+    In-place Gauss-Jordan inversion with partial pivoting (n³ flops).  Its
+    pivots are those of LU with partial pivoting, so ``det`` (their product)
+    and ``Ã⁻¹`` come from one elimination, which is what keeps ``det·Ã⁻ᵀ``
+    accurate for ill-conditioned matrices.
+    """
+    n = A.shape[0]
+    # row maxima; a non-finite entry makes the slot NONFINITE
+    rlo = 10**6
+    rhi = -(10**6)
+    for i in range(n):
+        m = 0.0
+        for j in range(n):
+            v = abs(A[i, j])
+            if not v < math.inf:
+                return NONFINITE
+            m = max(m, v)
+        e = exponent(m)
+        fr[i] = e  # temporarily the exponent
+        rlo = min(rlo, e)
+        rhi = max(rhi, e)
+    # power-of-two equilibration, skipped when rows are already within 2^±8
+    scaled = rlo < -8 or rhi > 8
+    rsum = 0
+    csum = 0
+    if scaled:
+        for i in range(n):
+            e = -int(fr[i])
+            e = min(max(e, -1000), 1000)
+            rsum += e
+            fr[i] = math.ldexp(1.0, e)
+        for j in range(n):
+            m = 0.0
+            for i in range(n):
+                m = max(m, abs(A[i, j]) * fr[i])
+            e = min(max(-exponent(m), -1000), 1000)
+            csum += e
+            fc[j] = math.ldexp(1.0, e)
+        for i in range(n):
+            for j in range(n):
+                W[i, j] = A[i, j] * fr[i] * fc[j]
+        amax = 1.0  # every |ã_ij| < 1 after equilibration
+    else:
+        amax = 0.0
+        for i in range(n):
+            fr[i] = 1.0
+            fc[i] = 1.0
+            for j in range(n):
+                W[i, j] = A[i, j]
+            for j in range(n):
+                amax = max(amax, abs(W[i, j]))
+    for i in range(n):
+        perm[i] = i
+    tol = 4.0 * n * _EPS * amax
+    # Gauss-Jordan, in place; det = sign·Π pivots kept as dm·2^de
+    dm = W[0, 0] * 0 + 1.0
+    de = 0
+    for k in range(n):
+        p = k
+        best = mag1(W[k, k])
+        for i in range(k + 1, n):
+            v = mag1(W[i, k])
+            if v > best:
+                best, p = v, i
+        if p != k:
+            for j in range(n):
+                W[k, j], W[p, j] = W[p, j], W[k, j]
+            perm[k], perm[p] = perm[p], perm[k]
+            dm = -dm
+        piv = W[k, k]
+        if inverse_t:
+            if piv == 0:
+                return NONFINITE
+        elif abs(piv) <= tol:
+            return FALLBACK
+        dm = dm * piv
+        mag = abs(dm)
+        if mag > 1e150 or mag < 1e-150:
+            ke = exponent(mag)
+            dm = mul_pow2(dm, -ke)
+            de += ke
+        inv = 1.0 / piv
+        W[k, k] = 1.0
+        for j in range(n):
+            W[k, j] = W[k, j] * inv
+        for i in range(n):
+            f = W[i, k]
+            if i != k and f != 0:
+                W[i, k] = 0.0
+                for j in range(n):
+                    W[i, j] -= f * W[k, j]
+    # W is now Ã⁻¹ with its columns permuted: Ã⁻¹[:, perm[j]] = W[:, j]
+    if inverse_t:
+        # A⁻¹ = D_c Ã⁻¹ D_r: (A⁻ᵀ)_ij = (Ã⁻¹)_ji · fr_i · fc_j, conjugated
+        for j in range(n):
+            pj = perm[j]
+            for i in range(n):
+                out[pj, i] = W[i, j].conjugate() * fr[pj] * fc[i]
+        for i in range(n):
+            for j in range(n):
+                if not (abs(out[i, j]) < math.inf):
+                    return NONFINITE
+        return OK
+    # C(A)_ij = det(Ã)·(Ã⁻¹)_ji · 2^(r_i + c_j − Σr − Σc), with det = dm·2^de
+    g = de - rsum - csum
+    if -900 <= g <= 900:
+        scale = dm * math.ldexp(1.0, g)
+        if scaled:
+            for j in range(n):
+                pj = perm[j]
+                sj = scale * fr[pj]
+                for i in range(n):
+                    out[pj, i] = sj * W[i, j] * fc[i]
+        else:
+            for j in range(n):
+                pj = perm[j]
+                for i in range(n):
+                    out[pj, i] = scale * W[i, j]
+    else:
+        for j in range(n):
+            pj = perm[j]
+            for i in range(n):
+                out[pj, i] = mul_pow2(dm * W[i, j] * fr[pj] * fc[i], g)
+    for i in range(n):
+        for j in range(n):
+            if out[i, j] != out[i, j]:
+                return FALLBACK  # NaN: the elimination broke down; let SVD decide
+    return OK
+
+
+@device(inline=True)
+def hyman_point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
+    """(pm, dpm, pe) for one upper Hessenberg H at one point x."""
+    n = H.shape[0]
+    zero = x * 0
+    pm = zero + 1
+    dpm = zero
+    pe = 0
+    end = n - 1  # last index of the current diagonal block
+    v[end] = zero + 1
+    dv[end] = zero
+    S = 0  # v, dv carry a factor 2^S
+    hm = H[0, 0] * 0 + 1  # Π of the block's subdiagonal, as hm·2^he
+    he = 0
+    for i in range(n - 1, -1, -1):
+        s = x * v[i]
+        ds = x * dv[i] + v[i]
+        for j in range(i, end + 1):
+            h = H[i, j]
+            s -= h * v[j]
+            ds -= h * dv[j]
+        hsub = sub[i] if i > 0 else H[0, 0] * 0
+        if hsub == 0:
+            # block [i, end] done: p_b = s·Πh·2^S, p′_b = ds·Πh·2^S
+            a = s * hm
+            da = ds * hm
+            pm, dpm = pm * a, dpm * a + pm * da
+            pe += S + he
+            k = exponent(max(abs(pm), abs(dpm)))
+            pm = mul_pow2(pm, -k)
+            dpm = mul_pow2(dpm, -k)
+            pe += k
+            if i > 0:
+                end = i - 1
+                v[end] = zero + 1
+                dv[end] = zero
+                S = 0
+                hm = H[0, 0] * 0 + 1
+                he = 0
+        else:
+            v[i - 1] = s / hsub
+            dv[i - 1] = ds / hsub
+            hm = hm * hsub
+            k = exponent(abs(hm))
+            hm = mul_pow2(hm, -k)
+            he += k
+            big = max(abs(v[i - 1]), abs(dv[i - 1]))
+            if big > _BIG or (big < _SMALL and big > 0):
+                k = exponent(big)
+                for j in range(i - 1, end + 1):
+                    v[j] = mul_pow2(v[j], -k)
+                    dv[j] = mul_pow2(dv[j], -k)
+                S += k
+    return pm, dpm, pe
+
+

@@ -1,0 +1,101 @@
+"""The CuPy backend's kernels and orchestration on Numba's CUDA simulator.
+
+Run by ``tests/test_cuda_sim.py`` in a subprocess with
+``NUMBA_ENABLE_CUDASIM=1`` (the variable must be set before Numba loads).
+``SimulatedCuda`` is the CuPy backend's code with ``xp = numpy``: the very
+kernels (compiled from ``matgrad_numba/_scalar.py`` for the CUDA target) and
+the very orchestration, held to the same references and contract checks as
+every other backend.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+
+import matgrad
+from matgrad._check import CASES
+
+from .. import contract
+
+pytestmark = pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1",
+                                reason="needs NUMBA_ENABLE_CUDASIM=1")
+
+
+class SimulatedCuda(matgrad.Backend):
+    name = "cuda-sim"
+    array_modules = ("numpy",)
+
+    def _dev(self) -> Any:
+        from matgrad_cupy._ops import Device
+
+        return Device(np, None, chunk=16)  # small chunks: many blocks per matrix
+
+    def frobenius_grad(self, X: np.ndarray) -> Any:
+        from matgrad_cupy import _ops
+
+        return _ops.frobenius_grad(X, self._dev())
+
+    def bilinear_grad(self, x: np.ndarray, y: np.ndarray) -> Any:
+        from matgrad_cupy import _ops
+
+        return _ops.bilinear_grad(x, y, self._dev())
+
+    def det_grad(self, A: np.ndarray) -> Any:
+        from matgrad_cupy import _ops
+
+        return _ops.det_grad(A, self._dev())
+
+    def logdet_grad(self, A: np.ndarray) -> Any:
+        from matgrad_cupy import _ops
+
+        return _ops.logdet_grad(A, self._dev())
+
+    def charpoly_deriv(self, A: np.ndarray, x: np.ndarray) -> Any:
+        from matgrad_cupy import _ops
+
+        return _ops.charpoly_deriv(A, x, self._dev())
+
+
+SIM = SimulatedCuda()
+
+
+def test_kernels_really_run_on_the_simulator() -> None:
+    from matgrad_cupy._device import scalar_cuda
+    from numba import cuda
+
+    assert cuda.simulator_enabled if hasattr(cuda, "simulator_enabled") else True
+    assert scalar_cuda().TARGET == "cuda"
+
+
+@pytest.mark.parametrize("label", [f"{c.op}: {c.label}" for c in CASES])
+def test_reference_case_on_simulator(label: str) -> None:
+    contract.check_case(label, SIM)
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        contract.check_frobenius_scales,
+        contract.check_frobenius_zero,
+        contract.check_frobenius_isolation,
+        contract.check_det_grad_singular,
+        contract.check_det_grad_overflow,
+        contract.check_batch_isolation,
+        contract.check_charpoly_at_eigenvalues,
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_contract_on_simulator(check: Any) -> None:
+    check(SIM)
+
+
+def test_large_n_goes_to_the_host_path() -> None:
+    from matgrad_cupy import _ops
+
+    A = np.random.default_rng(0).standard_normal((2, _ops.GJ_MAX_N + 1, _ops.GJ_MAX_N + 1))
+    np.testing.assert_allclose(matgrad.det_grad(A, backend=SIM),
+                               matgrad.det_grad(A, backend="numpy"), rtol=1e-12)
