@@ -146,3 +146,34 @@ def test_local_cluster_det_grad_and_frobenius() -> None:
         np.testing.assert_allclose(G, matgrad.frobenius_grad(X, backend="numpy"),
                                    rtol=1e-13, atol=0)
         assert "cluster" in matgrad.get_backend(like=dA).device
+
+
+def test_charpoly_one_reduction_per_matrix_with_chunked_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """3 matrices × 40 points in 6 point chunks: 3 Hessenberg reductions in all."""
+    from matgrad_numpy import _charpoly
+
+    reduced = {"matrices": 0}
+    depth = {"d": 0}
+    orig = _charpoly.hessenberg_batched
+
+    def counting(A: np.ndarray) -> np.ndarray:
+        if depth["d"] == 0:
+            reduced["matrices"] += int((~_charpoly.is_hessenberg(A)).sum())
+        depth["d"] += 1
+        try:
+            return orig(A)
+        finally:
+            depth["d"] -= 1
+
+    monkeypatch.setattr(_charpoly, "hessenberg_batched", counting)
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((3, 1, 6, 6))
+    x = rng.standard_normal((3, 40))
+    dp = matgrad.charpoly_deriv(da.from_array(A, chunks=(2, 1, 6, 6)),
+                                da.from_array(x, chunks=(2, 7)), backend="numpy")
+    got = dp.compute(scheduler="sync")
+    assert reduced["matrices"] == 3
+    np.testing.assert_allclose(got, matgrad.charpoly_deriv(A, x, backend="numpy"),
+                               rtol=1e-12, atol=1e-12 * np.abs(got).max())

@@ -117,14 +117,35 @@ def bilinear_grad(x: Any, y: Any, inner: str, dtype: Any) -> Any:
                         meta=_meta(x, dtype, len(batch) + 2))
 
 
+def _hessenberg_block(A: np.ndarray) -> np.ndarray:
+    """Upper Hessenberg form of each matrix in a NumPy block, similar to it
+    exactly up to rounding, with an exact power-of-two pre-scaling (the
+    characteristic polynomial is unchanged)."""
+    from matgrad_numpy._charpoly import hessenberg_batched
+    from matgrad_numpy._scaling import exponent_of_max, ldexp
+
+    shape = A.shape
+    flat = A.reshape((-1, *shape[-2:]))
+    with np.errstate(all="ignore"):
+        k = exponent_of_max(np.abs(flat).max(axis=(1, 2), initial=0.0))
+        H = ldexp(hessenberg_batched(ldexp(flat, -k[:, None, None])), k[:, None, None])
+    return H.astype(A.dtype, copy=False).reshape(shape)
+
+
 def charpoly_deriv(A: Any, x: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
     """Output axes along which A varies are mapped block by block with the
-    matching point blocks; a matrix is reduced once per point chunk."""
+    matching point blocks.  When a matrix meets several point chunks, it is
+    reduced to Hessenberg form once, beforehand, and the inner backends skip
+    the reduction (they recognise a Hessenberg matrix in O(n²)): one
+    reduction per matrix overall."""
     import dask.array as da
 
     A = _whole_matrices(da.asarray(A).astype(dtype))
     x = da.asarray(x).astype(dtype)
     out = np.broadcast_shapes(A.shape[:-2], x.shape)
+    point_chunks = max((len(c) for c in x.chunks), default=1)
+    if point_chunks > 1 and A.shape[-1] > 2 and isinstance(A._meta, np.ndarray):
+        A = A.map_blocks(_hessenberg_block, dtype=dtype)
     d = len(out)
     # Size-1 axes stay size 1 (blockwise broadcasts them): a block of A is
     # then paired with whole point blocks and reduced once per point chunk,

@@ -128,11 +128,14 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
             todo = ~ok
         idx = np.flatnonzero(todo)
         if idx.size:
-            if n >= np_charpoly.LAPACK_MIN_N:
-                H = np_charpoly.hessenberg_batched(As[idx])
-            else:
-                H = np.ascontiguousarray(As[idx])
-                parallel_call(_charpoly.hessenberg, H)
+            H = np.ascontiguousarray(As[idx])
+            reduce = np.flatnonzero(~np_charpoly.is_hessenberg(H))  # skip reduced ones
+            if reduce.size and n >= np_charpoly.LAPACK_MIN_N:
+                H[reduce] = np_charpoly.hessenberg_batched(H[reduce])
+            elif reduce.size:
+                part = np.ascontiguousarray(H[reduce])
+                parallel_call(_charpoly.hessenberg, part)
+                H[reduce] = part
             sub = np.zeros((idx.size, n), dtype=H.dtype)
             diag = np.abs(H[:, np.arange(n), np.arange(n)])
             sub[:, 1:] = H[:, np.arange(1, n), np.arange(n - 1)]

@@ -25,6 +25,7 @@ __all__ = [
     "abs2",
     "closed_form_one",
     "cof3",
+    "cofactor4_one",
     "exponent",
     "gauss_jordan_one",
     "hyman_point",
@@ -139,6 +140,98 @@ def closed_form_one(A, C):  # type: ignore[no-untyped-def]
     C[0, 0], C[0, 1], C[0, 2] = c[0], c[1], c[2]
     C[1, 0], C[1, 1], C[1, 2] = c[3], c[4], c[5]
     C[2, 0], C[2, 1], C[2, 2] = c[6], c[7], c[8]
+
+
+@device(inline=True)
+def cofactor4_one(A, C):  # type: ignore[no-untyped-def]
+    """Closed-form cofactors of one 4×4 matrix, accepted only when provably
+    accurate; returns False (``C`` unspecified) otherwise.
+
+    Laplace expansion by complementary 2×2 minors: ``s`` from rows 0-1 and
+    ``c`` from rows 2-3, then each cofactor is a 3-term sum.  The same
+    expansion on |A| with every sign positive gives ``M`` with
+    ``|C_computed − C| ≤ 5·eps·M`` entry by entry, so accepting only when
+    ``‖M‖_F ≤ 8·‖C‖_F`` keeps the relative error ≤ 40·eps (the contract
+    allows 64·eps·σ₁/σ₃ for n = 4).  Entries beyond 2^±300, where products
+    could over- or underflow, and any non-finite result are refused too;
+    the caller then takes the equilibrated Gauss-Jordan path.
+    """
+    big = 0.0
+    for i in range(4):
+        for j in range(4):
+            big = max(big, abs(A[i, j]))
+    if not (big < 2.0**300) or (big < 2.0**-300 and big > 0):
+        return False
+    # 2×2 minors on the column pairs (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
+    s01 = A[0, 0] * A[1, 1] - A[0, 1] * A[1, 0]
+    s02 = A[0, 0] * A[1, 2] - A[0, 2] * A[1, 0]
+    s03 = A[0, 0] * A[1, 3] - A[0, 3] * A[1, 0]
+    s12 = A[0, 1] * A[1, 2] - A[0, 2] * A[1, 1]
+    s13 = A[0, 1] * A[1, 3] - A[0, 3] * A[1, 1]
+    s23 = A[0, 2] * A[1, 3] - A[0, 3] * A[1, 2]
+    c01 = A[2, 0] * A[3, 1] - A[2, 1] * A[3, 0]
+    c02 = A[2, 0] * A[3, 2] - A[2, 2] * A[3, 0]
+    c03 = A[2, 0] * A[3, 3] - A[2, 3] * A[3, 0]
+    c12 = A[2, 1] * A[3, 2] - A[2, 2] * A[3, 1]
+    c13 = A[2, 1] * A[3, 3] - A[2, 3] * A[3, 1]
+    c23 = A[2, 2] * A[3, 3] - A[2, 3] * A[3, 2]
+    # magnitudes of the same minors
+    a = np.abs(A[0, 0]), np.abs(A[0, 1]), np.abs(A[0, 2]), np.abs(A[0, 3])
+    b = np.abs(A[1, 0]), np.abs(A[1, 1]), np.abs(A[1, 2]), np.abs(A[1, 3])
+    g = np.abs(A[2, 0]), np.abs(A[2, 1]), np.abs(A[2, 2]), np.abs(A[2, 3])
+    h = np.abs(A[3, 0]), np.abs(A[3, 1]), np.abs(A[3, 2]), np.abs(A[3, 3])
+    m01 = a[0] * b[1] + a[1] * b[0]
+    m02 = a[0] * b[2] + a[2] * b[0]
+    m03 = a[0] * b[3] + a[3] * b[0]
+    m12 = a[1] * b[2] + a[2] * b[1]
+    m13 = a[1] * b[3] + a[3] * b[1]
+    m23 = a[2] * b[3] + a[3] * b[2]
+    n01 = g[0] * h[1] + g[1] * h[0]
+    n02 = g[0] * h[2] + g[2] * h[0]
+    n03 = g[0] * h[3] + g[3] * h[0]
+    n12 = g[1] * h[2] + g[2] * h[1]
+    n13 = g[1] * h[3] + g[3] * h[1]
+    n23 = g[2] * h[3] + g[3] * h[2]
+    # rows 0 and 1 of C from the rows-2-3 minors, rows 2 and 3 from rows 0-1
+    C[0, 0] = A[1, 1] * c23 - A[1, 2] * c13 + A[1, 3] * c12
+    C[0, 1] = -(A[1, 0] * c23 - A[1, 2] * c03 + A[1, 3] * c02)
+    C[0, 2] = A[1, 0] * c13 - A[1, 1] * c03 + A[1, 3] * c01
+    C[0, 3] = -(A[1, 0] * c12 - A[1, 1] * c02 + A[1, 2] * c01)
+    C[1, 0] = -(A[0, 1] * c23 - A[0, 2] * c13 + A[0, 3] * c12)
+    C[1, 1] = A[0, 0] * c23 - A[0, 2] * c03 + A[0, 3] * c02
+    C[1, 2] = -(A[0, 0] * c13 - A[0, 1] * c03 + A[0, 3] * c01)
+    C[1, 3] = A[0, 0] * c12 - A[0, 1] * c02 + A[0, 2] * c01
+    C[2, 0] = A[3, 1] * s23 - A[3, 2] * s13 + A[3, 3] * s12
+    C[2, 1] = -(A[3, 0] * s23 - A[3, 2] * s03 + A[3, 3] * s02)
+    C[2, 2] = A[3, 0] * s13 - A[3, 1] * s03 + A[3, 3] * s01
+    C[2, 3] = -(A[3, 0] * s12 - A[3, 1] * s02 + A[3, 2] * s01)
+    C[3, 0] = -(A[2, 1] * s23 - A[2, 2] * s13 + A[2, 3] * s12)
+    C[3, 1] = A[2, 0] * s23 - A[2, 2] * s03 + A[2, 3] * s02
+    C[3, 2] = -(A[2, 0] * s13 - A[2, 1] * s03 + A[2, 3] * s01)
+    C[3, 3] = A[2, 0] * s12 - A[2, 1] * s02 + A[2, 2] * s01
+    mag = 0.0
+    mag += (b[1] * n23 + b[2] * n13 + b[3] * n12) ** 2
+    mag += (b[0] * n23 + b[2] * n03 + b[3] * n02) ** 2
+    mag += (b[0] * n13 + b[1] * n03 + b[3] * n01) ** 2
+    mag += (b[0] * n12 + b[1] * n02 + b[2] * n01) ** 2
+    mag += (a[1] * n23 + a[2] * n13 + a[3] * n12) ** 2
+    mag += (a[0] * n23 + a[2] * n03 + a[3] * n02) ** 2
+    mag += (a[0] * n13 + a[1] * n03 + a[3] * n01) ** 2
+    mag += (a[0] * n12 + a[1] * n02 + a[2] * n01) ** 2
+    mag += (h[1] * m23 + h[2] * m13 + h[3] * m12) ** 2
+    mag += (h[0] * m23 + h[2] * m03 + h[3] * m02) ** 2
+    mag += (h[0] * m13 + h[1] * m03 + h[3] * m01) ** 2
+    mag += (h[0] * m12 + h[1] * m02 + h[2] * m01) ** 2
+    mag += (g[1] * m23 + g[2] * m13 + g[3] * m12) ** 2
+    mag += (g[0] * m23 + g[2] * m03 + g[3] * m02) ** 2
+    mag += (g[0] * m13 + g[1] * m03 + g[3] * m01) ** 2
+    mag += (g[0] * m12 + g[1] * m02 + g[2] * m01) ** 2
+    norm = 0.0
+    for i in range(4):
+        for j in range(4):
+            norm += abs2(C[i, j])
+    # ‖M‖_F ≤ 8·‖C‖_F, in squares; NaN/inf fail the comparison
+    return mag <= 64.0 * norm and norm < math.inf
 
 
 @device(inline=True)

@@ -23,15 +23,32 @@ import scipy.linalg
 
 from ._scaling import exponent_of_max, ldexp, narrow, work_dtype
 
-__all__ = ["LAPACK_MIN_N", "charpoly_deriv", "hessenberg_batched"]
+__all__ = ["LAPACK_MIN_N", "charpoly_deriv", "hessenberg_batched", "is_hessenberg"]
 
 #: From this size on, LAPACK per matrix beats the vectorised reduction.
 LAPACK_MIN_N = 64
 _RESCALE = 2.0**200  # renormalise v when it leaves [2⁻²⁰⁰, 2²⁰⁰]
 
 
+def is_hessenberg(A: np.ndarray) -> np.ndarray:
+    """Per matrix: already upper Hessenberg (zero below the subdiagonal)?  O(n²)."""
+    flags: np.ndarray = ~np.tril(A, -2).any(axis=(1, 2))
+    return flags
+
+
 def hessenberg_batched(A: np.ndarray) -> np.ndarray:
-    """Upper Hessenberg ``H`` unitarily similar to each ``A[b]`` (a new array)."""
+    """Upper Hessenberg ``H`` unitarily similar to each ``A[b]`` (a new array).
+
+    Matrices that already are upper Hessenberg (e.g. reduced once by the Dask
+    backend for many point chunks) are copied, not reduced again.
+    """
+    done = is_hessenberg(A)
+    if done.any():
+        out = A.copy()
+        todo = np.flatnonzero(~done)
+        if todo.size:
+            out[todo] = hessenberg_batched(A[todo])
+        return out
     B, n, _ = A.shape
     if n >= LAPACK_MIN_N:
         out = np.empty_like(A)
