@@ -32,8 +32,7 @@ _RESCALE = 2.0**200  # renormalise v when it leaves [2⁻²⁰⁰, 2²⁰⁰]
 
 def is_hessenberg(A: np.ndarray) -> np.ndarray:
     """Per matrix: already upper Hessenberg (zero below the subdiagonal)?  O(n²)."""
-    flags: np.ndarray = ~np.tril(A, -2).any(axis=(1, 2))
-    return flags
+    return np.logical_not(np.tril(A, -2).any(axis=(1, 2)))
 
 
 def hessenberg_batched(A: np.ndarray) -> np.ndarray:
