@@ -159,16 +159,7 @@ def det_grad(A: Any, *, backend: BackendLike = None) -> Any:
     array([[ 4., -2.],
            [-2.,  1.]])
     """
-    call = Call("det_grad", backend, {"A": A})
-    shape = call.matrix("A", square=True)
-    if call.orchestrator is not None:
-        return call.orchestrate("det_grad")
-    n = shape[-1]
-    B = prod(shape[:-2])
-    if B * n == 0:
-        return call.empty_result(shape)
-    C = call.backend.det_grad(call.canonical("A", shape, (B, n, n)))
-    return call.back(C.reshape(shape))
+    return _square_op("det_grad", A, backend)
 
 
 def logdet_grad(A: Any, *, backend: BackendLike = None) -> Any:
@@ -199,16 +190,22 @@ def logdet_grad(A: Any, *, backend: BackendLike = None) -> Any:
     array([[0.5 , 0.  ],
            [0.  , 0.25]])
     """
-    call = Call("logdet_grad", backend, {"A": A})
+    return _square_op("logdet_grad", A, backend)
+
+
+def _square_op(op: str, A: Any, backend: BackendLike) -> Any:
+    """Shared body of :func:`det_grad` and :func:`logdet_grad`: a batch of
+    square matrices in, the same shape out."""
+    call = Call(op, backend, {"A": A})
     shape = call.matrix("A", square=True)
     if call.orchestrator is not None:
-        return call.orchestrate("logdet_grad")
+        return call.orchestrate(op)
     n = shape[-1]
     B = prod(shape[:-2])
     if B * n == 0:
         return call.empty_result(shape)
-    G = call.backend.logdet_grad(call.canonical("A", shape, (B, n, n)))
-    return call.back(G.reshape(shape))
+    out = getattr(call.backend, op)(call.canonical("A", shape, (B, n, n)))
+    return call.back(out.reshape(shape))
 
 
 def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any, Any]:

@@ -124,3 +124,16 @@ def check_charpoly_at_eigenvalues(backend: Any) -> None:
 def check_det_grad_error(backend: Any, A: Array) -> None:
     score = ref.det_grad_error_ratio(_np(matgrad.det_grad(A, backend=backend)), A)
     assert score.ratio <= 1, f"error {score.ratio:.3g}x the backward-stability bound"
+
+
+#: Every check above that takes only a backend (the contract tests, the
+#: CUDA-simulator run and the textbook-formula test iterate over it).
+ALL_CHECKS = [
+    check_frobenius_scales,
+    check_frobenius_zero,
+    check_frobenius_isolation,
+    check_det_grad_singular,
+    check_det_grad_overflow,
+    check_batch_isolation,
+    check_charpoly_at_eigenvalues,
+]

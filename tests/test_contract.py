@@ -22,17 +22,7 @@ def test_reference_case(backend: str, label: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "check",
-    [
-        contract.check_frobenius_scales,
-        contract.check_frobenius_zero,
-        contract.check_frobenius_isolation,
-        contract.check_det_grad_singular,
-        contract.check_det_grad_overflow,
-        contract.check_batch_isolation,
-        contract.check_charpoly_at_eigenvalues,
-    ],
-    ids=lambda f: f.__name__.removeprefix("check_"),
+    "check", contract.ALL_CHECKS, ids=lambda f: f.__name__.removeprefix("check_")
 )
 def test_contract_check(backend: str, check: object) -> None:
     check(backend)  # type: ignore[operator]

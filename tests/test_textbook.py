@@ -32,13 +32,10 @@ def textbook() -> Iterator[Any]:
         sys.path.remove(str(PLUGINS))
 
 
+# frobenius_isolation is left out: X / sqrt(Σx²) already gives NaN matrices
+# for NaN/inf entries, so that check cannot tell the textbook formula apart.
 CHECKS: list[Callable[[Any], None]] = [
-    contract.check_frobenius_scales,
-    contract.check_frobenius_zero,
-    contract.check_det_grad_singular,
-    contract.check_det_grad_overflow,
-    contract.check_batch_isolation,
-    contract.check_charpoly_at_eigenvalues,
+    c for c in contract.ALL_CHECKS if c is not contract.check_frobenius_isolation
 ]
 
 

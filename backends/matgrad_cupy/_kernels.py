@@ -123,13 +123,7 @@ def bilinear(x, y, out):  # type: ignore[no-untyped-def]
 def closed_form(A, C):  # type: ignore[no-untyped-def]
     b = cuda.grid(1)
     if b < A.shape[0]:
-        if A.shape[1] == 2:
-            C[b, 0, 0] = A[b, 1, 1]
-            C[b, 0, 1] = -A[b, 1, 0]
-            C[b, 1, 0] = -A[b, 0, 1]
-            C[b, 1, 1] = A[b, 0, 0]
-        else:
-            closed_form_one(A[b], C[b])
+        closed_form_one(A[b], C[b])
 
 
 @cuda.jit

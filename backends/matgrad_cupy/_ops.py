@@ -169,25 +169,21 @@ def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
     """Hessenberg reduction on the host (LAPACK ``gehrd`` / the NumPy
     backend; CuPy has none), then Hyman's recurrence on the device, one
     thread per (matrix, point) pair."""
-    from matgrad_numpy._charpoly import hessenberg_batched
+    from matgrad_numpy import _charpoly as host
     from matgrad_numpy._scaling import exponent_of_max
     from matgrad_numpy._scaling import ldexp as host_ldexp
 
     xp = dev.xp
     B, n, _ = A.shape
-    out_dtype = A.dtype
     if n == 1:
-        return (x - A[:, 0, :1]).astype(out_dtype), xp.ones(x.shape, out_dtype)
+        return (x - A[:, 0, :1]).astype(A.dtype), xp.ones(x.shape, A.dtype)
+    out_dtype = A.dtype
     work = _work(np.result_type(A.dtype, x.dtype))
     Ah = dev.to_host(A).astype(work)
     with np.errstate(all="ignore"):
         k = exponent_of_max(np.abs(Ah).max(axis=(1, 2)))
-        H = hessenberg_batched(host_ldexp(Ah, -k[:, None, None]))
-        diag = np.abs(H[:, np.arange(n), np.arange(n)])
-        sub = np.zeros((B, n), dtype=work)
-        sub[:, 1:] = H[:, np.arange(1, n), np.arange(n - 1)]
-        negligible = np.abs(sub[:, 1:]) <= np.finfo(np.float64).eps * (diag[:, :-1] + diag[:, 1:])
-        sub[:, 1:][negligible] = 0
+        H = host.hessenberg_batched(host_ldexp(Ah, -k[:, None, None]))
+        sub = host.subdiagonal(H)
     kd = dev.to_device(k)
     xs = _ldexp(dev, x.astype(work), -kd[:, None])
     Kp = x.shape[1]

@@ -36,15 +36,8 @@ LAPACK_MIN_N = 64
 @nb.njit(parallel=True, cache=True)
 def closed_form(A, C):  # type: ignore[no-untyped-def]
     """Cofactors of 2×2 or 3×3 matrices (A in float64/complex128)."""
-    B, n, _ = A.shape
-    for b in prange(B):
-        if n == 2:
-            C[b, 0, 0] = A[b, 1, 1]
-            C[b, 0, 1] = -A[b, 1, 0]
-            C[b, 1, 0] = -A[b, 0, 1]
-            C[b, 1, 1] = A[b, 0, 0]
-        else:
-            closed_form_one(A[b], C[b])
+    for b in prange(A.shape[0]):
+        closed_form_one(A[b], C[b])
 
 
 @nb.njit(parallel=True, cache=True)

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.linalg
 from matgrad_numpy import _charpoly as np_charpoly
 from matgrad_numpy import _cofactor as np_cofactor
-from matgrad_numpy._scaling import exponent_of_max, ldexp, mantissa_product, narrow, work_dtype
+from matgrad_numpy._scaling import mantissa_product, narrow, work_dtype
 
 from . import _charpoly, _cofactor, _frobenius
 from ._runtime import chunks, parallel_call
@@ -110,15 +110,10 @@ def _charpoly_lu(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     B, n, _ = A.shape
-    out_dtype = A.dtype
-    if n == 1:  # p = x − a, p′ = 1 whatever a is (even inf/NaN)
-        return (x - A[:, 0, :1]).astype(out_dtype), np.ones(x.shape, out_dtype)
-    W = A.astype(work_dtype(A.dtype), copy=False)
-    xw = x.astype(work_dtype(x.dtype), copy=False)
+    if n == 1:
+        return np_charpoly.linear_case(A, x)
+    As, xs, k = np_charpoly.scale_problem(A, x)
     with np.errstate(all="ignore"):
-        k = exponent_of_max(np.abs(W).max(axis=(1, 2)))
-        As = ldexp(W, -k[:, None, None])
-        xs = ldexp(xw, -k[:, None])
         pm = np.empty(xs.shape, dtype=xs.dtype)
         dpm = np.empty_like(pm)
         pe = np.zeros(xs.shape, dtype=np.int64)
@@ -136,22 +131,11 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
                 part = np.ascontiguousarray(H[reduce])
                 parallel_call(_charpoly.hessenberg, part)
                 H[reduce] = part
-            sub = np.zeros((idx.size, n), dtype=H.dtype)
-            diag = np.abs(H[:, np.arange(n), np.arange(n)])
-            sub[:, 1:] = H[:, np.arange(1, n), np.arange(n - 1)]
-            negligible = np.abs(sub[:, 1:]) <= np.finfo(np.float64).eps * (
-                diag[:, :-1] + diag[:, 1:]
-            )
-            sub[:, 1:][negligible] = 0
             qm = np.empty((idx.size, xs.shape[1]), dtype=xs.dtype)
             dqm = np.empty_like(qm)
             qe = np.zeros(qm.shape, dtype=np.int64)
             parallel_call(_charpoly.hyman, H.astype(xs.dtype, copy=False),
-                          sub.astype(xs.dtype), np.ascontiguousarray(xs[idx]), qm, dqm, qe,
-                          chunks())
+                          np_charpoly.subdiagonal(H).astype(xs.dtype),
+                          np.ascontiguousarray(xs[idx]), qm, dqm, qe, chunks())
             pm[idx], dpm[idx], pe[idx] = qm, dqm, qe
-        p = ldexp(pm, pe + (k * n)[:, None])
-        dp = ldexp(dpm, pe + (k * (n - 1))[:, None])
-    return narrow(p, out_dtype), narrow(dp, out_dtype)
-
-
+    return np_charpoly.unscale(pm, dpm, pe, k, n, A.dtype)

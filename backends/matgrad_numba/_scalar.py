@@ -106,9 +106,16 @@ def cof3(a00, a01, a02, a10, a11, a12, a20, a21, a22):  # type: ignore[no-untype
 
 @device(inline=True)
 def closed_form_one(A, C):  # type: ignore[no-untyped-def]
-    """Cofactors of one 3×3 matrix ``A`` into ``C`` (float64/complex128),
-    redone with rows scaled by powers of two if an intermediate product
-    over- or underflowed."""
+    """Cofactors of one 2×2 or 3×3 matrix ``A`` into ``C`` (float64/complex128).
+    2×2: [[d, −c], [−b, a]], exact.  3×3: cross products of rows, redone with
+    rows scaled by powers of two if an intermediate product over- or
+    underflowed."""
+    if A.shape[0] == 2:
+        C[0, 0] = A[1, 1]
+        C[0, 1] = -A[1, 0]
+        C[1, 0] = -A[0, 1]
+        C[1, 1] = A[0, 0]
+        return
     a = A
     c = cof3(a[0, 0], a[0, 1], a[0, 2], a[1, 0], a[1, 1], a[1, 2],
               a[2, 0], a[2, 1], a[2, 2])

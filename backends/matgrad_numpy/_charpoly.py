@@ -18,12 +18,23 @@ Cost: O(n³) per matrix plus O(n²) per point; memory O(n·K) per matrix.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.linalg
 
 from ._scaling import exponent_of_max, ldexp, narrow, work_dtype
 
-__all__ = ["LAPACK_MIN_N", "charpoly_deriv", "hessenberg_batched", "is_hessenberg"]
+__all__ = [
+    "LAPACK_MIN_N",
+    "charpoly_deriv",
+    "hessenberg_batched",
+    "is_hessenberg",
+    "linear_case",
+    "scale_problem",
+    "subdiagonal",
+    "unscale",
+]
 
 #: From this size on, LAPACK per matrix beats the vectorised reduction.
 LAPACK_MIN_N = 64
@@ -89,10 +100,7 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     B, n, _ = H.shape
     K = x.shape[1]
     dtype = np.result_type(H, x)
-    eps = np.finfo(np.float64).eps
-    diag = np.abs(H[:, np.arange(n), np.arange(n)])
-    sub = H[:, np.arange(1, n), np.arange(n - 1)].copy()  # h_{i,i−1}, i ≥ 1
-    sub[np.abs(sub) <= eps * (diag[:, :-1] + diag[:, 1:])] = 0
+    sub = subdiagonal(H)
 
     V = np.zeros((B, n, K), dtype=dtype)
     dV = np.zeros((B, n, K), dtype=dtype)
@@ -108,7 +116,7 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
         row = H[:, i : i + 1, i:]  # (B, 1, n−i)
         s = x * V[:, i] - np.matmul(row, V[:, i:])[:, 0]
         ds = x * dV[:, i] - np.matmul(row, dV[:, i:])[:, 0] + V[:, i]
-        h = sub[:, i - 1] if i > 0 else np.zeros(B, dtype=H.dtype)
+        h = sub[:, i]  # h_{i,i−1}; 0 for i = 0, where the top block ends
         end = h == 0
         if end.any():
             # Block [i, …] is finished: p_b = s·Πh·2^S, p′_b = ds·Πh·2^S.
@@ -148,17 +156,49 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return pm, dpm, pe
 
 
-def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    _B, n, _ = A.shape
-    out_dtype = A.dtype
-    if n == 1:  # p = x − a, p′ = 1 whatever a is (even inf/NaN)
-        return (x - A[:, 0, :1]).astype(out_dtype), np.ones(x.shape, out_dtype)
+def subdiagonal(H: np.ndarray) -> np.ndarray:
+    """``sub[b, i] = h_{i,i−1}`` (``sub[b, 0] = 0``), with negligible entries,
+    ``|h_{i,i−1}| ≤ eps(|h_{i−1,i−1}| + |h_ii|)`` (LAPACK's deflation test),
+    set to exactly 0: a zero ends a diagonal block of the recurrence."""
+    B, n, _ = H.shape
+    diag = np.abs(H[:, np.arange(n), np.arange(n)])
+    sub = np.zeros((B, n), dtype=H.dtype)
+    sub[:, 1:] = H[:, np.arange(1, n), np.arange(n - 1)]
+    negligible = np.abs(sub[:, 1:]) <= np.finfo(np.float64).eps * (diag[:, :-1] + diag[:, 1:])
+    sub[:, 1:][negligible] = 0
+    return sub
+
+
+def scale_problem(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(As, xs, k)`` in float64/complex128 with ``A = 2ᵏ·As``, ``x = 2ᵏ·xs``
+    and ``max|As|`` in [0.5, 1) per matrix (exact)."""
     W = A.astype(work_dtype(A.dtype), copy=False)
     xw = x.astype(work_dtype(x.dtype), copy=False)
     with np.errstate(all="ignore"):
         k = exponent_of_max(np.abs(W).max(axis=(1, 2)))
-        H = hessenberg_batched(ldexp(W, -k[:, None, None]))
-        pm, dpm, pe = _hyman(H, ldexp(xw, -k[:, None]))
+        return ldexp(W, -k[:, None, None]), ldexp(xw, -k[:, None]), k
+
+
+def unscale(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, k: np.ndarray, n: int,
+            dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``p_A = 2^{kn} p_As`` and ``p′_A = 2^{k(n−1)} p′_As`` from mantissas
+    ``pm, dpm`` and exponents ``pe``, rounded once to ``dtype``."""
+    with np.errstate(all="ignore"):
         p = ldexp(pm, pe + (k * n)[:, None])
         dp = ldexp(dpm, pe + (k * (n - 1))[:, None])
-    return narrow(p, out_dtype), narrow(dp, out_dtype)
+    return narrow(p, dtype), narrow(dp, dtype)
+
+
+def linear_case(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """n = 1: ``p = x − a``, ``p′ = 1`` whatever ``a`` is (even inf or NaN)."""
+    return (x - A[:, 0, :1]).astype(A.dtype), np.ones(x.shape, A.dtype)
+
+
+def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = A.shape[-1]
+    if n == 1:
+        return linear_case(A, x)
+    As, xs, k = scale_problem(A, x)
+    with np.errstate(all="ignore"):
+        pm, dpm, pe = _hyman(hessenberg_batched(As), xs)
+    return unscale(pm, dpm, pe, k, n, A.dtype)

@@ -77,17 +77,7 @@ def test_reference_case_on_simulator(label: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "check",
-    [
-        contract.check_frobenius_scales,
-        contract.check_frobenius_zero,
-        contract.check_frobenius_isolation,
-        contract.check_det_grad_singular,
-        contract.check_det_grad_overflow,
-        contract.check_batch_isolation,
-        contract.check_charpoly_at_eigenvalues,
-    ],
-    ids=lambda f: f.__name__,
+    "check", contract.ALL_CHECKS, ids=lambda f: f.__name__.removeprefix("check_")
 )
 def test_contract_on_simulator(check: Any) -> None:
     check(SIM)
