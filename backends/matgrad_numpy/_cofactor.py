@@ -1,7 +1,8 @@
 """Cofactor matrices (∇det) and inverse transposes (∇log|det|), batched.
 
 NUMERICS §2.  ``n ≤ 3``: closed forms (exact for singular input, no
-division); a slot whose closed form over/underflows in an intermediate
+division); ``n = 4``: the closed form where an a-posteriori bound proves it
+accurate, else the general path; a slot whose closed form over/underflows in an intermediate
 product is redone with each row scaled by a power of two.  ``n ≥ 4``: the
 matrix is equilibrated with powers of two, ``Ã = D_r A D_c`` (row maxima,
 then column maxima in [0.5, 1)), which is exact and makes graded matrices
@@ -18,6 +19,7 @@ matrix, singular or not.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -77,26 +79,32 @@ def _small_det_grad(A: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- LU
 @dataclass
 class LU:
-    """``P A = L U`` per matrix: packed factors, row order, its sign, and
-    LAPACK's ``ipiv`` when LAPACK made it (for ``getri``)."""
+    """``P A = L U`` per matrix, reduced to what the callers need: the pivots
+    ``u_kk`` (in order), the sign of ``P``, and the inverse — precomputed by
+    the vectorised Gauss-Jordan path, or from LAPACK's ``getrf`` factors
+    (``lu``, ``ipiv``) by ``getri`` on demand."""
 
-    lu: np.ndarray
-    perm: np.ndarray
+    pivot_values: np.ndarray
     sign: np.ndarray
+    inv: np.ndarray | None = None
+    lu: np.ndarray | None = None
     ipiv: np.ndarray | None = None
 
     def pivots(self) -> np.ndarray:
-        n = self.lu.shape[-1]
-        return self.lu[:, np.arange(n), np.arange(n)]
+        return self.pivot_values
 
     def take(self, idx: np.ndarray) -> LU:
-        return LU(self.lu[idx], self.perm[idx], self.sign[idx],
-                  None if self.ipiv is None else self.ipiv[idx])
+        def sub(x: np.ndarray | None) -> np.ndarray | None:
+            return None if x is None else x[idx]
+
+        return LU(self.pivot_values[idx], self.sign[idx], sub(self.inv), sub(self.lu),
+                  sub(self.ipiv))
 
     def inverse(self) -> np.ndarray:
-        """``A⁻¹`` from the factors (every pivot nonzero)."""
-        if self.ipiv is None:
-            return _inverse_from_lu(self.lu, self.perm)
+        """``A⁻¹`` (every pivot nonzero)."""
+        if self.inv is not None:
+            return self.inv
+        assert self.lu is not None and self.ipiv is not None
         getri, getri_lwork = scipy.linalg.get_lapack_funcs(
             ("getri", "getri_lwork"), (self.lu[0],)
         )
@@ -110,74 +118,66 @@ class LU:
 
 
 def lu_batched(A: np.ndarray) -> LU:
-    """``P A = L U`` with partial pivoting for every matrix of ``A (B, n, n)``.
+    """Partial-pivoting elimination of every matrix of ``A (B, n, n)``.
 
-    Returns the packed unit-lower ``L`` and ``U``, the row permutation
-    (``A[b, perm[b]] = L U``) and its sign.  The
-    pivot is the largest ``|re| + |im|`` (LAPACK's choice), so ``|l_ij| ≤ 1``
-    in that measure.  An exactly zero column gives a zero pivot and zero
-    multipliers, as LAPACK does; NaN propagates within its own slot.
+    Small ``n``: Gauss-Jordan vectorised over the batch (n steps, n³ flops per
+    matrix), which yields the inverse directly; its pivots are exactly those
+    of LU with partial pivoting, so ``det`` and ``A⁻¹`` come from one
+    elimination — what keeps ``det·A⁻ᵀ`` accurate for ill-conditioned ``A``.
+    The pivot is the largest ``|re| + |im|`` (LAPACK's choice).  An exactly
+    zero column gives a zero pivot (the slot's inverse is then garbage, and
+    every caller tests the pivots first); NaN stays in its own slot.
+    Large ``n``: LAPACK ``getrf`` per matrix.
     """
     B, n, _ = A.shape
     if n >= LAPACK_MIN_N:
         return _lu_lapack(A)
-    F = A.copy()
+    W = A.copy()
     perm = np.broadcast_to(np.arange(n), (B, n)).copy()
     sign = np.ones(B)
+    piv = np.empty((B, n), dtype=A.dtype)
     slots = np.arange(B)
     for k in range(n):
-        col = F[:, k:, k]
+        col = W[:, k:, k]
         size = np.abs(col.real) + np.abs(col.imag) if np.iscomplexobj(col) else np.abs(col)
         p = k + np.argmax(size, axis=1)
         moved = np.flatnonzero(p != k)
         if moved.size:
             pk = p[moved]
-            F[moved, k], F[moved, pk] = F[moved, pk], F[moved, k].copy()
+            W[moved, k], W[moved, pk] = W[moved, pk], W[moved, k].copy()
             perm[moved, k], perm[moved, pk] = perm[moved, pk], perm[moved, k].copy()
             sign[moved] = -sign[moved]
-        pivot = F[slots, k, k]
-        if k + 1 < n:
-            safe = np.where(pivot == 0, 1, pivot)
-            F[:, k + 1 :, k] /= safe[:, None]
-            F[:, k + 1 :, k + 1 :] -= F[:, k + 1 :, k, None] * F[:, k, None, k + 1 :]
-    return LU(F, perm, sign)
+        pivot = W[slots, k, k].copy()
+        piv[:, k] = pivot
+        # row k ← row k / pivot, with W[k, k] replaced by 1 first (in place GJ)
+        W[:, k, k] = 1
+        W[:, k, :] /= np.where(pivot == 0, 1, pivot)[:, None]
+        # every other row i ← row i − W[i, k]·row k, with W[i, k] replaced by 0;
+        # row k's multiplier is 0, so one unmasked rank-1 update does it
+        f = W[:, :, k].copy()
+        f[:, k] = 0
+        rowk_k = W[:, k, k].copy()
+        W[:, :, k] = 0
+        W[:, k, k] = rowk_k
+        W -= f[:, :, None] * W[:, k, None, :]
+    # W = (P A)⁻¹ = A⁻¹ Pᵀ, i.e. A⁻¹[:, perm[j]] = W[:, j]
+    inv = np.empty_like(W)
+    np.put_along_axis(inv, np.broadcast_to(perm[:, None, :], W.shape), W, axis=2)
+    return LU(piv, sign, inv=inv)
 
 
 def _lu_lapack(A: np.ndarray) -> LU:
     B, n, _ = A.shape
     (getrf,) = scipy.linalg.get_lapack_funcs(("getrf",), (A[0],))
     packed = np.empty_like(A)
-    perm = np.empty((B, n), dtype=np.int64)
     ipivs = np.empty((B, n), dtype=np.int32)
     sign = np.ones(B)
     for b in range(B):
         lu, ipiv, _info = getrf(A[b])  # info > 0: exact zero pivot, still valid
         packed[b], ipivs[b] = lu, ipiv
-        order = np.arange(n)
-        for i, j in enumerate(ipiv):
-            if i != j:
-                order[i], order[j] = order[j], order[i]
-                sign[b] = -sign[b]
-        perm[b] = order
-    return LU(packed, perm, sign, ipivs)
-
-
-def _inverse_from_lu(F: np.ndarray, perm: np.ndarray) -> np.ndarray:
-    """``A⁻¹`` from ``P A = L U`` (all pivots nonzero): ``U⁻¹ L⁻¹ P``.
-
-    LAPACK's ``gesv`` on a triangular factor does no row exchange (the
-    diagonal already is the largest entry of its column in |re|+|im|) and
-    its elimination is exact, so these are plain triangular solves with the
-    same ``L`` and ``U`` that gave ``det`` — consistent, which is what keeps
-    ``det·A⁻ᵀ`` accurate for ill-conditioned ``A``.
-    """
-    B, n, _ = F.shape
-    L = np.tril(F, -1)
-    L[:, np.arange(n), np.arange(n)] = 1
-    U = np.triu(F)
-    Pm = np.zeros_like(F)
-    Pm[np.arange(B)[:, None], np.arange(n)[None, :], perm] = 1  # rows of P
-    return np.linalg.solve(U, np.linalg.solve(L, Pm))
+        sign[b] = (-1.0) ** int(np.count_nonzero(ipiv != np.arange(n)))
+    pivots = packed[:, np.arange(n), np.arange(n)].copy()
+    return LU(pivots, sign, lu=packed, ipiv=ipivs)
 
 
 # ---------------------------------------------------------------- SVD
@@ -217,8 +217,16 @@ def _svd_cofactor(A: np.ndarray, extra_exp: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- public
 def _abs_maxima(A: np.ndarray, axis: int) -> np.ndarray:
-    """max |a| along ``axis`` (NaN-propagating), without a full-size temporary
-    for real ``A``."""
+    """max |a| along ``axis`` (1 or 2; NaN-propagating), without a full-size
+    temporary.  For small matrices, n elementwise maxima of slices: NumPy
+    reductions along an axis of a few elements pay a per-row overhead."""
+    n = A.shape[axis]
+    if n <= 8:
+        moved = A if axis == 2 else A.transpose(0, 2, 1)  # reduce over the last axis
+        m: np.ndarray = np.abs(moved[:, :, 0])
+        for j in range(1, n):
+            np.maximum(m, np.abs(moved[:, :, j]), out=m)
+        return m
     if np.iscomplexobj(A):
         out: np.ndarray = np.abs(A).max(axis=axis)
         return out
@@ -272,6 +280,45 @@ def _scale_entries(X: np.ndarray, factor: np.ndarray, g: np.ndarray,
     return out
 
 
+def _cofactor4(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form 4×4 cofactors for a batch, and which slots to trust.
+
+    The batch version of ``matgrad_numba._scalar.cofactor4_one``: complementary
+    2×2 minors of rows 0-1 (s) and rows 2-3 (c); the same expansion on |A|
+    with all signs positive bounds the rounding error entry by entry by
+    5·eps·M, so a slot is accepted only if ‖M‖_F ≤ 8‖C‖_F (relative error
+    ≤ 40·eps) and its entries lie within 2^±300.
+    """
+    a = [[W[:, i, j] for j in range(4)] for i in range(4)]
+    g = [[np.abs(W[:, i, j]) for j in range(4)] for i in range(4)]
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+
+    def minors(r0: int, r1: int) -> tuple[dict[tuple[int, int], Any], dict[tuple[int, int], Any]]:
+        val = {(p, q): a[r0][p] * a[r1][q] - a[r0][q] * a[r1][p] for p, q in pairs}
+        mag = {(p, q): g[r0][p] * g[r1][q] + g[r0][q] * g[r1][p] for p, q in pairs}
+        return val, mag
+
+    top, top_mag = minors(0, 1)
+    bottom, bottom_mag = minors(2, 3)
+    C = np.empty_like(W)
+    mag2 = np.zeros(W.shape[0])
+    # cofactor (i, j): expand the 3×3 minor along the remaining row of the
+    # other pair: rows 0/1 use the bottom minors, rows 2/3 the top ones
+    for i, (row, mins, mags) in enumerate(((1, bottom, bottom_mag), (0, bottom, bottom_mag),
+                                           (3, top, top_mag), (2, top, top_mag))):
+        for j in range(4):
+            k0, k1, k2 = (c for c in range(4) if c != j)
+            val = a[row][k0] * mins[(k1, k2)] - a[row][k1] * mins[(k0, k2)] \
+                + a[row][k2] * mins[(k0, k1)]
+            C[:, i, j] = val if (i + j) % 2 == 0 else -val
+            mag2 += (g[row][k0] * mags[(k1, k2)] + g[row][k1] * mags[(k0, k2)]
+                     + g[row][k2] * mags[(k0, k1)]) ** 2
+    big = _abs_maxima(W, 2).max(axis=1)
+    norm2 = (np.abs(C) ** 2).sum(axis=(1, 2))
+    ok = (mag2 <= 64.0 * norm2) & np.isfinite(norm2) & (big < 2.0**300) & (big >= 2.0**-300)
+    return C, ok
+
+
 def det_grad(A: np.ndarray) -> np.ndarray:
     n = A.shape[-1]
     if n == 1:
@@ -280,15 +327,26 @@ def det_grad(A: np.ndarray) -> np.ndarray:
         return _small_det_grad(A)
     W = A.astype(work_dtype(A.dtype), copy=False)
     with np.errstate(all="ignore"):
+        if n == 4:
+            C, ok = _cofactor4(W)
+            rest = np.flatnonzero(~ok)
+            if rest.size:
+                C[rest] = _det_grad_general(W[rest])
+            return narrow(C, A.dtype)
+        return narrow(_det_grad_general(W), A.dtype)
+
+
+def _det_grad_general(W: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
         rmax = _abs_maxima(W, 2)
         finite = np.isfinite(rmax).all(axis=1)
         if finite.all():
-            return narrow(_det_grad_finite(W, rmax), A.dtype)
+            return _det_grad_finite(W, rmax)
         C = np.full(W.shape, np.nan, dtype=W.dtype)
         idx = np.flatnonzero(finite)
         if idx.size:
             C[idx] = _det_grad_finite(W[idx], rmax[idx])
-    return narrow(C, A.dtype)
+    return C
 
 
 def _det_grad_finite(W: np.ndarray, rmax: np.ndarray) -> np.ndarray:
