@@ -173,7 +173,8 @@ class Call:
     ) -> Any:
         """Input ``name`` broadcast to ``shape``, axes permuted by ``perm``,
         reshaped to ``flat``, as a C-contiguous native array of the call's
-        dtype (at most one copy)."""
+        dtype.  Copies only when the layout or the dtype requires it (a
+        broadcast view that also changes dtype is copied twice)."""
         x = self.inputs[name]
         if array_module_of(x) not in self.backend.array_modules:
             x = to_numpy(x)
