@@ -60,7 +60,10 @@ def logdet_grad(A: np.ndarray) -> np.ndarray:
     if n >= _cofactor.LAPACK_MIN_N:
         return np_cofactor.logdet_grad(A)
     G, status = _lu_path(A, inverse_t=True)
-    G[status != _cofactor.OK] = np.nan
+    G[status == _cofactor.NONFINITE] = np.nan
+    redo = np.flatnonzero(status == _cofactor.FALLBACK)
+    if redo.size:  # exponents beyond plain power-of-two factors (rare)
+        G[redo] = np_cofactor.logdet_grad(A[redo].astype(G.dtype))
     return narrow(G, A.dtype)
 
 
@@ -138,4 +141,6 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
                           np_charpoly.subdiagonal(H).astype(xs.dtype),
                           np.ascontiguousarray(xs[idx]), qm, dqm, qe, chunks())
             pm[idx], dpm[idx], pe[idx] = qm, dqm, qe
-    return np_charpoly.unscale(pm, dpm, pe, k, n, A.dtype)
+    p, dp = np_charpoly.unscale(pm, dpm, pe, k, n, A.dtype)
+    np_charpoly.apply_far_points(p, dp, x, k, n)
+    return p, dp

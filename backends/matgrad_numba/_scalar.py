@@ -26,10 +26,13 @@ __all__ = [
     "closed_form_one",
     "cof3",
     "cofactor4_one",
+    "col_exponent3",
+    "equilibrate_one",
     "exponent",
     "gauss_jordan_one",
     "hyman_point",
     "mag1",
+    "mag_max",
     "mul_pow2",
 ]
 
@@ -54,8 +57,6 @@ def device(fn: Callable[..., Any] | None = None, *, inline: bool = False) -> Any
 
 OK, FALLBACK, NONFINITE = 0, 1, 2
 _EPS = float(np.finfo(np.float64).eps)
-_BIG = 2.0**200
-_SMALL = 2.0**-200
 _TWO_1000 = 2.0**1000
 _TWO_M1000 = 2.0**-1000
 
@@ -72,6 +73,13 @@ def abs2(v):  # type: ignore[no-untyped-def]
 def mag1(v):  # type: ignore[no-untyped-def]
     """|re| + |im|: LAPACK's pivot measure (|v| for real v)."""
     return abs(v.real) + abs(v.imag)
+
+
+@device(inline=True)
+def mag_max(v):  # type: ignore[no-untyped-def]
+    """max(|re|, |im|): within √2 of |v|, and finite for every finite v
+    (|1.3e308 + 1.3e308j| overflows)."""
+    return max(abs(v.real), abs(v.imag))
 
 
 @device(inline=True)
@@ -105,11 +113,25 @@ def cof3(a00, a01, a02, a10, a11, a12, a20, a21, a22):  # type: ignore[no-untype
 
 
 @device(inline=True)
+def col_exponent3(a0, a1, a2, r0, r1, r2):  # type: ignore[no-untyped-def]
+    """−exponent(max_i |a_i|·2^r_i) of one column, from integer exponents
+    (0 for a zero column)."""
+    top = -(10**6)
+    if mag_max(a0) > 0:
+        top = max(top, exponent(mag_max(a0)) + r0)
+    if mag_max(a1) > 0:
+        top = max(top, exponent(mag_max(a1)) + r1)
+    if mag_max(a2) > 0:
+        top = max(top, exponent(mag_max(a2)) + r2)
+    return 0 if top == -(10**6) else -top
+
+
+@device(inline=True)
 def closed_form_one(A, C):  # type: ignore[no-untyped-def]
     """Cofactors of one 2×2 or 3×3 matrix ``A`` into ``C`` (float64/complex128).
-    2×2: [[d, −c], [−b, a]], exact.  3×3: cross products of rows, redone with
-    rows scaled by powers of two if an intermediate product over- or
-    underflowed."""
+    2×2: [[d, −c], [−b, a]], exact.  3×3: cross products of rows, redone on
+    the power-of-two equilibrated matrix if an intermediate product
+    overflowed."""
     if A.shape[0] == 2:
         C[0, 0] = A[1, 1]
         C[0, 1] = -A[1, 0]
@@ -121,28 +143,36 @@ def closed_form_one(A, C):  # type: ignore[no-untyped-def]
               a[2, 0], a[2, 1], a[2, 2])
     ok = True
     for v in c:
-        if not (abs(v) < math.inf):
+        if not (mag_max(v) < math.inf):
             ok = False
     if not ok:
         finite = True
         for i in range(3):
             for j in range(3):
-                if not (abs(a[i, j]) < math.inf):
+                if not (mag_max(a[i, j]) < math.inf):
                     finite = False
         if finite:
-            # Rows scaled to max ≈ 1: C(DA) = det(D) D⁻¹ C(A).
-            k0 = -exponent(max(abs(a[0, 0]), abs(a[0, 1]), abs(a[0, 2])))
-            k1 = -exponent(max(abs(a[1, 0]), abs(a[1, 1]), abs(a[1, 2])))
-            k2 = -exponent(max(abs(a[2, 0]), abs(a[2, 1]), abs(a[2, 2])))
+            # Equilibrate with powers of two, Ã = D_r A D_c (every entry < 1,
+            # so no product overflows), and map back exactly:
+            # C(A)_ij = C(Ã)_ij · 2^(r_i + c_j − Σr − Σc).
+            r0 = -exponent(max(mag_max(a[0, 0]), mag_max(a[0, 1]), mag_max(a[0, 2])))
+            r1 = -exponent(max(mag_max(a[1, 0]), mag_max(a[1, 1]), mag_max(a[1, 2])))
+            r2 = -exponent(max(mag_max(a[2, 0]), mag_max(a[2, 1]), mag_max(a[2, 2])))
+            c0 = col_exponent3(a[0, 0], a[1, 0], a[2, 0], r0, r1, r2)
+            c1 = col_exponent3(a[0, 1], a[1, 1], a[2, 1], r0, r1, r2)
+            c2 = col_exponent3(a[0, 2], a[1, 2], a[2, 2], r0, r1, r2)
             c = cof3(
-                mul_pow2(a[0, 0], k0), mul_pow2(a[0, 1], k0), mul_pow2(a[0, 2], k0),
-                mul_pow2(a[1, 0], k1), mul_pow2(a[1, 1], k1), mul_pow2(a[1, 2], k1),
-                mul_pow2(a[2, 0], k2), mul_pow2(a[2, 1], k2), mul_pow2(a[2, 2], k2),
+                mul_pow2(a[0, 0], r0 + c0), mul_pow2(a[0, 1], r0 + c1), mul_pow2(a[0, 2], r0 + c2),
+                mul_pow2(a[1, 0], r1 + c0), mul_pow2(a[1, 1], r1 + c1), mul_pow2(a[1, 2], r1 + c2),
+                mul_pow2(a[2, 0], r2 + c0), mul_pow2(a[2, 1], r2 + c1), mul_pow2(a[2, 2], r2 + c2),
             )
+            t = -(r0 + r1 + r2 + c0 + c1 + c2)
             c = (
-                mul_pow2(c[0], -k1 - k2), mul_pow2(c[1], -k1 - k2), mul_pow2(c[2], -k1 - k2),
-                mul_pow2(c[3], -k0 - k2), mul_pow2(c[4], -k0 - k2), mul_pow2(c[5], -k0 - k2),
-                mul_pow2(c[6], -k0 - k1), mul_pow2(c[7], -k0 - k1), mul_pow2(c[8], -k0 - k1),
+                mul_pow2(c[0], t + r0 + c0), mul_pow2(c[1], t + r0 + c1),
+                mul_pow2(c[2], t + r0 + c2), mul_pow2(c[3], t + r1 + c0),
+                mul_pow2(c[4], t + r1 + c1), mul_pow2(c[5], t + r1 + c2),
+                mul_pow2(c[6], t + r2 + c0), mul_pow2(c[7], t + r2 + c1),
+                mul_pow2(c[8], t + r2 + c2),
             )
     C[0, 0], C[0, 1], C[0, 2] = c[0], c[1], c[2]
     C[1, 0], C[1, 1], C[1, 2] = c[3], c[4], c[5]
@@ -242,62 +272,73 @@ def cofactor4_one(A, C):  # type: ignore[no-untyped-def]
 
 
 @device(inline=True)
-def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-untyped-def]
-    """One matrix: returns OK, FALLBACK or NONFINITE; fills ``out`` when OK.
-
-    In-place Gauss-Jordan inversion with partial pivoting (n³ flops).  Its
-    pivots are those of LU with partial pivoting, so ``det`` (their product)
-    and ``Ã⁻¹`` come from one elimination, which is what keeps ``det·Ã⁻ᵀ``
-    accurate for ill-conditioned matrices.
-    """
+def equilibrate_one(A, W, fr, fc):  # type: ignore[no-untyped-def]
+    """``W = D_r A D_c`` by powers of two: row maxima into [0.5, 1), then
+    column maxima (from integer exponents, so that no entry is rounded on the
+    way).  Returns ``(status, cmax, rsum, csum)``; on OK, ``fr[i]`` holds the
+    row exponent ``r_i`` (an integer stored as float) and ``fc[j]`` the exact
+    factor ``2^(c_j − cmax)`` ≤ 1.  NONFINITE for a NaN/inf entry, FALLBACK
+    when the exponents leave the range of plain power-of-two factors (the
+    caller finishes such a matrix on the host with ``ldexp``)."""
     n = A.shape[0]
-    # row maxima; a non-finite entry makes the slot NONFINITE
-    rlo = 10**6
-    rhi = -(10**6)
     for i in range(n):
         m = 0.0
         for j in range(n):
-            v = abs(A[i, j])
+            v = mag_max(A[i, j])
             if not v < math.inf:
-                return NONFINITE
+                return NONFINITE, 0, 0, 0
             m = max(m, v)
-        e = exponent(m)
-        fr[i] = e  # temporarily the exponent
-        rlo = min(rlo, e)
-        rhi = max(rhi, e)
-    # power-of-two equilibration, skipped when rows are already within 2^±8
-    scaled = rlo < -8 or rhi > 8
+        fr[i] = -exponent(m)
+    none = -(10**6)
+    cmax = none
     rsum = 0
     csum = 0
-    if scaled:
+    for j in range(n):
+        top = none
         for i in range(n):
-            e = -int(fr[i])
-            e = min(max(e, -1000), 1000)
-            rsum += e
-            fr[i] = math.ldexp(1.0, e)
+            v = mag_max(A[i, j])
+            if v > 0:
+                top = max(top, exponent(v) + int(fr[i]))
+        c = 0 if top == none else -top
+        fc[j] = c
+        csum += c
+        cmax = max(cmax, c)
+    for i in range(n):
+        rsum += int(fr[i])
+        if abs(int(fr[i]) + cmax) > 1000:
+            return FALLBACK, 0, 0, 0
+    for j in range(n):
+        c = int(fc[j]) - cmax
+        if c < -1000:
+            return FALLBACK, 0, 0, 0
+        fc[j] = math.ldexp(1.0, c)
+    for i in range(n):
+        f = math.ldexp(1.0, int(fr[i]) + cmax)
         for j in range(n):
-            m = 0.0
-            for i in range(n):
-                m = max(m, abs(A[i, j]) * fr[i])
-            e = min(max(-exponent(m), -1000), 1000)
-            csum += e
-            fc[j] = math.ldexp(1.0, e)
-        for i in range(n):
-            for j in range(n):
-                W[i, j] = A[i, j] * fr[i] * fc[j]
-        amax = 1.0  # every |ã_ij| < 1 after equilibration
-    else:
-        amax = 0.0
-        for i in range(n):
-            fr[i] = 1.0
-            fc[i] = 1.0
-            for j in range(n):
-                W[i, j] = A[i, j]
-            for j in range(n):
-                amax = max(amax, abs(W[i, j]))
+            W[i, j] = (A[i, j] * f) * fc[j]
+    return OK, cmax, rsum, csum
+
+
+@device(inline=True)
+def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-untyped-def]
+    """One matrix: returns OK, FALLBACK or NONFINITE; fills ``out`` when OK.
+
+    Power-of-two equilibration ``Ã = D_r A D_c`` (always, decided from this
+    matrix alone), then in-place Gauss-Jordan inversion with partial pivoting
+    (n³ flops).  Its pivots are those of LU with partial pivoting, so ``det``
+    (their product) and ``Ã⁻¹`` come from one elimination, which is what keeps
+    ``det·Ã⁻ᵀ`` accurate for ill-conditioned matrices.  Every result entry is
+    then scaled back by its exact power of two in one step, so an entry of
+    ``C`` that does not depend on a huge row keeps all its bits.
+    """
+    n = A.shape[0]
+    status, cmax, rsum, csum = equilibrate_one(A, W, fr, fc)
+    if status != OK:
+        return status
     for i in range(n):
         perm[i] = i
-    tol = 4.0 * n * _EPS * amax
+    # every |ã_ij| < 1 (each part), so the pivot test is absolute
+    tol = 4.0 * n * _EPS
     # Gauss-Jordan, in place; det = sign·Π pivots kept as dm·2^de
     dm = W[0, 0] * 0 + 1.0
     de = 0
@@ -335,49 +376,53 @@ def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-unt
                 W[i, k] = 0.0
                 for j in range(n):
                     W[i, j] -= f * W[k, j]
-    # W is now Ã⁻¹ with its columns permuted: Ã⁻¹[:, perm[j]] = W[:, j]
-    if inverse_t:
-        # A⁻¹ = D_c Ã⁻¹ D_r: (A⁻ᵀ)_ij = (Ã⁻¹)_ji · fr_i · fc_j, conjugated
-        for j in range(n):
-            pj = perm[j]
-            for i in range(n):
-                out[pj, i] = W[i, j].conjugate() * fr[pj] * fc[i]
+    # W is now Ã⁻¹ with its columns permuted: Ã⁻¹[:, perm[j]] = W[:, j].
+    # det:    C(A)_ij  = det(Ã)·(Ã⁻¹)_ji · 2^(r_i + c_j − Σr − Σc), det = dm·2^de
+    # logdet: (A⁻ᵀ)_ij = (Ã⁻¹)_ji · 2^(r_i + c_j), conjugated for complex A
+    # Entry exponent = (g + r_i + cmax) + (c_j − cmax): the row factor is
+    # applied first and the column factor (≤ 1) last, so an intermediate is
+    # subnormal only where the result is; an intermediate overflow is redone
+    # exactly with mul_pow2 below.
+    g = 0 if inverse_t else de - rsum - csum
+    wide = False
+    for i in range(n):
+        if abs(g + int(fr[i]) + cmax) > 1000:
+            wide = True
+    for j in range(n):
+        pj = perm[j]
+        rowe = g + int(fr[pj]) + cmax
+        f = math.ldexp(1.0, min(max(rowe, -1000), 1000))
         for i in range(n):
-            for j in range(n):
-                if not (abs(out[i, j]) < math.inf):
-                    return NONFINITE
-        return OK
-    # C(A)_ij = det(Ã)·(Ã⁻¹)_ji · 2^(r_i + c_j − Σr − Σc), with det = dm·2^de
-    g = de - rsum - csum
-    if -900 <= g <= 900:
-        scale = dm * math.ldexp(1.0, g)
-        if scaled:
-            for j in range(n):
-                pj = perm[j]
-                sj = scale * fr[pj]
-                for i in range(n):
-                    out[pj, i] = sj * W[i, j] * fc[i]
-        else:
-            for j in range(n):
-                pj = perm[j]
-                for i in range(n):
-                    out[pj, i] = scale * W[i, j]
-    else:
-        for j in range(n):
-            pj = perm[j]
-            for i in range(n):
-                out[pj, i] = mul_pow2(dm * W[i, j] * fr[pj] * fc[i], g)
+            w = W[i, j].conjugate() if inverse_t else dm * W[i, j]
+            if wide:
+                out[pj, i] = mul_pow2(w, rowe + exponent(fc[i]) - 1)
+            else:
+                out[pj, i] = (w * f) * fc[i]
+                if not (mag_max(out[pj, i]) < math.inf):
+                    out[pj, i] = mul_pow2(w, rowe + exponent(fc[i]) - 1)
+    # inf is a true overflow (the exponents are exact); NaN means the
+    # elimination broke down: let the host decide
     for i in range(n):
         for j in range(n):
-            if out[i, j] != out[i, j]:
-                return FALLBACK  # NaN: the elimination broke down; let SVD decide
+            v = out[i, j]
+            if v != v:
+                return FALLBACK
     return OK
 
 
 @device(inline=True)
 def hyman_point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
-    """(pm, dpm, pe) for one upper Hessenberg H at one point x."""
+    """(pm, dpm, pe) for one upper Hessenberg H at one point x.
+
+    v and v′ are renormalised to ~1 (exactly, by powers of two) whenever
+    max(|v|, |v′|) leaves [2⁻¹⁰⁰, 2^min(100, 850 − log2|x|)], so that x·v
+    stays below 2⁸⁵⁰ and s/h cannot overflow however large the (scaled)
+    point is; the caller sends points beyond 2⁸⁵⁰ to the power rule.
+    """
     n = H.shape[0]
+    ex = min(max(exponent(mag_max(x)), 0), 850)
+    hi = math.ldexp(1.0, min(100, 850 - ex))
+    lo = math.ldexp(1.0, -100)
     zero = x * 0
     pm = zero + 1
     dpm = zero
@@ -420,8 +465,8 @@ def hyman_point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
             k = exponent(abs(hm))
             hm = mul_pow2(hm, -k)
             he += k
-            big = max(abs(v[i - 1]), abs(dv[i - 1]))
-            if big > _BIG or (big < _SMALL and big > 0):
+            big = max(mag_max(v[i - 1]), mag_max(dv[i - 1]))
+            if big > hi or (big < lo and big > 0):
                 k = exponent(big)
                 for j in range(i - 1, end + 1):
                     v[j] = mul_pow2(v[j], -k)

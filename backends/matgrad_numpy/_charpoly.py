@@ -11,8 +11,16 @@
    divides by ``x − λ``, so it is exact at eigenvalues.  A negligible
    subdiagonal ``|h_{i,i−1}| ≤ eps(|h_{i−1,i−1}| + |h_ii|)`` ends a diagonal
    block: ``p = Π p_b`` and ``p′ = Σ p′_b Π_{c≠b} p_c`` (product rule,
-   accumulated block by block).  ``v`` and ``p`` are kept as mantissa·2ᵉ,
-   so only a truly overflowing result is inf.
+   accumulated block by block); so does one below ``eps·‖H‖_F``, a backward
+   perturbation of the size the reduction itself makes (without it, the
+   rounding noise of a rank-one matrix such as ``ones((64, 64))`` divides
+   the recurrence by 1e-300).  ``v`` and ``p`` are kept as mantissa·2ᵉ,
+   and ``v`` is renormalised whenever ``max(|v|, |v′|)`` leaves
+   ``[2⁻¹⁰⁰, 2^min(100, 850 − log2|x|)]``, so ``x·v`` never overflows and only
+   a truly overflowing result is inf.
+4. Points so far from the matrix that ``|x| > 2^850·max|A|`` get the power
+   rule ``p = xⁿ``, ``p′ = n·xⁿ⁻¹`` directly: every other term is below
+   ``2⁻⁸⁵⁰`` relative.
 Cost: O(n³) per matrix plus O(n²) per point; memory O(n·K) per matrix.
 """
 
@@ -23,14 +31,16 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from ._scaling import exponent_of_max, ldexp, narrow, work_dtype
+from ._scaling import exponent_of_max, ldexp, magnitude, mantissa_product, narrow, work_dtype
 
 __all__ = [
     "LAPACK_MIN_N",
     "charpoly_deriv",
+    "far_points",
     "hessenberg_batched",
     "is_hessenberg",
     "linear_case",
+    "power_rule",
     "scale_problem",
     "subdiagonal",
     "unscale",
@@ -38,7 +48,10 @@ __all__ = [
 
 #: From this size on, LAPACK per matrix beats the vectorised reduction.
 LAPACK_MIN_N = 64
-_RESCALE = 2.0**200  # renormalise v when it leaves [2⁻²⁰⁰, 2²⁰⁰]
+#: Renormalise v when max(|v|, |v′|) leaves [2^-RESCALE_EXP, 2^min(RESCALE_EXP, FAR_EXP − log2|x|)].
+RESCALE_EXP = 100
+#: Points with |x| > 2^FAR_EXP·max|A| take the power rule.
+FAR_EXP = 850
 
 
 def is_hessenberg(A: np.ndarray) -> np.ndarray:
@@ -111,6 +124,11 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     pm = np.ones((B, K), dtype=dtype)  # (p, p′) of finished blocks, ·2^pe
     dpm = np.zeros((B, K), dtype=dtype)
     pe = np.zeros((B, K), dtype=np.int64)
+    # |x·v| ≤ 2^FAR_EXP, so that s/h (h ≥ eps·‖H‖ after deflation) cannot
+    # overflow; v is renormalised to ~1, where v′ ≈ v·n/x stays normal
+    ex = np.clip(exponent_of_max(magnitude(x)), 0, FAR_EXP)
+    hi = np.exp2(np.minimum(RESCALE_EXP, FAR_EXP - ex).astype(np.float64))
+    lo = 2.0**-RESCALE_EXP
 
     for i in range(n - 1, -1, -1):
         row = H[:, i : i + 1, i:]  # (B, 1, n−i)
@@ -146,8 +164,8 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
         kh = exponent_of_max(np.abs(hm))
         hm, he = ldexp(hm, -kh), he + kh
         # keep V within range: rescale the (matrix, point) pairs that left it
-        big = np.maximum(np.abs(V[:, i - 1]), np.abs(dV[:, i - 1]))
-        out = (big > _RESCALE) | ((big < 1 / _RESCALE) & (big > 0))
+        big = np.maximum(magnitude(V[:, i - 1]), magnitude(dV[:, i - 1]))
+        out = (big > hi) | ((big < lo) & (big > 0))
         if out.any():
             k = np.where(out, exponent_of_max(big), 0)
             V[:, i - 1 :] = ldexp(V[:, i - 1 :], -k[:, None, :])
@@ -157,14 +175,20 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def subdiagonal(H: np.ndarray) -> np.ndarray:
-    """``sub[b, i] = h_{i,i−1}`` (``sub[b, 0] = 0``), with negligible entries,
-    ``|h_{i,i−1}| ≤ eps(|h_{i−1,i−1}| + |h_ii|)`` (LAPACK's deflation test),
-    set to exactly 0: a zero ends a diagonal block of the recurrence."""
+    """``sub[b, i] = h_{i,i−1}`` (``sub[b, 0] = 0``), with negligible entries
+    set to exactly 0 (a zero ends a diagonal block of the recurrence):
+    ``|h_{i,i−1}| ≤ eps(|h_{i−1,i−1}| + |h_ii|)`` (LAPACK's deflation test) or
+    ``|h_{i,i−1}| ≤ eps‖H‖_F`` (below the reduction's own backward error)."""
     B, n, _ = H.shape
-    diag = np.abs(H[:, np.arange(n), np.arange(n)])
+    eps = np.finfo(np.float64).eps
+    diag = magnitude(H[:, np.arange(n), np.arange(n)])
     sub = np.zeros((B, n), dtype=H.dtype)
     sub[:, 1:] = H[:, np.arange(1, n), np.arange(n - 1)]
-    negligible = np.abs(sub[:, 1:]) <= np.finfo(np.float64).eps * (diag[:, :-1] + diag[:, 1:])
+    # ‖H‖_F of a scaled matrix (entries ≤ 1 before the reduction): no overflow
+    with np.errstate(over="ignore", invalid="ignore"):
+        norm = np.sqrt((np.abs(H) ** 2).sum(axis=(1, 2)))
+    mag = magnitude(sub[:, 1:])
+    negligible = (mag <= eps * (diag[:, :-1] + diag[:, 1:])) | (mag <= eps * norm[:, None])
     sub[:, 1:][negligible] = 0
     return sub
 
@@ -175,8 +199,38 @@ def scale_problem(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     W = A.astype(work_dtype(A.dtype), copy=False)
     xw = x.astype(work_dtype(x.dtype), copy=False)
     with np.errstate(all="ignore"):
-        k = exponent_of_max(np.abs(W).max(axis=(1, 2)))
+        k = exponent_of_max(magnitude(W).max(axis=(1, 2)))
         return ldexp(W, -k[:, None, None]), ldexp(xw, -k[:, None]), k
+
+
+def far_points(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Finite points with ``|x| > 2^FAR_EXP·2^k`` (``2^k`` ≈ max|A| of their
+    matrix): there ``p = xⁿ`` and ``p′ = n·xⁿ⁻¹`` to far below rounding, and
+    the scaled point ``x·2⁻ᵏ`` may not even be finite."""
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(x)
+    return finite & (exponent_of_max(magnitude(x)) - k[:, None] > FAR_EXP)  # type: ignore[no-any-return]
+
+
+def power_rule(x: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``(xⁿ, n·xⁿ⁻¹)`` for a 1-d array of points, in mantissa-exponent form
+    so that only a truly overflowing power is inf."""
+    xw = x.astype(work_dtype(x.dtype), copy=False)
+    kx = exponent_of_max(magnitude(xw))
+    xm = ldexp(xw, -kx)
+    m, e = mantissa_product(np.repeat(xm[:, None], n - 1, axis=1))  # xⁿ⁻¹ = m·2^(e + (n−1)kx)
+    with np.errstate(all="ignore"):
+        p = ldexp(m * xm, e + n * kx)
+        dp = ldexp(m * n, e + (n - 1) * kx)
+    return narrow(p, dtype), narrow(dp, dtype)
+
+
+def apply_far_points(p: np.ndarray, dp: np.ndarray, x: np.ndarray,
+                     k: np.ndarray, n: int) -> None:
+    """Overwrite ``(p, p′)`` at the far points (see :func:`far_points`)."""
+    far = far_points(x, k)
+    if far.any():
+        p[far], dp[far] = power_rule(x[far], n, p.dtype)
 
 
 def unscale(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, k: np.ndarray, n: int,
@@ -190,8 +244,12 @@ def unscale(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, k: np.ndarray, n: i
 
 
 def linear_case(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """n = 1: ``p = x − a``, ``p′ = 1`` whatever ``a`` is (even inf or NaN)."""
-    return (x - A[:, 0, :1]).astype(A.dtype), np.ones(x.shape, A.dtype)
+    """n = 1: ``p = x − a``, ``p′ = 1`` whatever ``a`` is (even inf or NaN).
+
+    Silent like every other slot: a signalling NaN (or inf − inf) gives a
+    quiet NaN in its own slot, never a floating-point warning."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (x - A[:, 0, :1]).astype(A.dtype), np.ones(x.shape, A.dtype)
 
 
 def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -201,4 +259,6 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     As, xs, k = scale_problem(A, x)
     with np.errstate(all="ignore"):
         pm, dpm, pe = _hyman(hessenberg_batched(As), xs)
-    return unscale(pm, dpm, pe, k, n, A.dtype)
+    p, dp = unscale(pm, dpm, pe, k, n, A.dtype)
+    apply_far_points(p, dp, x, k, n)
+    return p, dp

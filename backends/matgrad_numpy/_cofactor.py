@@ -24,7 +24,15 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from ._scaling import exponent_of_max, ldexp, mantissa_product, narrow, work_dtype
+from ._scaling import (
+    BLOCK,
+    exponent_of_max,
+    ldexp,
+    magnitude,
+    mantissa_product,
+    narrow,
+    work_dtype,
+)
 
 __all__ = ["LAPACK_MIN_N", "LU", "det_grad", "logdet_grad", "lu_batched"]
 
@@ -57,12 +65,12 @@ def _closed_form(A: np.ndarray) -> np.ndarray:
     return C
 
 
-def _closed_form_row_scaled(A: np.ndarray) -> np.ndarray:
-    """Cofactors with rows scaled to max|row| ≈ 1: C(DA) = det(D) D⁻¹ C(A)."""
-    k = exponent_of_max(np.abs(A).max(axis=2))  # (b, n)
-    C = _closed_form(ldexp(A, -k[:, :, None]))
-    # C(A)_ij = C(DA)_ij · Π_{l≠i} 2^{k_l}
-    return ldexp(C, (k.sum(axis=1)[:, None] - k)[:, :, None])
+def _closed_form_equilibrated(A: np.ndarray) -> np.ndarray:
+    """Cofactors of ``Ã = D_r A D_c`` (every entry below 1, so no product
+    overflows), mapped back exactly: ``C(A)_ij = C(Ã)_ij·2^(r_i + c_j − Σr − Σc)``."""
+    At, r, c = _equilibrate(A)
+    g = -(r.sum(axis=1) + c.sum(axis=1))
+    return _scale_entries(_closed_form(At), np.ones(A.shape[0]), g, r, c)
 
 
 def _small_det_grad(A: np.ndarray) -> np.ndarray:
@@ -72,7 +80,7 @@ def _small_det_grad(A: np.ndarray) -> np.ndarray:
         C = _closed_form(W)
         redo = ~np.isfinite(C).all(axis=(1, 2)) & _finite_slots(W)
         if redo.any():
-            C[redo] = _closed_form_row_scaled(W[redo])
+            C[redo] = _closed_form_equilibrated(W[redo])
     return narrow(C, A.dtype)
 
 
@@ -217,67 +225,101 @@ def _svd_cofactor(A: np.ndarray, extra_exp: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- public
 def _abs_maxima(A: np.ndarray, axis: int) -> np.ndarray:
-    """max |a| along ``axis`` (1 or 2; NaN-propagating), without a full-size
-    temporary.  For small matrices, n elementwise maxima of slices: NumPy
-    reductions along an axis of a few elements pay a per-row overhead."""
+    """max of ``magnitude(a)`` along ``axis`` (1 or 2; NaN-propagating),
+    without a full-size temporary.  For small matrices, n elementwise maxima
+    of slices: NumPy reductions along an axis of a few elements pay a per-row
+    overhead.  Complex entries are measured by ``max(|re|, |im|)``, which stays
+    finite for every finite entry (``|z|`` overflows beyond DBL_MAX)."""
     n = A.shape[axis]
     if n <= 8:
         moved = A if axis == 2 else A.transpose(0, 2, 1)  # reduce over the last axis
-        m: np.ndarray = np.abs(moved[:, :, 0])
+        m: np.ndarray = magnitude(moved[:, :, 0])
         for j in range(1, n):
-            np.maximum(m, np.abs(moved[:, :, j]), out=m)
+            np.maximum(m, magnitude(moved[:, :, j]), out=m)
         return m
     if np.iscomplexobj(A):
-        out: np.ndarray = np.abs(A).max(axis=axis)
+        out: np.ndarray = np.maximum(_abs_maxima(np.ascontiguousarray(A.real), axis),
+                                     _abs_maxima(np.ascontiguousarray(A.imag), axis))
         return out
     real: np.ndarray = np.maximum(A.max(axis=axis), -A.min(axis=axis))
     return real
 
 
+_NO_EXP = np.iinfo(np.int64).min // 4  # "no nonzero entry" marker for exponents
+
+
+def _column_exponents(A: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``c_j = −exponent(max_i magnitude(a_ij)·2^r_i)`` per slot, from integer
+    exponents, so that no entry's scaled value is ever rounded on the way (a
+    row-scaled entry far below its row maximum would be subnormal).  Zero
+    columns give 0.  Works through the batch in blocks: no full-size temporary
+    beyond one block."""
+    B, n, _ = A.shape
+    c = np.empty((B, n), dtype=np.int64)
+    step = max(1, BLOCK // (n * n))
+    for lo in range(0, B, step):
+        hi = min(B, lo + step)
+        mag = magnitude(A[lo:hi])
+        e = np.frexp(mag)[1].astype(np.int64) + r[lo:hi, :, None]
+        e[mag == 0] = _NO_EXP
+        top = e.max(axis=1)
+        c[lo:hi] = np.where(top == _NO_EXP, 0, -top)
+    return c
+
+
+def _scale_by_pow2(X: np.ndarray, row: np.ndarray, col: np.ndarray,
+                   factor: np.ndarray | None = None) -> np.ndarray:
+    """``X_ij · factor · 2^(row_i + col_j)`` per slot, each entry rounded once
+    (only a subnormal or overflowing result is rounded at all).
+
+    Two multiplications by exact powers of two, the larger one first, so that
+    an intermediate can only be subnormal where the result is too; slots whose
+    exponents leave ±1000 (where 2^k is no longer a plain float) or whose
+    intermediate overflowed are redone entry by entry with ``ldexp``.  The
+    decision is per slot, from the slot's own exponents and values.
+    """
+    B = X.shape[0]
+    cmax = col.max(axis=1)
+    first = row + cmax[:, None]
+    second = col - cmax[:, None]  # ≤ 0
+    easy = (np.abs(first).max(axis=1) <= 1000) & (second.min(axis=1) >= -1000)
+    f = np.ones(B) if factor is None else factor
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        rowf = f[:, None] * np.exp2(np.clip(first, -1000, 1000).astype(np.float64))
+        out: np.ndarray = X * rowf[:, :, None]
+        out *= np.exp2(np.maximum(second, -1000).astype(np.float64))[:, None, :]
+        # A non-finite entry from finite inputs is an intermediate (or true)
+        # overflow: redo exactly; a true overflow stays inf.
+        redo = np.flatnonzero(~easy | ~np.isfinite(out).all(axis=(1, 2)))
+        if redo.size:
+            shift = row[redo][:, :, None] + col[redo][:, None, :]
+            out[redo] = ldexp(X[redo] * f[redo][:, None, None], shift)
+    return out
+
+
 def _equilibrate(
     A: np.ndarray, rmax: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``Ã = D_r A D_c`` with ``D = diag(2^r)``, ``diag(2^c)``: row maxima, then
-    column maxima, brought into [0.5, 1) (zero rows/columns left alone).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Ã = D_r A D_c`` with ``D_r = diag(2^r)``, ``D_c = diag(2^c)``: row
+    maxima brought into [0.5, 1), then column maxima (zero rows and columns
+    left alone), so every ``magnitude(ã_ij) < 1``.
 
-    Scaling by powers of two changes no rounding, only the range, so a batch
-    whose row and column maxima all lie within 2^±8 is left as it is (no
-    copy).  Exponents are clipped to ±1000 so that 2^r and 2^c are plain
-    floats and each scaling is one exact multiplication pass.  Also returns
-    ``max|ã|`` per slot (for the pivot test).
+    Always applied, and decided per slot from that slot alone: the scaled
+    matrix, hence the pivot order and every rounding after it, depends only
+    on the matrix itself, never on its neighbours in the batch.  Each entry
+    is scaled in one exact step (``2^(r_i + c_j)``), so an entry far below its
+    row maximum keeps every bit.
     """
-    if rmax is None:
-        rmax = _abs_maxima(A, 2)
-    r = np.clip(-exponent_of_max(rmax), -1000, 1000)
-    cmax = _abs_maxima(A, 1)
-    if np.abs(r).max(initial=0) <= 8 and np.abs(exponent_of_max(cmax)).max(initial=0) <= 8:
-        zero = np.zeros(A.shape[:2], dtype=np.int64)
-        return A, zero, zero.copy(), rmax.max(axis=1)
-    rs = np.exp2(r.astype(np.float64))
-    A1 = A * rs[:, :, None]
-    c = np.clip(-exponent_of_max(_abs_maxima(A1, 1)), -1000, 1000)
-    A1 *= np.exp2(c.astype(np.float64))[:, None, :]
-    return A1, r, c, np.ones(A.shape[0])  # every |ã_ij| < 1 now
+    r = -exponent_of_max(_abs_maxima(A, 2) if rmax is None else rmax)
+    c = _column_exponents(A, r)
+    return _scale_by_pow2(A, r, c), r, c
 
 
 def _scale_entries(X: np.ndarray, factor: np.ndarray, g: np.ndarray,
                    r: np.ndarray, c: np.ndarray) -> np.ndarray:
     """``X_ij · factor · 2^(g + r_i + c_j)`` per slot, exact barring over- and
-    underflow: two multiplication passes by exact powers of two where the
-    exponents allow, ``ldexp`` entry by entry where they do not."""
-    rowexp = g[:, None] + r
-    easy = (np.abs(rowexp).max(axis=1) <= 960) & (np.abs(c).max(axis=1) <= 60)
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        out: np.ndarray = X * (factor[:, None] * np.exp2(rowexp.clip(-1000, 1000)))[:, :, None]
-        if c.any():
-            out *= np.exp2(c.astype(np.float64))[:, None, :]
-    # An intermediate overflow/underflow can only hide behind a non-finite or
-    # zero-range entry; redo those slots, and the wide-exponent ones, exactly.
-    redo = np.flatnonzero(~easy | ~np.isfinite(out).all(axis=(1, 2)))
-    if redo.size:
-        shift = rowexp[redo][:, :, None] + c[redo][:, None, :]
-        out[redo] = ldexp(X[redo] * factor[redo][:, None, None], shift)
-    return out
+    underflow of the result itself."""
+    return _scale_by_pow2(X, g[:, None] + r, c, factor)
 
 
 def _cofactor4(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -351,11 +393,13 @@ def _det_grad_general(W: np.ndarray) -> np.ndarray:
 
 def _det_grad_finite(W: np.ndarray, rmax: np.ndarray) -> np.ndarray:
     n = W.shape[-1]
-    At, r, c, amax = _equilibrate(W, rmax)
+    At, r, c = _equilibrate(W, rmax)
     f = lu_batched(At)
     pivots = f.pivots()
-    tol = TINY_PIVOT_C * n * np.finfo(np.float64).eps * amax
-    tiny = (np.abs(pivots) <= tol[:, None]).any(axis=1)
+    # every |ã_ij| < 1 after equilibration (complex: each part), so the
+    # pivot test needs no per-slot maximum
+    tol = TINY_PIVOT_C * n * np.finfo(np.float64).eps
+    tiny = (np.abs(pivots) <= tol).any(axis=1)
     good = np.flatnonzero(~tiny)
     bad = np.flatnonzero(tiny)
     if bad.size == 0:  # the common case: no copies of the factors
@@ -393,7 +437,7 @@ def logdet_grad(A: np.ndarray) -> np.ndarray:
     _B, _n, _ = A.shape
     W = A.astype(work_dtype(A.dtype), copy=False)
     with np.errstate(all="ignore"):
-        At, r, c, _ = _equilibrate(W)
+        At, r, c = _equilibrate(W)
         f = lu_batched(At)
         pivots = f.pivots()
         ok = np.flatnonzero(np.isfinite(pivots).all(axis=1) & (pivots != 0).all(axis=1))

@@ -14,6 +14,7 @@ __all__ = [
     "BLOCK",
     "exponent_of_max",
     "ldexp",
+    "magnitude",
     "mantissa_product",
     "narrow",
     "work_dtype",
@@ -47,6 +48,20 @@ def ldexp(x: np.ndarray, e: Any) -> np.ndarray:
     return real
 
 
+def magnitude(x: np.ndarray) -> np.ndarray:
+    """``|x|`` for real ``x``; ``max(|re x|, |im x|)`` for complex ``x``.
+
+    Within a factor √2 of ``|x|``, and finite for every finite complex
+    number: ``|1.3e308 + 1.3e308j|`` itself overflows to inf, which would make
+    a finite entry look non-finite to every scaling decision.
+    """
+    if np.iscomplexobj(x):
+        out: np.ndarray = np.maximum(np.abs(x.real), np.abs(x.imag))
+        return out
+    real: np.ndarray = np.abs(x)
+    return real
+
+
 def exponent_of_max(absmax: np.ndarray) -> np.ndarray:
     """Integer ``k`` with ``absmax = f·2ᵏ``, ``0.5 ≤ f < 1``; 0 for zero or
     non-finite ``absmax``."""
@@ -62,14 +77,13 @@ def mantissa_product(u: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.nda
     mantissa and exponent, and the running mantissa is renormalised every
     ``chunk`` factors (0.5**64 is far from underflow).  Zero gives ``m = 0``.
     """
-    mag = np.abs(u)
-    e_each = exponent_of_max(mag)
+    e_each = exponent_of_max(magnitude(u))
     scaled = ldexp(u, -e_each)
     m = np.ones(u.shape[:-1], dtype=u.dtype)
     e = e_each.sum(axis=-1)
     for j in range(0, u.shape[-1], chunk):
         m = m * np.prod(scaled[..., j : j + chunk], axis=-1)
-        k = exponent_of_max(np.abs(m))
+        k = exponent_of_max(magnitude(m))
         m = ldexp(m, -k)
         e = e + k
     return m, e

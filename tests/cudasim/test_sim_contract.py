@@ -19,7 +19,7 @@ import pytest
 import matgrad
 from matgrad._check import CASES
 
-from .. import contract
+from .. import contract, hostile
 
 pytestmark = pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1",
                                 reason="needs NUMBA_ENABLE_CUDASIM=1")
@@ -89,3 +89,23 @@ def test_large_n_goes_to_the_host_path() -> None:
     A = np.random.default_rng(0).standard_normal((2, _ops.GJ_MAX_N + 1, _ops.GJ_MAX_N + 1))
     np.testing.assert_allclose(matgrad.det_grad(A, backend=SIM),
                                matgrad.det_grad(A, backend="numpy"), rtol=1e-12)
+
+
+HOSTILE = [
+    hostile.check_huge_row_keeps_other_cofactors,
+    hostile.check_row_scaling_is_exact,
+    hostile.check_subnormal_matrix,
+    hostile.check_complex_beyond_dbl_max,
+    hostile.check_charpoly_structured,
+    hostile.check_charpoly_far_points,
+]
+
+
+@pytest.mark.parametrize("check", HOSTILE, ids=lambda f: f.__name__.removeprefix("check_"))
+def test_hostile_on_simulator(check: Any) -> None:
+    check(SIM)
+
+
+def test_slot_independent_of_batch_on_simulator() -> None:
+    # small sizes: the simulator runs each kernel thread as Python code
+    hostile.check_slot_independent_of_batch(SIM, sizes=(2, 3, 4, 5, 8))
