@@ -54,3 +54,17 @@ def test_peak_is_output_plus_small(label: str, build: Any, op: Any, backends: tu
     batch = out.shape[0]
     allowed = out.nbytes + 64 * batch + (2 << 20)  # output + O(batch) + 2 MiB slack
     assert peak <= allowed, f"peak {peak / 2**20:.1f} MiB > {allowed / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("backend_name", ["numba", "numpy"])
+def test_charpoly_many_points_works_in_blocks(backend_name: str) -> None:
+    """Millions of points on one matrix: the recurrence runs over blocks of
+    points, so the extra memory is O(block), not a multiple of the output."""
+    if backend_name not in AVAILABLE:
+        pytest.skip(f"backend {backend_name} unavailable")
+    A = np.random.default_rng(0).standard_normal((10, 10))
+    x = np.linspace(-3.0, 3.0, 1_500_000)
+    peak, (p, dp) = _peak(lambda: matgrad.charpoly_deriv(A, x, return_value=True,
+                                                         backend=backend_name))
+    allowed = p.nbytes + dp.nbytes + (48 << 20)  # outputs + a few blocks
+    assert peak <= allowed, f"peak {peak / 2**20:.1f} MiB > {allowed / 2**20:.1f} MiB"

@@ -111,36 +111,57 @@ def _charpoly_lu(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return pm, dpm, pe, ok  # type: ignore[return-value]
 
 
+def _hessenberg(As: np.ndarray) -> np.ndarray:
+    """Upper Hessenberg forms of ``As`` (matrices that already are: copied)."""
+    H = np.ascontiguousarray(As)
+    reduce = np.flatnonzero(~np_charpoly.is_hessenberg(H))  # skip reduced ones
+    if reduce.size and H.shape[-1] >= np_charpoly.LAPACK_MIN_N:
+        H[reduce] = np_charpoly.hessenberg_batched(H[reduce])
+    elif reduce.size:
+        part = np.ascontiguousarray(H[reduce])
+        parallel_call(_charpoly.hessenberg, part)
+        H[reduce] = part
+    return H
+
+
 def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     B, n, _ = A.shape
+    K = x.shape[1]
     if n == 1:
         return np_charpoly.linear_case(A, x)
-    As, xs, k = np_charpoly.scale_problem(A, x)
-    with np.errstate(all="ignore"):
-        pm = np.empty(xs.shape, dtype=xs.dtype)
-        dpm = np.empty_like(pm)
-        pe = np.zeros(xs.shape, dtype=np.int64)
-        todo = np.ones(B, dtype=bool)
-        if x.shape[1] <= LU_ROUTE_MAX_POINTS and n >= LU_ROUTE_MIN_N:
-            pm, dpm, pe, ok = _charpoly_lu(As, xs)  # type: ignore[misc]
-            todo = ~ok
-        idx = np.flatnonzero(todo)
-        if idx.size:
-            H = np.ascontiguousarray(As[idx])
-            reduce = np.flatnonzero(~np_charpoly.is_hessenberg(H))  # skip reduced ones
-            if reduce.size and n >= np_charpoly.LAPACK_MIN_N:
-                H[reduce] = np_charpoly.hessenberg_batched(H[reduce])
-            elif reduce.size:
-                part = np.ascontiguousarray(H[reduce])
-                parallel_call(_charpoly.hessenberg, part)
-                H[reduce] = part
-            qm = np.empty((idx.size, xs.shape[1]), dtype=xs.dtype)
-            dqm = np.empty_like(qm)
-            qe = np.zeros(qm.shape, dtype=np.int64)
-            parallel_call(_charpoly.hyman, H.astype(xs.dtype, copy=False),
-                          np_charpoly.subdiagonal(H).astype(xs.dtype),
-                          np.ascontiguousarray(xs[idx]), qm, dqm, qe, chunks())
-            pm[idx], dpm[idx], pe[idx] = qm, dqm, qe
-    p, dp = np_charpoly.unscale(pm, dpm, pe, k, n, A.dtype)
-    np_charpoly.apply_far_points(p, dp, x, k, n)
+    As, k = np_charpoly.scale_matrices(A)
+    p = np.empty(x.shape, dtype=A.dtype)
+    dp = np.empty_like(p)
+    todo = np.ones(B, dtype=bool)
+    if K <= LU_ROUTE_MAX_POINTS and n >= LU_ROUTE_MIN_N:
+        with np.errstate(all="ignore"):
+            pm, dpm, pe, ok = _charpoly_lu(As, np_charpoly.scale_points(x, k))
+        p[ok], dp[ok] = np_charpoly.unscale(pm[ok], dpm[ok], pe[ok], k[ok], n, A.dtype)
+        todo = ~ok
+    idx = np.flatnonzero(todo)
+    if idx.size == 0:
+        np_charpoly.apply_far_points(p, dp, x, k, n)
+        return p, dp
+    rows = slice(None) if idx.size == B else idx
+    H = _hessenberg(As[rows])
+    work = np.result_type(H.dtype, work_dtype(x.dtype))
+    Hw = H.astype(work, copy=False)
+    sub = np_charpoly.subdiagonal(H).astype(work)
+    kk = k[rows]
+    # Points in blocks: the (matrix, point) arrays below stay O(block)
+    for sl in np_charpoly.point_blocks(idx.size, 8, K):  # ~8 arrays of (rows, block)
+        xs = np.ascontiguousarray(np_charpoly.scale_points(x[rows, sl], kk))
+        qm = np.empty(xs.shape, dtype=work)
+        dqm = np.empty_like(qm)
+        qe = np.zeros(xs.shape, dtype=np.int64)
+        with np.errstate(all="ignore"):
+            parallel_call(_charpoly.hyman, Hw, sub, xs, qm, dqm, qe, chunks())
+        pb, dpb = np_charpoly.unscale(qm, dqm, qe, kk, n, A.dtype)
+        np_charpoly.apply_far_points(pb, dpb, x[rows, sl], kk, n)
+        p[rows, sl], dp[rows, sl] = pb, dpb
+    if idx.size < B:
+        done = np.flatnonzero(~todo)
+        pd, dpd = p[done], dp[done]
+        np_charpoly.apply_far_points(pd, dpd, x[done], k[done], n)
+        p[done], dp[done] = pd, dpd
     return p, dp

@@ -35,12 +35,16 @@ from ._scaling import exponent_of_max, ldexp, magnitude, mantissa_product, narro
 
 __all__ = [
     "LAPACK_MIN_N",
+    "apply_far_points",
     "charpoly_deriv",
     "far_points",
     "hessenberg_batched",
     "is_hessenberg",
     "linear_case",
+    "point_blocks",
     "power_rule",
+    "scale_matrices",
+    "scale_points",
     "scale_problem",
     "subdiagonal",
     "unscale",
@@ -193,14 +197,38 @@ def subdiagonal(H: np.ndarray) -> np.ndarray:
     return sub
 
 
-def scale_problem(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(As, xs, k)`` in float64/complex128 with ``A = 2ᵏ·As``, ``x = 2ᵏ·xs``
-    and ``max|As|`` in [0.5, 1) per matrix (exact)."""
+def scale_matrices(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(As, k)`` in float64/complex128 with ``A = 2ᵏ·As`` and ``max|As|`` in
+    [0.5, 1) per matrix (exact; complex entries measured by max(|re|, |im|))."""
     W = A.astype(work_dtype(A.dtype), copy=False)
-    xw = x.astype(work_dtype(x.dtype), copy=False)
     with np.errstate(all="ignore"):
         k = exponent_of_max(magnitude(W).max(axis=(1, 2)))
-        return ldexp(W, -k[:, None, None]), ldexp(xw, -k[:, None]), k
+        return ldexp(W, -k[:, None, None]), k
+
+
+def scale_points(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``x·2⁻ᵏ`` per matrix, in float64/complex128 (a new array)."""
+    with np.errstate(all="ignore"):
+        return ldexp(x.astype(work_dtype(x.dtype), copy=False), -k[:, None])
+
+
+def scale_problem(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(As, xs, k)`` with ``A = 2ᵏ·As``, ``x = 2ᵏ·xs`` (see :func:`scale_matrices`)."""
+    As, k = scale_matrices(A)
+    return As, scale_points(x, k), k
+
+
+#: Elements of (matrix, point) workspace per block of points: the recurrence
+#: needs O(rows·width) memory per point, so points are processed in blocks and
+#: the extra memory stays O(BLOCK) whatever the number of points.
+POINT_BLOCK = 1 << 20
+
+
+def point_blocks(rows: int, width: int, K: int) -> list[slice]:
+    """Slices of the point axis (length ``K``) holding about ``POINT_BLOCK``
+    workspace elements each, with ``rows·width`` elements per point."""
+    step = max(1, POINT_BLOCK // max(1, rows * width))
+    return [slice(lo, min(K, lo + step)) for lo in range(0, K, step)]
 
 
 def far_points(x: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -256,9 +284,14 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     n = A.shape[-1]
     if n == 1:
         return linear_case(A, x)
-    As, xs, k = scale_problem(A, x)
-    with np.errstate(all="ignore"):
-        pm, dpm, pe = _hyman(hessenberg_batched(As), xs)
-    p, dp = unscale(pm, dpm, pe, k, n, A.dtype)
-    apply_far_points(p, dp, x, k, n)
+    As, k = scale_matrices(A)
+    H = hessenberg_batched(As)
+    p = np.empty(x.shape, dtype=A.dtype)
+    dp = np.empty_like(p)
+    # _hyman holds v and v′ for every (matrix, point) pair: 2·B·n per point
+    for sl in point_blocks(A.shape[0], 2 * n, x.shape[1]):
+        with np.errstate(all="ignore"):
+            pm, dpm, pe = _hyman(H, scale_points(x[:, sl], k))
+        p[:, sl], dp[:, sl] = unscale(pm, dpm, pe, k, n, A.dtype)
+        apply_far_points(p[:, sl], dp[:, sl], x[:, sl], k, n)
     return p, dp
