@@ -170,6 +170,34 @@ def check_charpoly_far_points(backend: Any) -> None:
                     assert abs(got - want) <= 1e-12 * abs(want) + 2.0**-1074, (n, x, got, want)
 
 
+def check_charpoly_graded_triangular(backend: Any) -> None:
+    """Triangular matrices (already Hessenberg, every block 1×1) whose
+    diagonal spans 2^±780: p = Π(x − d_i) and p′ from the product rule, to a
+    few ulp per factor, p and p′ each over- or underflowing only where the
+    true value does (their ratio can exceed 2^±1000, so they must not share
+    one exponent).  (Beyond that spread the contract is normwise: a
+    perturbation of eps·max|d| may swamp the smallest d_i.)"""
+    rng = np.random.default_rng(13)
+    for n in (2, 3, 4, 6):
+        for t in range(6):
+            d = np.ldexp(rng.uniform(0.5, 1, n) * rng.choice([-1, 1], n),
+                         rng.integers(-780, 780, n))
+            A = np.diag(d) + np.triu(np.ldexp(rng.standard_normal((n, n)), -900), 1) * (t % 2)
+            for x in (0.5, -3.0, d[0] * 1.5, 1e-300):
+                p, dp = (_np(v) for v in matgrad.charpoly_deriv(A, x, return_value=True,
+                                                                backend=backend))
+                with mpmath.workdps(60):
+                    f = [mpmath.mpf(x) - mpmath.mpf(float(v)) for v in d]
+                    pe = mpmath.fprod(f)
+                    dpe = mpmath.fsum(mpmath.fprod(f[:i] + f[i + 1:]) for i in range(n))
+                for got, want in ((p, pe), (dp, dpe)):
+                    if abs(want) >= mpmath.mpf(2) ** 1024:
+                        assert np.isinf(got) and (got > 0) == (want > 0), (n, d, x, got, want)
+                    else:
+                        assert abs(got - want) <= 1e-14 * n * abs(want) + 2.0**-1074, (
+                            n, d.tolist(), x, got, want)
+
+
 def check_linear_charpoly_silent(backend: Any) -> None:
     """n = 1 with a signalling NaN: a quiet NaN in its slot, no warning."""
     snan = np.array([0x7FF4000000000000], dtype=np.uint64).view(np.float64)[0]

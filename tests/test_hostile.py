@@ -15,6 +15,7 @@ CHECKS = [
     hostile.check_complex_beyond_dbl_max,
     hostile.check_charpoly_structured,
     hostile.check_charpoly_far_points,
+    hostile.check_charpoly_graded_triangular,
     hostile.check_linear_charpoly_silent,
     hostile.check_slot_independent_of_batch,
 ]

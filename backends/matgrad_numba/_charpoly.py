@@ -70,8 +70,8 @@ def hessenberg(H):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(parallel=True, cache=True)
-def hyman(H, sub, x, pm, dpm, pe, nchunks):  # type: ignore[no-untyped-def]
-    """Fill ``pm, dpm, pe (B, K)`` for every (matrix, point) pair, in
+def hyman(H, sub, x, pm, dpm, pe, dpe, nchunks):  # type: ignore[no-untyped-def]
+    """Fill ``pm, dpm, pe, dpe (B, K)`` for every (matrix, point) pair, in
     ``nchunks`` contiguous chunks of pairs (one workspace each)."""
     B, n, _ = H.shape
     K = x.shape[1]
@@ -83,4 +83,5 @@ def hyman(H, sub, x, pm, dpm, pe, nchunks):  # type: ignore[no-untyped-def]
         for t in range(ch * total // nchunks, (ch + 1) * total // nchunks):
             b = t // K
             k = t - b * K
-            pm[b, k], dpm[b, k], pe[b, k] = hyman_point(H[b], sub[b], x[b, k], v, dv)
+            pm[b, k], dpm[b, k], pe[b, k], dpe[b, k] = hyman_point(H[b], sub[b], x[b, k],
+                                                                    v, dv)

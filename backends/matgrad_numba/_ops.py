@@ -67,7 +67,9 @@ def logdet_grad(A: np.ndarray) -> np.ndarray:
     return narrow(G, A.dtype)
 
 
-def _charpoly_lu(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _charpoly_lu(
+    A: np.ndarray, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(pm, dpm, pe)`` by one LU of ``M = xI − A`` per point, or None per
     matrix whose LU shows a tiny pivot (x at or near an eigenvalue).
 
@@ -108,7 +110,7 @@ def _charpoly_lu(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
             pm[b, k] = sign * m[0]
             dpm[b, k] = sign * m[0] * trace
             pe[b, k] = e[0]
-    return pm, dpm, pe, ok  # type: ignore[return-value]
+    return pm, dpm, pe, ok
 
 
 def _hessenberg(As: np.ndarray) -> np.ndarray:
@@ -129,39 +131,43 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     K = x.shape[1]
     if n == 1:
         return np_charpoly.linear_case(A, x)
-    As, k = np_charpoly.scale_matrices(A)
+    As, k, kmax = np_charpoly.scale_matrices(A)
     p = np.empty(x.shape, dtype=A.dtype)
     dp = np.empty_like(p)
     todo = np.ones(B, dtype=bool)
     if K <= LU_ROUTE_MAX_POINTS and n >= LU_ROUTE_MIN_N:
         with np.errstate(all="ignore"):
             pm, dpm, pe, ok = _charpoly_lu(As, np_charpoly.scale_points(x, k))
-        p[ok], dp[ok] = np_charpoly.unscale(pm[ok], dpm[ok], pe[ok], k[ok], n, A.dtype)
+        p[ok], dp[ok] = np_charpoly.unscale(pm[ok], dpm[ok], pe[ok], pe[ok], k[ok], n, A.dtype)
         todo = ~ok
     idx = np.flatnonzero(todo)
     if idx.size == 0:
-        np_charpoly.apply_far_points(p, dp, x, k, n)
+        np_charpoly.apply_far_points(p, dp, x, kmax, n)
         return p, dp
     rows = slice(None) if idx.size == B else idx
-    H = _hessenberg(As[rows])
+    with np.errstate(all="ignore"):  # NaN/inf slots stay in their own slot
+        H = _hessenberg(As[rows])
+        sub = np_charpoly.subdiagonal(H)
     work = np.result_type(H.dtype, work_dtype(x.dtype))
     Hw = H.astype(work, copy=False)
-    sub = np_charpoly.subdiagonal(H).astype(work)
+    sub = sub.astype(work)
     kk = k[rows]
+    kkmax = kmax[rows]
     # Points in blocks: the (matrix, point) arrays below stay O(block)
     for sl in np_charpoly.point_blocks(idx.size, 8, K):  # ~8 arrays of (rows, block)
         xs = np.ascontiguousarray(np_charpoly.scale_points(x[rows, sl], kk))
         qm = np.empty(xs.shape, dtype=work)
         dqm = np.empty_like(qm)
         qe = np.zeros(xs.shape, dtype=np.int64)
+        dqe = np.zeros(xs.shape, dtype=np.int64)
         with np.errstate(all="ignore"):
-            parallel_call(_charpoly.hyman, Hw, sub, xs, qm, dqm, qe, chunks())
-        pb, dpb = np_charpoly.unscale(qm, dqm, qe, kk, n, A.dtype)
-        np_charpoly.apply_far_points(pb, dpb, x[rows, sl], kk, n)
+            parallel_call(_charpoly.hyman, Hw, sub, xs, qm, dqm, qe, dqe, chunks())
+        pb, dpb = np_charpoly.unscale(qm, dqm, qe, dqe, kk, n, A.dtype)
+        np_charpoly.apply_far_points(pb, dpb, x[rows, sl], kkmax, n)
         p[rows, sl], dp[rows, sl] = pb, dpb
     if idx.size < B:
         done = np.flatnonzero(~todo)
         pd, dpd = p[done], dp[done]
-        np_charpoly.apply_far_points(pd, dpd, x[done], k[done], n)
+        np_charpoly.apply_far_points(pd, dpd, x[done], kmax[done], n)
         p[done], dp[done] = pd, dpd
     return p, dp

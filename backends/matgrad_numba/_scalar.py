@@ -412,21 +412,28 @@ def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-unt
 
 @device(inline=True)
 def hyman_point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
-    """(pm, dpm, pe) for one upper Hessenberg H at one point x.
+    """(pm, dpm, pe, dpe) for one upper Hessenberg H at one point x:
+    p = pm·2^pe, p′ = dpm·2^dpe.
 
     v and v′ are renormalised to ~1 (exactly, by powers of two) whenever
-    max(|v|, |v′|) leaves [2⁻¹⁰⁰, 2^min(100, 850 − log2|x|)], so that x·v
-    stays below 2⁸⁵⁰ and s/h cannot overflow however large the (scaled)
-    point is; the caller sends points beyond 2⁸⁵⁰ to the power rule.
+    max(|v|, |v′|) leaves [2⁻¹⁰⁰, 2^min(100, 850 − log2(|x|/‖H‖))], so that
+    x·v/h cannot overflow however large the point is; the caller sends
+    points beyond 2⁸⁵⁰·max|A| to the power rule.
     """
     n = H.shape[0]
-    ex = min(max(exponent(mag_max(x)), 0), 850)
+    # |x| relative to ‖H‖, estimated from below by the diagonal and
+    # subdiagonal (more renormalisation, never less): O(n) per point
+    hmax = 0.0
+    for i in range(n):
+        hmax = max(hmax, mag_max(H[i, i]), mag_max(sub[i]))
+    ex = min(max(exponent(mag_max(x)) - exponent(hmax), 0), 850)
     hi = math.ldexp(1.0, min(100, 850 - ex))
     lo = math.ldexp(1.0, -100)
     zero = x * 0
     pm = zero + 1
     dpm = zero
     pe = 0
+    dpe = 0
     end = n - 1  # last index of the current diagonal block
     v[end] = zero + 1
     dv[end] = zero
@@ -442,14 +449,34 @@ def hyman_point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
             ds -= h * dv[j]
         hsub = sub[i] if i > 0 else H[0, 0] * 0
         if hsub == 0:
-            # block [i, end] done: p_b = s·Πh·2^S, p′_b = ds·Πh·2^S
+            # block [i, end] done: p_b = s·Πh·2^S, p′_b = ds·Πh·2^S.  p and p′
+            # keep exponents of their own (their ratio in the scaled problem
+            # is 2⁻ᵏ times the true one): p′ ← p′·p_b + p·p′_b, p ← p·p_b.
             a = s * hm
+            ka = exponent(mag_max(a))
+            a = mul_pow2(a, -ka)
             da = ds * hm
-            pm, dpm = pm * a, dpm * a + pm * da
-            pe += S + he
-            k = exponent(max(abs(pm), abs(dpm)))
-            pm = mul_pow2(pm, -k)
+            kda = exponent(mag_max(da))
+            da = mul_pow2(da, -kda)
+            t1 = dpm * a
+            e1 = dpe + S + he + ka
+            t2 = pm * da
+            e2 = pe + S + he + kda
+            if t1 == 0:
+                dpm, dpe = t2, e2
+            elif t2 == 0:
+                dpm, dpe = t1, e1
+            else:
+                e = max(e1, e2)
+                dpm = mul_pow2(t1, e1 - e) + mul_pow2(t2, e2 - e)
+                dpe = e
+            k = exponent(mag_max(dpm))
             dpm = mul_pow2(dpm, -k)
+            dpe += k
+            pm = pm * a
+            pe += S + he + ka
+            k = exponent(mag_max(pm))
+            pm = mul_pow2(pm, -k)
             pe += k
             if i > 0:
                 end = i - 1
@@ -462,7 +489,7 @@ def hyman_point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
             v[i - 1] = s / hsub
             dv[i - 1] = ds / hsub
             hm = hm * hsub
-            k = exponent(abs(hm))
+            k = exponent(mag_max(hm))
             hm = mul_pow2(hm, -k)
             he += k
             big = max(mag_max(v[i - 1]), mag_max(dv[i - 1]))
@@ -472,6 +499,4 @@ def hyman_point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
                     v[j] = mul_pow2(v[j], -k)
                     dv[j] = mul_pow2(dv[j], -k)
                 S += k
-    return pm, dpm, pe
-
-
+    return pm, dpm, pe, dpe

@@ -45,7 +45,6 @@ __all__ = [
     "power_rule",
     "scale_matrices",
     "scale_points",
-    "scale_problem",
     "subdiagonal",
     "unscale",
 ]
@@ -56,6 +55,10 @@ LAPACK_MIN_N = 64
 RESCALE_EXP = 100
 #: Points with |x| > 2^FAR_EXP·max|A| take the power rule.
 FAR_EXP = 850
+#: Matrices to be reduced are scaled only to bring max|A| within 2^±SCALE_LIMIT;
+#: already-Hessenberg ones only down to 2^HYMAN_LIMIT.
+SCALE_LIMIT = 400
+HYMAN_LIMIT = 800
 
 
 def is_hessenberg(A: np.ndarray) -> np.ndarray:
@@ -102,18 +105,43 @@ def hessenberg_batched(A: np.ndarray) -> np.ndarray:
     return H
 
 
-def _renormalise(
-    m: np.ndarray, dm: np.ndarray, e: np.ndarray, where: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rescale the pair ``(m, dm)·2ᵉ`` so that max(|m|, |dm|) is in [0.5, 1)."""
-    k = exponent_of_max(np.maximum(np.abs(m), np.abs(dm)))
-    k = np.where(where, k, 0)
-    return ldexp(m, -k), ldexp(dm, -k), e + k
+def _normalised(m: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(m, e)`` rescaled so that ``magnitude(m)`` is in [0.5, 1) (0 stays 0)."""
+    k = exponent_of_max(magnitude(m))
+    return ldexp(m, -k), e + k
 
 
-def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _close_block(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, dpe: np.ndarray,
+                 a: np.ndarray, da: np.ndarray, ea: np.ndarray, where: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fold a finished diagonal block ``(p_b, p′_b) = (a, da)·2^ea`` into
+    ``(p, p′)`` by the product rule, ``p′ ← p′·p_b + p·p′_b``, ``p ← p·p_b``,
+    where ``where`` is set.
+
+    p and p′ keep exponents of their own: their ratio in the scaled problem is
+    ``2⁻ᵏ`` times the true one, and partial products of small factors would
+    underflow under a shared exponent (``diag(1e308, 1, 2, 3)``)."""
+    a, ea1 = _normalised(a, ea)
+    da, ea2 = _normalised(da, ea)
+    t1, e1 = dpm * a, dpe + ea1
+    t2, e2 = pm * da, pe + ea2
+    # align the two terms of p′ on the larger exponent (a zero term has none)
+    z1 = t1 == 0
+    z2 = t2 == 0
+    e = np.where(z1, e2, np.where(z2, e1, np.maximum(e1, e2)))
+    with np.errstate(all="ignore"):
+        new_dp = ldexp(t1, np.where(z1, 0, e1 - e)) + ldexp(t2, np.where(z2, 0, e2 - e))
+    new_dp, new_dpe = _normalised(new_dp, e)
+    new_p, new_pe = _normalised(pm * a, pe + ea1)
+    return (np.where(where, new_p, pm), np.where(where, new_dp, dpm),
+            np.where(where, new_pe, pe), np.where(where, new_dpe, dpe))
+
+
+def _hyman(
+    H: np.ndarray, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(p, p′)`` of ``H (B, n, n)`` (upper Hessenberg) at ``x (B, K)``, as
-    mantissas and a shared exponent: ``p = pm·2^pe``, ``p′ = dpm·2^pe``."""
+    mantissas and exponents: ``p = pm·2^pe``, ``p′ = dpm·2^dpe``."""
     B, n, _ = H.shape
     K = x.shape[1]
     dtype = np.result_type(H, x)
@@ -127,10 +155,15 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     he = np.zeros(B, dtype=np.int64)
     pm = np.ones((B, K), dtype=dtype)  # (p, p′) of finished blocks, ·2^pe
     dpm = np.zeros((B, K), dtype=dtype)
-    pe = np.zeros((B, K), dtype=np.int64)
-    # |x·v| ≤ 2^FAR_EXP, so that s/h (h ≥ eps·‖H‖ after deflation) cannot
-    # overflow; v is renormalised to ~1, where v′ ≈ v·n/x stays normal
-    ex = np.clip(exponent_of_max(magnitude(x)), 0, FAR_EXP)
+    pe = np.zeros((B, K), dtype=np.int64)  # p = pm·2^pe, p′ = dpm·2^dpe
+    dpe = np.zeros((B, K), dtype=np.int64)
+    # |x|·|v| ≤ 2^FAR_EXP·‖H‖, so that s/h (h ≥ eps·‖H‖ after deflation)
+    # cannot overflow; v is renormalised to ~1, where v′ ≈ v·n/x stays normal.
+    # ‖H‖ is estimated from below by its diagonal and subdiagonal (more
+    # renormalisation, never less); the caller keeps |x| ≤ 2^FAR_EXP·max|H|.
+    n_idx = np.arange(n)
+    hmax = np.maximum(magnitude(H[:, n_idx, n_idx]).max(axis=1), magnitude(sub).max(axis=1))
+    ex = np.clip(exponent_of_max(magnitude(x)) - exponent_of_max(hmax)[:, None], 0, FAR_EXP)
     hi = np.exp2(np.minimum(RESCALE_EXP, FAR_EXP - ex).astype(np.float64))
     lo = 2.0**-RESCALE_EXP
 
@@ -142,16 +175,9 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
         end = h == 0
         if end.any():
             # Block [i, …] is finished: p_b = s·Πh·2^S, p′_b = ds·Πh·2^S.
-            a = s * hm[:, None]
-            da = ds * hm[:, None]
-            e_new = pe + S + he[:, None]
-            endk = end[:, None]
-            pm, dpm, pe = (
-                np.where(endk, pm * a, pm),
-                np.where(endk, dpm * a + pm * da, dpm),
-                np.where(endk, e_new, pe),
-            )
-            pm, dpm, pe = _renormalise(pm, dpm, pe, np.broadcast_to(endk, pe.shape))
+            endk = np.broadcast_to(end[:, None], pe.shape)
+            pm, dpm, pe, dpe = _close_block(pm, dpm, pe, dpe, s * hm[:, None],
+                                            ds * hm[:, None], S + he[:, None], endk)
         if i == 0:
             break
         cont = ~end
@@ -165,7 +191,7 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
         dV[:, i - 1] = np.where(cont[:, None], ds / hsafe, 0)
         # Π h of the block, renormalised
         hm = np.where(cont, hm * np.where(cont, h, 1), hm)
-        kh = exponent_of_max(np.abs(hm))
+        kh = exponent_of_max(magnitude(hm))
         hm, he = ldexp(hm, -kh), he + kh
         # keep V within range: rescale the (matrix, point) pairs that left it
         big = np.maximum(magnitude(V[:, i - 1]), magnitude(dV[:, i - 1]))
@@ -175,7 +201,7 @@ def _hyman(H: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
             V[:, i - 1 :] = ldexp(V[:, i - 1 :], -k[:, None, :])
             dV[:, i - 1 :] = ldexp(dV[:, i - 1 :], -k[:, None, :])
             S += k
-    return pm, dpm, pe
+    return pm, dpm, pe, dpe
 
 
 def subdiagonal(H: np.ndarray) -> np.ndarray:
@@ -197,25 +223,34 @@ def subdiagonal(H: np.ndarray) -> np.ndarray:
     return sub
 
 
-def scale_matrices(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(As, k)`` in float64/complex128 with ``A = 2ᵏ·As`` and ``max|As|`` in
-    [0.5, 1) per matrix (exact; complex entries measured by max(|re|, |im|))."""
+def scale_matrices(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(As, k, kmax)`` in float64/complex128 with ``A = 2ᵏ·As`` (exact),
+    ``max|A|`` in ``[2^(kmax−1), 2^kmax)`` (complex entries measured by
+    max(|re|, |im|)), per matrix.
+
+    Scaled only as far as needed: a scaling all the way to 1 would turn the
+    small entries of a graded matrix such as ``diag(1e308, 1, 2, 3)`` into
+    subnormals and lose their bits.  A matrix that needs the Householder
+    reduction is brought within ``2^±SCALE_LIMIT``, where sums of squares
+    cannot over- or underflow; one that already is upper Hessenberg
+    (triangular, diagonal, reduced by the caller) only needs ``max|As|`` at
+    most ``2^HYMAN_LIMIT`` for the recurrence, so its diagonal keeps every
+    bit across a far wider range.  Decided per matrix, from that matrix.
+    """
     W = A.astype(work_dtype(A.dtype), copy=False)
     with np.errstate(all="ignore"):
-        k = exponent_of_max(magnitude(W).max(axis=(1, 2)))
-        return ldexp(W, -k[:, None, None]), k
+        kmax = exponent_of_max(magnitude(W).max(axis=(1, 2)))
+        reduced = is_hessenberg(W)
+        top = np.where(reduced, HYMAN_LIMIT, SCALE_LIMIT)
+        bottom = np.where(reduced, -1100, -SCALE_LIMIT)  # -1100: never scaled up
+        k = np.where(kmax > top, kmax - top, np.where(kmax < bottom, kmax - bottom, 0))
+        return ldexp(W, -k[:, None, None]), k, kmax
 
 
 def scale_points(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     """``x·2⁻ᵏ`` per matrix, in float64/complex128 (a new array)."""
     with np.errstate(all="ignore"):
         return ldexp(x.astype(work_dtype(x.dtype), copy=False), -k[:, None])
-
-
-def scale_problem(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(As, xs, k)`` with ``A = 2ᵏ·As``, ``x = 2ᵏ·xs`` (see :func:`scale_matrices`)."""
-    As, k = scale_matrices(A)
-    return As, scale_points(x, k), k
 
 
 #: Elements of (matrix, point) workspace per block of points: the recurrence
@@ -231,13 +266,13 @@ def point_blocks(rows: int, width: int, K: int) -> list[slice]:
     return [slice(lo, min(K, lo + step)) for lo in range(0, K, step)]
 
 
-def far_points(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Finite points with ``|x| > 2^FAR_EXP·2^k`` (``2^k`` ≈ max|A| of their
-    matrix): there ``p = xⁿ`` and ``p′ = n·xⁿ⁻¹`` to far below rounding, and
-    the scaled point ``x·2⁻ᵏ`` may not even be finite."""
+def far_points(x: np.ndarray, kmax: np.ndarray) -> np.ndarray:
+    """Finite points with ``|x| > 2^FAR_EXP·2^kmax`` (``2^kmax`` ≈ max|A| of
+    their matrix): there ``p = xⁿ`` and ``p′ = n·xⁿ⁻¹`` to far below rounding,
+    and the recurrence could overflow (so it is not asked)."""
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(x)
-    return finite & (exponent_of_max(magnitude(x)) - k[:, None] > FAR_EXP)  # type: ignore[no-any-return]
+    return finite & (exponent_of_max(magnitude(x)) - kmax[:, None] > FAR_EXP)  # type: ignore[no-any-return]
 
 
 def power_rule(x: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -254,20 +289,20 @@ def power_rule(x: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray,
 
 
 def apply_far_points(p: np.ndarray, dp: np.ndarray, x: np.ndarray,
-                     k: np.ndarray, n: int) -> None:
+                     kmax: np.ndarray, n: int) -> None:
     """Overwrite ``(p, p′)`` at the far points (see :func:`far_points`)."""
-    far = far_points(x, k)
+    far = far_points(x, kmax)
     if far.any():
         p[far], dp[far] = power_rule(x[far], n, p.dtype)
 
 
-def unscale(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, k: np.ndarray, n: int,
-            dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
+def unscale(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, dpe: np.ndarray,
+            k: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
     """``p_A = 2^{kn} p_As`` and ``p′_A = 2^{k(n−1)} p′_As`` from mantissas
-    ``pm, dpm`` and exponents ``pe``, rounded once to ``dtype``."""
+    ``pm, dpm`` and exponents ``pe, dpe``, rounded once to ``dtype``."""
     with np.errstate(all="ignore"):
         p = ldexp(pm, pe + (k * n)[:, None])
-        dp = ldexp(dpm, pe + (k * (n - 1))[:, None])
+        dp = ldexp(dpm, dpe + (k * (n - 1))[:, None])
     return narrow(p, dtype), narrow(dp, dtype)
 
 
@@ -284,14 +319,15 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     n = A.shape[-1]
     if n == 1:
         return linear_case(A, x)
-    As, k = scale_matrices(A)
-    H = hessenberg_batched(As)
+    As, k, kmax = scale_matrices(A)
+    with np.errstate(all="ignore"):  # NaN/inf slots stay in their own slot
+        H = hessenberg_batched(As)
     p = np.empty(x.shape, dtype=A.dtype)
     dp = np.empty_like(p)
     # _hyman holds v and v′ for every (matrix, point) pair: 2·B·n per point
     for sl in point_blocks(A.shape[0], 2 * n, x.shape[1]):
         with np.errstate(all="ignore"):
-            pm, dpm, pe = _hyman(H, scale_points(x[:, sl], k))
-        p[:, sl], dp[:, sl] = unscale(pm, dpm, pe, k, n, A.dtype)
-        apply_far_points(p[:, sl], dp[:, sl], x[:, sl], k, n)
+            pm, dpm, pe, dpe = _hyman(H, scale_points(x[:, sl], k))
+        p[:, sl], dp[:, sl] = unscale(pm, dpm, pe, dpe, k, n, A.dtype)
+        apply_far_points(p[:, sl], dp[:, sl], x[:, sl], kmax, n)
     return p, dp

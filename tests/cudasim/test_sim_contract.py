@@ -98,6 +98,7 @@ HOSTILE = [
     hostile.check_complex_beyond_dbl_max,
     hostile.check_charpoly_structured,
     hostile.check_charpoly_far_points,
+    hostile.check_charpoly_graded_triangular,
 ]
 
 
