@@ -12,15 +12,17 @@ from ._api import (
     logdet_grad,
 )
 from ._backend import Backend, BackendInfo
+from ._frontend import BackendResultError
 from ._hooks import hookimpl, hookspec
 from ._registry import list_backends, refresh_backends
-from ._select import get_backend, set_backend, use_backend
+from ._select import get_backend, load_backend, set_backend, use_backend
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Backend",
     "BackendInfo",
+    "BackendResultError",
     "__version__",
     "bilinear_grad",
     "charpoly",
@@ -31,6 +33,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "list_backends",
+    "load_backend",
     "logdet_grad",
     "refresh_backends",
     "set_backend",

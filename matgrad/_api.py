@@ -21,11 +21,15 @@ __all__ = [
     "logdet_grad",
 ]
 
-_BACKEND_DOC = """backend : str, sequence of str or Backend, optional
-        Backend name, comma-separated priority list, ``"auto"``, or a
-        :class:`matgrad.Backend` instance.  Default: the active selection
+_BACKEND_DOC = """backend : str, sequence of str, Backend or BackendInfo, optional
+        Backend name, comma-separated priority list, sequence of names,
+        ``"auto"``, a :class:`matgrad.Backend` instance (from
+        :func:`matgrad.load_backend`), or a :class:`matgrad.BackendInfo`
+        record (its name).  Default: the active selection
         (:func:`matgrad.use_backend`, :func:`matgrad.set_backend`,
-        ``$MATGRAD_BACKEND``, ``auto``)."""
+        ``$MATGRAD_BACKEND``, ``auto``).  A backend result of the wrong
+        type, shape or dtype, or sharing memory with an input, raises
+        :class:`matgrad.BackendResultError`."""
 
 
 def frobenius_grad(X: Any, *, backend: BackendLike = None) -> Any:
@@ -69,12 +73,12 @@ def frobenius_grad(X: Any, *, backend: BackendLike = None) -> Any:
     shape = call.matrix("X", square=False)
     m, n = shape[-2:]
     if call.orchestrator is not None:
-        return call.orchestrate("frobenius_grad")
+        return call.orchestrate("frobenius_grad", shape)
     B = prod(shape[:-2])
     if B * m * n == 0:
         return call.empty_result(shape)
     Xc = call.canonical("X", shape, (B, m, n))
-    G = call.backend.frobenius_grad(Xc)
+    G = call.run("frobenius_grad", (B, m, n), Xc)
     return call.back(G.reshape(shape))
 
 
@@ -110,15 +114,15 @@ def bilinear_grad(x: Any, y: Any, *, backend: BackendLike = None) -> Any:
     xs, ys = call.vector("x"), call.vector("y")
     m, n = xs[-1], ys[-1]
     batch = broadcast_batch("bilinear_grad", {"x": xs[:-1], "y": ys[:-1]})
-    if call.orchestrator is not None:
-        return call.orchestrate("bilinear_grad")
     B = prod(batch)
     out_shape = (*batch, m, n)
+    if call.orchestrator is not None:
+        return call.orchestrate("bilinear_grad", out_shape)
     if B * m * n == 0:
         return call.empty_result(out_shape)
     xc = call.canonical("x", (*batch, m), (B, m))
     yc = call.canonical("y", (*batch, n), (B, n))
-    return call.back(call.backend.bilinear_grad(xc, yc).reshape(out_shape))
+    return call.back(call.run("bilinear_grad", (B, m, n), xc, yc).reshape(out_shape))
 
 
 def det_grad(A: Any, *, backend: BackendLike = None) -> Any:
@@ -199,12 +203,12 @@ def _square_op(op: str, A: Any, backend: BackendLike) -> Any:
     call = Call(op, backend, {"A": A})
     shape = call.matrix("A", square=True)
     if call.orchestrator is not None:
-        return call.orchestrate(op)
+        return call.orchestrate(op, shape)
     n = shape[-1]
     B = prod(shape[:-2])
     if B * n == 0:
         return call.empty_result(shape)
-    out = getattr(call.backend, op)(call.canonical("A", shape, (B, n, n)))
+    out = call.run(op, (B, n, n), call.canonical("A", shape, (B, n, n)))
     return call.back(out.reshape(shape))
 
 
@@ -221,7 +225,7 @@ def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any
     n = ashape[-1]
     out = broadcast_batch(func, {"A[..., :, :]": ashape[:-2], "x": call.shape("x")})
     if call.orchestrator is not None:
-        p, dp = call.orchestrate("charpoly_deriv")
+        p, dp = call.orchestrate("charpoly_deriv", out)
         return p, dp
     d = len(out)
     apad = (1,) * (d - len(ashape) + 2) + ashape[:-2]
@@ -235,7 +239,7 @@ def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any
     perm = matrix_axes + point_axes
     Ac = call.canonical("A", (*apad, n, n), (B, n, n))
     xc = call.canonical("x", out, (B, K), perm=perm)
-    p, dp = call.backend.charpoly_deriv(Ac, xc)
+    p, dp = call.run("charpoly_deriv", (B, K), Ac, xc)
     inverse = [perm.index(i) for i in range(d)]
     permuted = [out[i] for i in perm]
 

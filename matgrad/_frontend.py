@@ -1,7 +1,10 @@
 """Validation, dtype promotion, broadcasting and array-type conversion.
 
 Written once for every operation and backend: a backend only ever sees
-canonical arrays (see :mod:`matgrad._backend`).
+canonical arrays (see :mod:`matgrad._backend`), and what it returns is checked
+here (type, shape, dtype, no memory shared with its inputs) before it reaches
+the caller, so that a faulty plugin is a clear error naming it rather than a
+wrong answer or an ``AttributeError`` deep inside matgrad.
 """
 
 from __future__ import annotations
@@ -16,7 +19,60 @@ from ._backend import Backend, array_module_of
 from ._registry import entries
 from ._select import BackendLike, resolve
 
-__all__ = ["Call", "input_module", "result_dtype"]
+__all__ = ["BackendResultError", "Call", "input_module", "result_dtype"]
+
+
+class BackendResultError(RuntimeError):
+    """A backend returned a result that breaks the backend contract.
+
+    Raised by the public functions when the selected backend's result is not
+    of the array type it was given, has the wrong shape or dtype, or shares
+    memory with one of its inputs (results must be fresh arrays); for
+    ``charpoly_deriv``, when it is not a pair ``(p, p′)``.  The message names
+    the backend and the operation.  It is a bug in that backend: run
+    ``matgrad check --backend NAME`` on it.
+    """
+
+
+# Names of the canonical arguments of each backend operation, for messages.
+_ARGS = {
+    "frobenius_grad": ("X",),
+    "bilinear_grad": ("x", "y"),
+    "det_grad": ("A",),
+    "logdet_grad": ("A",),
+    "charpoly_deriv": ("A", "x"),
+}
+
+
+def _type_name(x: object) -> str:
+    t = type(x)
+    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def check_input(func: str, name: str, x: object) -> None:
+    """Refuse array types whose meaning conversion to a dense array would lose."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{func}: {name} is a masked array (numpy.ma.MaskedArray); matgrad "
+            f"would silently ignore its mask.  Pass {name}.filled(value) or "
+            f"{name}.data explicitly"
+        )
+    # Checked by module name so that SciPy is not imported just to say no.
+    if type(x).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{func}: {name} is a SciPy sparse {type(x).__name__}; matgrad takes "
+            f"dense arrays: pass {name}.toarray()"
+        )
+    # A Python int is exact, but every supported dtype is floating point.
+    if isinstance(x, int) and not isinstance(x, bool):
+        try:
+            float(x)
+        except OverflowError:
+            raise ValueError(
+                f"{func}: {name} is an integer of {x.bit_length()} bits, too large "
+                "for any supported floating-point dtype (its magnitude must be "
+                "below 2**1024)"
+            ) from None
 
 # Array types in order of precedence when inputs are mixed: dask > cupy >
 # any other foreign array library > numpy (scalars and lists count as NumPy).
@@ -39,12 +95,12 @@ def native_backend_for(module: str) -> Backend | None:
     if module == "numpy":
         return None
     cands = [
-        e.backend
+        e
         for e in entries().values()
-        if e.available and e.backend is not None and module in e.backend.array_modules
+        if e.available and e.backend is not None and module in e.array_modules
     ]
-    cands.sort(key=lambda b: -b.priority)
-    return cands[0] if cands else None
+    cands.sort(key=lambda e: -e.priority)
+    return cands[0].backend if cands else None
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -108,10 +164,12 @@ class Call:
 
     def __init__(self, func: str, backend: BackendLike, inputs: dict[str, Any]) -> None:
         self.func = func
+        for k, v in inputs.items():
+            check_input(func, k, v)
         self.module = input_module(*inputs.values())
         # Shapes and dtypes are read without importing or converting foreign
         # arrays where they already carry them (cupy, dask).
-        self.inputs = {k: self._shaped(v) for k, v in inputs.items()}
+        self.inputs = {k: self._shaped(func, k, v) for k, v in inputs.items()}
         self.dtype = result_dtype(func, self.inputs)
         # A chunked/lazy input type (Dask) is always handed to its
         # orchestrating backend, with the backend for its pieces resolved here.
@@ -125,18 +183,90 @@ class Call:
             self.backend = resolve(backend, self.module)
         self.xp = self.backend.xp
 
-    def orchestrate(self, op: str, **options: Any) -> Any:
-        """Hand the validated call to the orchestrating backend."""
-        assert self.orchestrator is not None
-        return self.orchestrator.orchestrate(op, self.inputs, self.inner.name, options)
+    def orchestrate(self, op: str, shape: Sequence[int], **options: Any) -> Any:
+        """Hand the validated call to the orchestrating backend; check that
+        the result is of its array type, of shape ``shape`` (where the
+        result's shape is known) and of the call's dtype."""
+        orch = self.orchestrator
+        assert orch is not None
+        result = orch.orchestrate(op, self.inputs, self.inner.name, options)
+        for label, r in self._parts(op, result):
+            if array_module_of(r) not in orch.array_modules:
+                raise self._broken(
+                    op, f"returned {label}{_type_name(r)}, not an array of its own type "
+                    f"({', '.join(orch.array_modules)})"
+                )
+            got = tuple(getattr(r, "shape", ()))
+            if all(isinstance(d, int) for d in got):  # lazy shapes may be unknown (nan)
+                self._check_shape_dtype(op, label, r, tuple(shape))
+        return result
+
+    def run(self, op: str, shape: Sequence[int], *args: Any) -> Any:
+        """Run canonical operation ``op`` of the backend on ``args`` and check
+        the result: of the type of ``args[0]`` (the backend's array type), of
+        shape ``shape``, of the call's dtype, sharing no memory with ``args``.
+        ``charpoly_deriv`` must return a pair, each part checked so."""
+        result = getattr(self.backend, op)(*args)
+        expected = type(args[0])
+        parts = self._parts(op, result)
+        for label, r in parts:
+            if type(r) is not expected:
+                raise self._broken(
+                    op, f"returned {label}{_type_name(r)}, not {_type_name(args[0])} "
+                    "(the array type it was given)"
+                )
+            self._check_shape_dtype(op, label, r, tuple(shape))
+            # may_share_memory compares address ranges only: O(1), and exact
+            # enough here because results are contracted to be fresh arrays.
+            if isinstance(r, np.ndarray):
+                for arg_name, a in zip(_ARGS.get(op, ()), args, strict=False):
+                    if isinstance(a, np.ndarray) and np.may_share_memory(r, a):
+                        raise self._broken(
+                            op, f"returned {label}an array that shares memory with "
+                            f"its input {arg_name}; results must be new arrays"
+                        )
+        if len(parts) == 2:
+            (_, p), (_, dp) = parts
+            if isinstance(p, np.ndarray) and np.may_share_memory(p, dp):
+                raise self._broken(op, "returned p and p′ sharing memory")
+        return result
+
+    def _parts(self, op: str, result: Any) -> list[tuple[str, Any]]:
+        """The arrays in a result with their labels for messages."""
+        if op != "charpoly_deriv":
+            return [("", result)]
+        if not isinstance(result, tuple) or len(result) != 2:
+            what = (f"a tuple of length {len(result)}" if isinstance(result, tuple)
+                    else _type_name(result))
+            raise self._broken(op, f"returned {what}, not the pair (p, p′)")
+        return [("p = ", result[0]), ("p′ = ", result[1])]
+
+    def _check_shape_dtype(self, op: str, label: str, r: Any, shape: tuple[int, ...]) -> None:
+        got = tuple(r.shape)
+        if got != shape:
+            raise self._broken(op, f"returned {label}an array of shape {got}, expected {shape}")
+        if r.dtype != self.dtype:
+            raise self._broken(
+                op, f"returned {label}an array of dtype {r.dtype}, expected {self.dtype}"
+            )
+
+    def _broken(self, op: str, what: str) -> BackendResultError:
+        b = self.orchestrator or self.backend
+        return BackendResultError(
+            f"{self.func}: matgrad backend {b.name!r} broke the backend contract: "
+            f"its {op}() {what}"
+        )
 
     @staticmethod
-    def _shaped(x: Any) -> Any:
+    def _shaped(func: str, name: str, x: Any) -> Any:
         if isinstance(x, (bool, int, float, complex)):
             return x
         if hasattr(x, "shape") and isinstance(getattr(x, "dtype", None), np.dtype):
             return x
-        return np.asarray(x)
+        try:
+            return np.asarray(x)
+        except ValueError as exc:  # ragged nested lists, mostly
+            raise ValueError(f"{func}: {name} could not be converted to an array: {exc}") from exc
 
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(np.shape(self.inputs[name]))
@@ -187,7 +317,10 @@ class Call:
     def empty_result(self, shape: Sequence[int], fill: float = 0.0) -> Any:
         """A result that needs no computation (empty batch, 0×0 matrices)."""
         out = np.full(tuple(shape), fill, dtype=self.dtype)
-        return self.back(self.backend.asarray(out, self.dtype))
+        # asarray (ascontiguousarray) makes a 0-d array 1-d: convert the
+        # flattened array and restore the shape.
+        native = self.backend.asarray(out.reshape(-1), self.dtype).reshape(tuple(shape))
+        return self.back(native)
 
     def back(self, y: Any) -> Any:
         """A backend result in the caller's array type."""
@@ -197,7 +330,8 @@ class Call:
         if self.module == "numpy":
             return y
         owner = native_backend_for(self.module)
-        return owner.asarray(y) if owner is not None else y
+        # reshape: asarray may make a 0-d result 1-d
+        return owner.asarray(y).reshape(y.shape) if owner is not None else y
 
 
 def prod(shape: Sequence[int]) -> int:

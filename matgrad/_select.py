@@ -16,27 +16,40 @@ import os
 from collections.abc import Iterator, Sequence
 
 from ._backend import Backend, BackendInfo
-from ._registry import Entry, entries
+from ._registry import AUTO, Entry, entries, entry_for
 
 __all__ = [
     "ENV_VAR",
     "BackendLike",
     "get_backend",
+    "load_backend",
     "resolve",
     "set_backend",
     "use_backend",
 ]
 
 ENV_VAR = "MATGRAD_BACKEND"
-AUTO = "auto"
 
-#: What the ``backend=`` keyword takes: a name, a priority list, or an instance.
-BackendLike = str | Sequence[str] | Backend | None
+#: What the ``backend=`` keyword takes: a name, a priority list, an instance,
+#: or a :class:`BackendInfo` record (resolved by its name).
+BackendLike = str | Sequence[str] | Backend | BackendInfo | None
 
 _context: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
     "matgrad_backend", default=None
 )
 _global: tuple[str, ...] | None = None
+
+_ACCEPTED = (
+    "a backend name, a comma-separated priority list such as 'numba,numpy', "
+    "a sequence of names, 'auto', a matgrad.Backend instance "
+    "(see matgrad.load_backend) or a matgrad.BackendInfo record"
+)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters, so that a runaway value (an
+    environment variable, a generated name) cannot flood an error message."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _registry_report(found: dict[str, Entry]) -> str:
@@ -48,22 +61,37 @@ def _registry_report(found: dict[str, Entry]) -> str:
     return "registered backends:\n" + "\n".join(lines)
 
 
-def _parse(selection: str | Sequence[str]) -> tuple[str, ...]:
-    """Validate a selection and return it as a tuple of names."""
+def _parse(selection: object, origin: str) -> tuple[str, ...]:
+    """Validate a selection and return it as a tuple of names.
+
+    ``origin`` says where the selection came from (``backend=``,
+    ``$MATGRAD_BACKEND='...'``, ``set_backend()``), for the error messages.
+    """
+    if isinstance(selection, BackendInfo):
+        selection = selection.name
     if isinstance(selection, str):
         names = tuple(s.strip() for s in selection.split(",") if s.strip())
-    else:
+    elif isinstance(selection, Sequence) and not isinstance(selection, (bytes, bytearray)):
         names = tuple(selection)
         if not all(isinstance(s, str) for s in names):
-            raise TypeError(f"backend names must be strings, got {selection!r}")
+            raise TypeError(
+                f"{origin}: backend names must be strings, got {_short(repr(selection))}"
+            )
+    else:
+        raise TypeError(
+            f"{origin} takes {_ACCEPTED}; got {type(selection).__name__} "
+            f"{_short(repr(selection))}"
+        )
     if not names:
-        raise ValueError("empty backend selection; give a name or 'auto'")
+        raise ValueError(f"{origin}: empty backend selection; give a name or 'auto'")
     found = entries()
     unknown = [n for n in names if n != AUTO and n not in found]
     if unknown:
+        shown = ", ".join(repr(_short(n)) for n in unknown[:5])
+        if len(unknown) > 5:
+            shown += f" and {len(unknown) - 5} more"
         raise ValueError(
-            f"unknown matgrad backend {', '.join(map(repr, unknown))}; "
-            + _registry_report(found)
+            f"unknown matgrad backend {shown} (from {origin}); " + _registry_report(found)
         )
     return names
 
@@ -72,12 +100,13 @@ def _current() -> tuple[tuple[str, ...], str]:
     """The active selection, and where it came from."""
     ctx = _context.get()
     if ctx is not None:
-        return ctx, "use_backend"
+        return ctx, "use_backend()"
     if _global is not None:
-        return _global, "set_backend"
+        return _global, "set_backend()"
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
-        return _parse(env), f"${ENV_VAR}={env!r}"
+        origin = f"${ENV_VAR}={_short(env)!r}"
+        return _parse(env, origin), origin
     return (AUTO,), "default"
 
 
@@ -86,8 +115,7 @@ def _candidates(names: Sequence[str]) -> list[Backend]:
     their reasons appear in the error if nothing is left)."""
     found = entries()
     by_priority = sorted(
-        (e for e in found.values() if e.available),
-        key=lambda e: (-e.backend.priority, e.name),  # type: ignore[union-attr]
+        (e for e in found.values() if e.available), key=lambda e: (-e.priority, e.name)
     )
     out: list[Backend] = []
     for name in names:
@@ -98,13 +126,30 @@ def _candidates(names: Sequence[str]) -> list[Backend]:
     return out
 
 
+def _only_orchestrators(names: Sequence[str]) -> bool:
+    """Whether every name in the selection is an orchestrating backend (so it
+    says nothing about what should run inside the pieces)."""
+    found = entries()
+    return all(
+        n != AUTO and found[n].backend is not None and found[n].orchestrates for n in names
+    )
+
+
+def _none_available(names: Sequence[str], origin: str) -> RuntimeError:
+    return RuntimeError(
+        f"no available matgrad backend in the selection {','.join(names)!r} "
+        f"(from {origin}); " + _registry_report(entries())
+    )
+
+
 def resolve(backend: BackendLike, array_module: str, *, inner: bool = False) -> Backend:
     """The backend that runs a call on inputs of type ``array_module``.
 
     ``inner=True`` resolves the backend that runs *inside* the pieces of an
-    orchestrated (e.g. Dask) array: orchestrators are skipped, and a
-    selection that names only orchestrators falls back to the active
-    selection, then to ``auto``.
+    orchestrated (e.g. Dask) array: orchestrators are skipped.  A selection
+    that names only orchestrators falls back to the active selection, then to
+    ``auto``; a selection whose other backends are all unavailable is the
+    same error as for an input that is not orchestrated.
     """
     if isinstance(backend, Backend):
         if inner and backend.orchestrates:
@@ -113,41 +158,109 @@ def resolve(backend: BackendLike, array_module: str, *, inner: bool = False) -> 
     if backend is None:
         names, origin = _current()
     else:
-        names, origin = _parse(backend), "backend="
+        names, origin = _parse(backend, "backend="), "backend="
     candidates = _candidates(names)
     if inner:
         candidates = [b for b in candidates if not b.orchestrates]
-        if not candidates and backend is not None:
-            return resolve(None, array_module, inner=True)
-        if not candidates and names != (AUTO,):
-            names, origin = (AUTO,), "auto (the selection names only orchestrators)"
+        if not candidates and _only_orchestrators(names):
+            if backend is not None:
+                return resolve(None, array_module, inner=True)
+            names, origin = (AUTO,), f"auto, as {origin} names only orchestrators"
             candidates = [b for b in _candidates(names) if not b.orchestrates]
     if not candidates:
-        raise RuntimeError(
-            f"no available matgrad backend in the selection {','.join(names)!r} "
-            f"(from {origin}); " + _registry_report(entries())
-        )
+        raise _none_available(names, origin)
     for b in candidates:
         if array_module in b.array_modules:
             return b
     return candidates[0]
 
 
-def set_backend(name: str | Sequence[str] | None) -> None:
-    """Set the process-wide backend selection (``None`` restores the default).
+def load_backend(name: str | BackendInfo) -> Backend:
+    """The :class:`Backend` instance registered under ``name``.
+
+    Pass it as ``backend=`` to skip name resolution on every call, or use it
+    to call a backend's canonical operations directly.
 
     Parameters
     ----------
-    name : str, sequence of str, or None
+    name : str or BackendInfo
+        One registered backend name (not ``"auto"``, not a list), or a record
+        from :func:`matgrad.list_backends` / :func:`matgrad.get_backend`.
+
+    Returns
+    -------
+    Backend
+        The registry's instance (the same object every time until
+        :func:`matgrad.refresh_backends`).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a registered backend, or is ``"auto"`` or a list.
+    RuntimeError
+        The backend is registered but unavailable here (the message says why).
+
+    Examples
+    --------
+    >>> import numpy as np, matgrad
+    >>> b = matgrad.load_backend("numpy")
+    >>> b.name
+    'numpy'
+    >>> matgrad.frobenius_grad(np.array([[3.0, 4.0]]), backend=b)
+    array([[0.6, 0.8]])
+    """
+    if not isinstance(name, (str, BackendInfo)):
+        raise TypeError(
+            "load_backend() takes one backend name (str) or a BackendInfo; "
+            f"got {type(name).__name__} {_short(repr(name))}"
+        )
+    names = _parse(name, "load_backend()")
+    if len(names) != 1 or names[0] == AUTO:
+        raise ValueError(
+            "load_backend() takes one registered backend name, not 'auto' or a "
+            f"list; got {_short(','.join(names))!r} (matgrad.get_backend() tells "
+            "which backend the active selection picks)"
+        )
+    entry = entries()[names[0]]
+    if not entry.available or entry.backend is None:
+        raise _none_available(names, "load_backend()")
+    return entry.backend
+
+
+def set_backend(name: str | Sequence[str] | BackendInfo | None) -> None:
+    """Set the process-wide backend selection (``None`` restores the default).
+
+    A selection set here, ``"auto"`` included, takes precedence over
+    ``$MATGRAD_BACKEND`` for the rest of the process: the environment variable
+    is no longer consulted.  ``set_backend(None)`` is the way back to it (and,
+    when it is unset, to ``auto``).
+
+    Parameters
+    ----------
+    name : str, sequence of str, BackendInfo or None
         A backend name, a comma-separated priority list or a sequence of names,
-        ``"auto"``, or ``None`` to fall back to ``$MATGRAD_BACKEND``/``auto``.
+        ``"auto"``, a :class:`BackendInfo` record (its name), or ``None`` to
+        fall back to ``$MATGRAD_BACKEND``, then ``auto``.
+
+    Raises
+    ------
+    ValueError
+        A name is not registered (the message lists the registered backends).
+    TypeError
+        ``name`` is none of the accepted types.
+
+    Examples
+    --------
+    >>> import matgrad
+    >>> matgrad.set_backend("numpy")   # overrides $MATGRAD_BACKEND from now on
+    >>> matgrad.set_backend(None)      # back to $MATGRAD_BACKEND / auto
     """
     global _global
-    _global = None if name is None else _parse(name)
+    _global = None if name is None else _parse(name, "set_backend()")
 
 
 @contextlib.contextmanager
-def use_backend(name: str | Sequence[str]) -> Iterator[None]:
+def use_backend(name: str | Sequence[str] | BackendInfo) -> Iterator[None]:
     """Select a backend inside a ``with`` block, for this context only.
 
     The selection lives in a :class:`contextvars.ContextVar`, so it is private
@@ -158,11 +271,10 @@ def use_backend(name: str | Sequence[str]) -> Iterator[None]:
     --------
     >>> import numpy as np, matgrad
     >>> with matgrad.use_backend("numpy"):
-    ...     matgrad.det_grad(np.eye(2))
-    array([[1., 0.],
-           [0., 1.]])
+    ...     matgrad.frobenius_grad(np.array([[3.0, 4.0]]))
+    array([[0.6, 0.8]])
     """
-    token = _context.set(_parse(name))
+    token = _context.set(_parse(name, "use_backend()"))
     try:
         yield
     finally:
@@ -184,4 +296,4 @@ def get_backend(like: object = None) -> BackendInfo:
     entry = entries().get(chosen.name)
     if entry is not None and entry.backend is chosen:
         return entry.info()
-    return Entry(chosen.name, chosen, "").info()
+    return entry_for(chosen.name, chosen).info()

@@ -195,3 +195,217 @@ def test_cli_backends_lists_plugins_and_reasons() -> None:
     assert "yes" in lines["numpy"] and "yes" in lines["textbook"]
     assert "no: needs a quantum computer" in lines["unavailable"]
     assert "driver exploded" in lines["raising_hook"]
+
+
+# ------------------------------------------------------------ plugin edge cases
+EDGE = PLUGINS / "edge"
+REENTRANT = PLUGINS / "reentrant"
+
+
+@pytest.fixture
+def edge_path() -> Iterator[None]:
+    """The edge-case plugins' dist-info on sys.path (registry not yet read)."""
+    sys.path.insert(0, str(EDGE))
+    matgrad.refresh_backends()
+    try:
+        yield
+    finally:
+        sys.path.remove(str(EDGE))
+        for mod in [m for m in sys.modules if m.startswith("mgtest_")]:
+            del sys.modules[mod]
+        matgrad.set_backend(None)
+        matgrad.refresh_backends()
+
+
+@pytest.fixture
+def edge(edge_path: None) -> dict[str, matgrad.BackendInfo]:
+    return {b.name: b for b in matgrad.list_backends()}
+
+
+def test_registry_use_during_discovery_is_an_error_not_a_deadlock() -> None:
+    code = ("import json, matgrad;"
+            "print(json.dumps({b.name: [b.available, b.reason] for b in matgrad.list_backends()}))")
+    env = dict(os.environ)
+    env.pop("MATGRAD_BACKEND", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(REENTRANT), env.get("PYTHONPATH", "")])
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=env, timeout=120, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        pytest.fail("plugin discovery deadlocked when a plugin used the registry")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    found = json.loads(r.stdout)
+    assert found["numpy"] == [True, ""]
+    for name in ("reenter_import", "reenter_hook", "reenter_available"):
+        available, reason = found[name]
+        assert not available
+        assert "RuntimeError" in reason and "called during plugin discovery" in reason
+    assert "import failed" in found["reenter_import"][1]
+    assert "matgrad_backend() raised" in found["reenter_hook"][1]
+    assert "available() raised" in found["reenter_available"][1]
+    # version/device may not list backends either (that recursed without end)
+    available, reason = found["reenter_device"]
+    assert not available and "device raised RuntimeError" in reason
+
+
+def test_other_threads_wait_for_discovery(edge_path: None) -> None:
+    import mgtest_edge_gated
+
+    gate = threading.Event()
+    mgtest_edge_gated.GATE = gate
+    mgtest_edge_gated.STARTED.clear()
+    seen: dict[str, list[str]] = {}
+
+    def lister(key: str) -> None:
+        seen[key] = [b.name for b in matgrad.list_backends()]
+
+    first = threading.Thread(target=lister, args=("first",), daemon=True)
+    first.start()
+    try:
+        assert mgtest_edge_gated.STARTED.wait(30), "discovery never reached the gated plugin"
+        second = threading.Thread(target=lister, args=("second",), daemon=True)
+        second.start()
+        second.join(0.5)
+        assert second.is_alive(), "another thread got a registry while discovery was running"
+    finally:
+        gate.set()
+    first.join(30)
+    second.join(30)
+    assert not first.is_alive() and not second.is_alive()
+    assert seen["first"] == seen["second"]
+    assert "gated" in seen["second"] and "numpy" in seen["second"]
+
+
+def test_plugin_exceptions_of_any_kind_make_it_unavailable(
+    edge: dict[str, matgrad.BackendInfo],
+) -> None:
+    expected = {
+        "exit_import": "import failed: SystemExit: plugin gave up at import",
+        "exit_hook": "matgrad_backend() raised SystemExit",
+        "exit_available": "available() raised SystemExit",
+        "exit_device": "device raised SystemExit",
+        "exit_priority": "priority raised SystemExit",
+        "bad_modules": "array_modules is 'numpy', not a tuple",
+    }
+    for name, reason in expected.items():
+        assert not edge[name].available, name
+        assert reason in edge[name].reason, (name, edge[name].reason)
+    assert edge["gated"].available and edge["numpy"].available
+    # marked unavailable for selection too, not only in the listing
+    with pytest.raises(RuntimeError, match=r"(?s)no available.*exit_device: device raised"):
+        matgrad.det_grad(np.eye(2), backend="exit_device")
+    assert matgrad.get_backend().name == _auto_default()
+    # listing again is stable (the failure is remembered, nothing escapes)
+    again = {b.name: b for b in matgrad.list_backends()}
+    assert again["exit_device"].reason == edge["exit_device"].reason
+
+
+def test_keyboard_interrupt_from_a_plugin_propagates(edge_path: None) -> None:
+    import mgtest_edge_interrupt
+
+    mgtest_edge_interrupt.ARMED = True
+    with pytest.raises(KeyboardInterrupt):
+        matgrad.list_backends()
+    # nothing half-built was kept: the next use discovers again
+    mgtest_edge_interrupt.ARMED = False
+    assert {b.name: b for b in matgrad.list_backends()}["interrupt"].available
+
+
+def test_reserved_names_keep_the_builtins(edge: dict[str, matgrad.BackendInfo]) -> None:
+    assert edge["numpy"].available and "numpy" in edge["numpy"].version
+    impostor = edge["numpy@mgtest-edge-plugins"]
+    assert not impostor.available
+    assert "reserved for matgrad's built-in backend" in impostor.reason
+    assert "mgtest_edge_impostor" in impostor.reason
+    auto = edge["auto@mgtest-edge-plugins"]
+    assert not auto.available and "'auto' is reserved" in auto.reason
+    assert "mgtest_edge_impostor" not in sys.modules  # never imported
+    assert "auto" not in edge
+    np.testing.assert_array_equal(matgrad.det_grad(np.eye(2), backend="numpy"), np.eye(2))
+    with matgrad.use_backend("auto"):
+        assert matgrad.get_backend().name == _auto_default()
+
+
+def test_load_backend(plugins: dict[str, matgrad.BackendInfo]) -> None:
+    assert "load_backend" in matgrad.__all__
+    b = matgrad.load_backend("numpy")
+    assert isinstance(b, matgrad.Backend) and b.name == "numpy"
+    assert matgrad.load_backend("numpy") is b
+    assert matgrad.load_backend(plugins["textbook"]).name == "textbook"
+    np.testing.assert_array_equal(matgrad.det_grad(np.eye(2), backend=b), np.eye(2))
+    with pytest.raises(ValueError, match=r"(?s)unknown matgrad backend 'nope'.*numpy: available"):
+        matgrad.load_backend("nope")
+    with pytest.raises(RuntimeError, match=r"(?s)no available.*needs a quantum computer"):
+        matgrad.load_backend("unavailable")
+    with pytest.raises(ValueError, match="one registered backend name"):
+        matgrad.load_backend("auto")
+    with pytest.raises(ValueError, match="one registered backend name"):
+        matgrad.load_backend("numpy,textbook")
+    with pytest.raises(TypeError, match="load_backend"):
+        matgrad.load_backend(3)  # type: ignore[arg-type]
+
+
+def test_backend_info_as_backend_keyword(plugins: dict[str, matgrad.BackendInfo]) -> None:
+    import mgtest_textbook
+
+    mgtest_textbook.CALLS.clear()
+    matgrad.det_grad(np.eye(2), backend=plugins["textbook"])
+    assert mgtest_textbook.CALLS == ["det_grad"]
+    with matgrad.use_backend(plugins["textbook"]):
+        assert matgrad.get_backend().name == "textbook"
+
+
+def test_backend_of_the_wrong_type_names_what_is_accepted() -> None:
+    for bad in (123, 1.5, b"numpy", {"numpy"}):
+        with pytest.raises(TypeError, match=r"backend= takes a backend name.*Backend instance"):
+            matgrad.det_grad(np.eye(2), backend=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"set_backend\(\) takes .*got int"):
+        matgrad.set_backend(123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="backend names must be strings"):
+        matgrad.det_grad(np.eye(2), backend=["numpy", 1])  # type: ignore[list-item]
+
+
+def test_environment_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATGRAD_BACKEND", "nonsense")
+    with pytest.raises(ValueError, match=r"unknown matgrad backend 'nonsense'.*MATGRAD_BACKEND"):
+        matgrad.det_grad(np.eye(2))
+    monkeypatch.setenv("MATGRAD_BACKEND", "y" * 10_000)
+    with pytest.raises(ValueError, match="MATGRAD_BACKEND") as info:
+        matgrad.get_backend()
+    message = str(info.value)
+    assert "y" * 60 + "…" in message and "y" * 61 not in message
+    assert len(message) < 2_000
+
+
+def test_unavailable_selection_is_the_same_error_for_dask_input(
+    plugins: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    da = pytest.importorskip("dask.array")
+    dA = da.from_array(np.eye(3)[None].repeat(2, 0), chunks=(1, 3, 3))
+    monkeypatch.setenv("MATGRAD_BACKEND", "unavailable")
+    with pytest.raises(RuntimeError, match="needs a quantum computer") as numpy_error:
+        matgrad.det_grad(np.eye(3))
+    with pytest.raises(RuntimeError, match="needs a quantum computer") as dask_error:
+        matgrad.det_grad(dA)
+    assert str(dask_error.value) == str(numpy_error.value)
+    assert "$MATGRAD_BACKEND='unavailable'" in str(dask_error.value)
+    monkeypatch.delenv("MATGRAD_BACKEND")
+    with pytest.raises(RuntimeError, match="needs a quantum computer"):
+        matgrad.det_grad(dA, backend="unavailable")
+    # a selection of orchestrators only still falls back for the blocks
+    monkeypatch.setenv("MATGRAD_BACKEND", "dask")
+    np.testing.assert_array_equal(matgrad.det_grad(dA).compute(), np.eye(3)[None].repeat(2, 0))
+
+
+def test_set_backend_none_restores_the_environment(
+    plugins: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MATGRAD_BACKEND", "textbook")
+    assert matgrad.get_backend().name == "textbook"
+    matgrad.set_backend("auto")  # overrides the environment from now on
+    assert matgrad.get_backend().name == _auto_default()
+    matgrad.set_backend(None)
+    assert matgrad.get_backend().name == "textbook"
+    assert "set_backend(None)" in (matgrad.set_backend.__doc__ or "")
