@@ -42,3 +42,36 @@ def test_dask_slot_independent_of_chunking() -> None:
             for chunks in (1, 2, 5):
                 got = op(da.from_array(A, chunks=(chunks, 5, 5)), backend="numpy").compute()
                 assert np.array_equal(got, whole, equal_nan=True), (op.__name__, chunks)
+
+
+def test_numba_results_independent_of_thread_count() -> None:
+    """The Numba backend gives the same bits with 1 thread as with all of
+    them: work is split by slot (or by point), never reduced across threads
+    in an order that depends on their number."""
+    numba = pytest.importorskip("numba")
+    import matgrad
+
+    rng = np.random.default_rng(9)
+    A = rng.standard_normal((40, 6, 6))
+    A[3] = 1e300
+    A[5, -1] = A[5, 0]
+    X = rng.standard_normal((3, 700, 300))
+    x = np.linspace(-3, 3, 50)
+    ops = [
+        lambda: matgrad.det_grad(A, backend="numba"),
+        lambda: matgrad.logdet_grad(A, backend="numba"),
+        lambda: matgrad.charpoly_deriv(A[:, None], x, return_value=True, backend="numba"),
+        lambda: matgrad.frobenius_grad(X, backend="numba"),
+    ]
+    full = numba.get_num_threads()
+    with np.errstate(all="ignore"):
+        many = [op() for op in ops]
+        numba.set_num_threads(1)
+        try:
+            one = [op() for op in ops]
+        finally:
+            numba.set_num_threads(full)
+    for a, b in zip(many, one, strict=True):
+        for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,),
+                        strict=True):
+            assert np.array_equal(u, v, equal_nan=True)
