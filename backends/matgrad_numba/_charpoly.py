@@ -1,4 +1,4 @@
-"""Characteristic-polynomial kernels (NUMERICS §3).
+"""Characteristic-polynomial kernels (docs/numerics.md §4).
 
 ``hessenberg``: Householder reduction, one matrix per parallel iteration
 (LAPACK ``gehrd`` through the NumPy backend for large ``n``).  ``hyman``:

@@ -1,4 +1,4 @@
-"""Cofactor (∇det) and inverse-transpose (∇log|det|) kernels (NUMERICS §2).
+"""Cofactor (∇det) and inverse-transpose (∇log|det|) kernels (docs/numerics.md §3).
 
 ``n = 2, 3``: closed forms, one matrix per iteration, computed in float64 /
 complex128 (float32 products are then exact); a slot whose intermediate
@@ -6,11 +6,13 @@ products over- or underflow is redone with rows scaled by powers of two.
 ``n = 4``: closed form where an a-posteriori bound proves it accurate (the
 vast majority of matrices), else as below.
 ``4 ≤ n < LAPACK_MIN_N``: per matrix, in parallel: power-of-two
-equilibration ``Ã = D_r A D_c`` (when rows are not already within 2^±8),
+equilibration ``Ã = D_r A D_c`` (always, each entry scaled in one exact step),
 Gauss-Jordan inversion with partial pivoting (n³ flops; the pivots are LU's),
-``det`` as mantissa·2ᵉ, and ``C = det·Ã⁻ᵀ`` rescaled exactly.  Slots whose LU
-shows a pivot ``|u_kk| ≤ 4·n·eps·max|ã|`` are flagged and finished by the
-NumPy backend's rank-revealing (SVD) path; larger ``n`` goes to LAPACK.
+``det`` as mantissa·2ᵉ, and ``C = det·Ã⁻ᵀ`` rescaled exactly entry by entry.
+Slots whose LU shows a pivot ``|u_kk| ≤ 4·n·eps`` (every ``|ã_ij| < 1``), or
+whose exponents leave the range of plain power-of-two factors, are flagged
+and finished by the NumPy backend (SVD adjugate / ``ldexp``); larger ``n``
+goes to LAPACK.  See docs/numerics.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``p(x) = det(xI − A)`` and ``p′(x)`` at many points (NUMERICS §3).
+"""``p(x) = det(xI − A)`` and ``p′(x)`` at many points (docs/numerics.md §4).
 
 1. Scale: ``A = 2ᵏ·As`` with ``max|As|`` in [0.5, 1) (exact), points likewise;
    ``p_A(x) = 2^{kn} p_As(x·2⁻ᵏ)`` and ``p′_A(x) = 2^{k(n−1)} p′_As(x·2⁻ᵏ)``.

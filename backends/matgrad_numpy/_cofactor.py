@@ -1,19 +1,19 @@
 """Cofactor matrices (∇det) and inverse transposes (∇log|det|), batched.
 
-NUMERICS §2.  ``n ≤ 3``: closed forms (exact for singular input, no
-division); ``n = 4``: the closed form where an a-posteriori bound proves it
-accurate, else the general path; a slot whose closed form over/underflows in an intermediate
-product is redone with each row scaled by a power of two.  ``n ≥ 4``: the
-matrix is equilibrated with powers of two, ``Ã = D_r A D_c`` (row maxima,
-then column maxima in [0.5, 1)), which is exact and makes graded matrices
-such as diag(1e200, 1e200, 1, 1, 1) well scaled, since
-``C(A) = D_r C(Ã) D_c / (det D_r det D_c)``; then ``Ã`` is factored
-``P Ã = L U`` with partial
-pivoting (vectorised over the batch for small ``n``, LAPACK ``getrf`` per
-matrix for large ``n``), and ``C = det(A)·A⁻ᵀ`` is formed from that one LU
-with ``det`` kept as mantissa·2ᵉ.  Slots whose LU shows a pivot
-``|u_kk| ≤ c·n·eps·max|a|`` go to the SVD adjugate, which is right for every
-matrix, singular or not.
+``n ≤ 3``: closed forms (exact for singular input, no division); a slot whose
+products overflow is redone on the equilibrated matrix.  ``n = 4``: the
+closed form where an a-posteriori bound proves it accurate, else the general
+path.  General path: the matrix is equilibrated with powers of two,
+``Ã = D_r A D_c`` (row maxima, then column maxima, below 1; each entry scaled
+in one exact step, decided per slot), which makes graded matrices such as
+diag(1e200, 1e200, 1, 1, 1) or a row of 1e306 well scaled, since
+``C(A)_ij = C(Ã)_ij·2^(r_i + c_j − Σr − Σc)``; then ``Ã`` is eliminated with
+partial pivoting (Gauss-Jordan vectorised over the batch for small ``n``,
+LAPACK ``getrf``/``getri`` per matrix for large ``n``), and
+``C = det(Ã)·Ã⁻ᵀ`` is formed from that one elimination with ``det`` kept as
+mantissa·2ᵉ and mapped back entry by entry.  Slots whose elimination shows a
+pivot ``|u_kk| ≤ c·n·eps`` go to the SVD adjugate, which is right for every
+matrix, singular or not.  See docs/numerics.md.
 """
 
 from __future__ import annotations
