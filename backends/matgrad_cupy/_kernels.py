@@ -15,8 +15,9 @@ Design note — why numba-cuda rather than CuPy ``RawKernel``s:
   launches on CuPy's current stream, so CuPy arrays stay on the device.
 
 One thread per matrix (3×3 closed form, Gauss-Jordan for 4 ≤ n ≤ 32) or per
-(matrix, point) pair (Hyman); Frobenius uses one thread block per
-(matrix, chunk) with a shared-memory tree reduction in float64 and a
+(matrix, point) pair (Hyman); Frobenius works on the real view of the batch
+(a complex entry is two reals) with one thread block per (matrix, chunk), a
+shared-memory tree reduction in float64, a fixed-order per-row combine and a
 grid-stride elementwise pass; bilinear is a grid-stride elementwise kernel.
 """
 
@@ -31,8 +32,6 @@ from numba import cuda
 from ._device import scalar_cuda
 
 S = scalar_cuda()
-abs2 = S.abs2
-mul_pow2 = S.mul_pow2
 closed_form_one = S.closed_form_one
 gauss_jordan_one = S.gauss_jordan_one
 cofactor4_one = S.cofactor4_one
@@ -45,8 +44,10 @@ _FAST, _SCALED, _ZERO, _NAN = 0, 1, 2, 3
 
 
 @cuda.jit
-def fro_partials(X, action, kexp, chunk, out):  # type: ignore[no-untyped-def]
-    """Block (b, c): reduce X[b, c·chunk:(c+1)·chunk] by ``action[b]``."""
+def fro_partials(X, action, f1, f2, chunk, out):  # type: ignore[no-untyped-def]
+    """Block (b, c) reduces the real row chunk X[b, c·chunk:(c+1)·chunk] by
+    ``action[b]``: Σx² (float64), max|x| (NaN-propagating) or Σ(x·f1·f2)².
+    A complex batch arrives as its real view (re, im, re, …)."""
     nc = out.shape[1]
     t = cuda.blockIdx.x
     b = t // nc
@@ -55,20 +56,23 @@ def fro_partials(X, action, kexp, chunk, out):  # type: ignore[no-untyped-def]
     buf = cuda.shared.array(TPB, dtype=np.float64)
     N = X.shape[1]
     act = action[b]
+    g1 = f1[b]
+    g2 = f2[b]
     start = c * chunk
     stop = min(N, start + chunk)
     acc = 0.0
     i = start + tid
     while i < stop:
-        v = X[b, i]
+        v = np.float64(X[b, i])
         if act == _SUMSQ:
-            acc += abs2(v)
+            acc += v * v
         elif act == _ABSMAX:
             a = abs(v)
-            if not a <= acc:  # NaN propagates
+            if a > acc or a != a:  # once NaN, acc stays NaN
                 acc = a
         elif act == _SCALED_SUMSQ:
-            acc += abs2(mul_pow2(v, -kexp[b]))
+            w = v * g1 * g2
+            acc += w * w
         i += cuda.blockDim.x
     buf[tid] = acc
     cuda.syncthreads()
@@ -76,8 +80,9 @@ def fro_partials(X, action, kexp, chunk, out):  # type: ignore[no-untyped-def]
     while s > 0:
         if tid < s:
             if act == _ABSMAX:
-                if not buf[tid + s] <= buf[tid]:
-                    buf[tid] = buf[tid + s]
+                o = buf[tid + s]
+                if o > buf[tid] or o != o:
+                    buf[tid] = o
             else:
                 buf[tid] += buf[tid + s]  # pairwise tree: error ~ log2(TPB)·eps
         cuda.syncthreads()
@@ -87,7 +92,27 @@ def fro_partials(X, action, kexp, chunk, out):  # type: ignore[no-untyped-def]
 
 
 @cuda.jit
-def fro_write(X, out, mode, norm, kexp):  # type: ignore[no-untyped-def]
+def fro_rows(P, action, out):  # type: ignore[no-untyped-def]
+    """One thread per row: combine its chunk partials in a fixed order (so a
+    row's result never depends on the batch around it)."""
+    b = cuda.grid(1)
+    if b < P.shape[0]:
+        act = action[b]
+        acc = 0.0
+        for c in range(P.shape[1]):
+            v = P[b, c]
+            if act == _ABSMAX:
+                if v > acc or v != v:
+                    acc = v
+            else:
+                acc += v
+        out[b] = acc
+
+
+@cuda.jit
+def fro_write(X, out, mode, norm, f1, f2):  # type: ignore[no-untyped-def]
+    """Real view in and out: FAST x/‖X‖ (float64), SCALED (x·2⁻ᵏ)/‖X·2⁻ᵏ‖,
+    ZERO x itself (signed zeros kept), NAN everywhere else."""
     B, N = X.shape
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
@@ -96,11 +121,11 @@ def fro_write(X, out, mode, norm, kexp):  # type: ignore[no-untyped-def]
         i = t - b * N
         m = mode[b]
         if m == _FAST:
-            out[b, i] = X[b, i] / norm[b]
+            out[b, i] = np.float64(X[b, i]) / norm[b]
         elif m == _SCALED:
-            out[b, i] = mul_pow2(X[b, i], -kexp[b]) / norm[b]
+            out[b, i] = (np.float64(X[b, i]) * f1[b] * f2[b]) / norm[b]
         elif m == _ZERO:
-            out[b, i] = 0
+            out[b, i] = X[b, i]
         else:
             out[b, i] = math.nan
 
@@ -137,16 +162,17 @@ def gauss_jordan(A, out, W, perm, fr, fc, status, inverse_t):  # type: ignore[no
 
 
 @cuda.jit
-def hyman(H, sub, x, pm, dpm, pe, V, DV):  # type: ignore[no-untyped-def]
+def hyman(H, sub, x, pm, dpm, pe, dpe, V, DV):  # type: ignore[no-untyped-def]
     t = cuda.grid(1)
     K = x.shape[1]
     if t < x.shape[0] * K:
         b = t // K
         k = t - b * K
-        p, dp, e = hyman_point(H[b], sub[b], x[b, k], V[t], DV[t])
+        p, dp, e, de = hyman_point(H[b], sub[b], x[b, k], V[t], DV[t])
         pm[b, k] = p
         dpm[b, k] = dp
         pe[b, k] = e
+        dpe[b, k] = de
 
 
 def launch(kernel: Any, threads: int, stream: Any, *args: Any, tpb: int = 128) -> None:

@@ -66,47 +66,74 @@ def _narrow(dev: Device, x: Any, dtype: Any) -> Any:
 
 
 # ----------------------------------------------------------------- Frobenius
+def _pow2_factors(xp: Any, k: Any) -> tuple[Any, Any]:
+    """``(f1, f2)`` with ``x·f1·f2 = ldexp(x, −k)`` (one rounding at most) for
+    ``|x| < 2ᵏ``: one factor where ``2⁻ᵏ`` is a float, else (a subnormal
+    maximum) ``2^1000`` first, exactly, and the rest after."""
+    big = -k > 1023
+    f1 = xp.where(big, 2.0**1000, xp.ldexp(xp.ones(k.shape), xp.where(big, 0, -k)))
+    f2 = xp.where(big, xp.ldexp(xp.ones(k.shape), xp.where(big, -k - 1000, 0)), 1.0)
+    return f1, f2
+
+
 def frobenius_grad(X: Any, dev: Device) -> Any:
+    """Per slot, from the slot alone: Σx² of the real view in float64; the
+    fast path ``X / sqrt(s)`` when that is safe, else max|x| (of the parts),
+    NaN for a NaN/inf entry, ``X`` itself for a zero matrix, and
+    ``(X·2⁻ᵏ) / ‖X·2⁻ᵏ‖`` otherwise — the Numba CPU backend's steps."""
     xp = dev.xp
     B = X.shape[0]
-    flat = X.reshape(B, -1)
+    out = xp.empty(X.shape, dtype=X.dtype)
+    if X.size == 0:
+        return out
+    rdt = np.dtype(X.dtype).type(0).real.dtype
+    flat = xp.ascontiguousarray(X).reshape(B, -1).view(rdt)  # complex: re, im, re, …
+    res = out.reshape(B, -1).view(rdt)
     N = flat.shape[1]
     nc = -(-N // dev.chunk)
-    kexp = xp.zeros(B, dtype=np.int64)
+    ones = xp.ones(B)
 
-    def partials(action: Any) -> Any:
-        out = xp.zeros((B, nc))
-        blocks = B * nc
-        args = (dev.inp(flat), dev.inp(action.astype(np.int8)), dev.inp(kexp), dev.chunk, out)
+    def reduce(action: Any, f1: Any, f2: Any) -> Any:
+        parts = xp.zeros((B, nc))
+        act = dev.inp(action.astype(np.int8))
+        args = (dev.inp(flat), act, dev.inp(f1), dev.inp(f2), dev.chunk, parts)
         if dev.stream is None:
-            K.fro_partials[blocks, K.TPB](*args)
+            K.fro_partials[B * nc, K.TPB](*args)
         else:
-            K.fro_partials[blocks, K.TPB, dev.stream](*args)
-        return out
+            K.fro_partials[B * nc, K.TPB, dev.stream](*args)
+        rows = xp.zeros(B)
+        K.launch(K.fro_rows, B, dev.stream, dev.inp(parts), act, rows)
+        return rows
 
-    s = partials(xp.full(B, K._SUMSQ)).sum(axis=1)
-    single = np.dtype(flat.dtype).type(0).real.dtype == np.float32
+    s = reduce(xp.full(B, K._SUMSQ), ones, ones)
+    single = rdt == np.float32  # float64 sums of float32 squares are safe
     with np.errstate(invalid="ignore"):
         finite = xp.isfinite(s)
         fast = finite & (s > 0) if single else finite & (s >= _FAST_MIN)
-    mode = xp.where(fast, K._FAST, K._ZERO).astype(np.int8)
+    mode = xp.full(B, K._FAST, dtype=np.int8)
     norm = xp.sqrt(xp.where(fast, s, 1.0))
-    if single:
-        mode[~finite] = K._NAN
-    elif not bool(fast.all()):
+    f1, f2 = ones, ones
+    if not bool(fast.all()):
         slow = ~fast
-        absmax = partials(xp.where(slow, K._ABSMAX, K._SKIP)).max(axis=1)
+        if single:
+            absmax = xp.where(finite, s, xp.nan)  # only zero / non-finite matter
+        else:
+            absmax = reduce(xp.where(slow, K._ABSMAX, K._SKIP), ones, ones)
         with np.errstate(invalid="ignore"):
-            scaled = slow & xp.isfinite(absmax) & (absmax > 0)
-        mode[slow & ~xp.isfinite(absmax)] = K._NAN
-        mode[scaled] = K._SCALED
-        kexp[scaled] = xp.frexp(absmax[scaled])[1]
-        t2 = partials(xp.where(scaled, K._SCALED_SUMSQ, K._SKIP)).sum(axis=1)
-        norm = xp.where(scaled, xp.sqrt(t2), norm)
-    out = xp.empty_like(flat)
-    K.launch(K.fro_write, B * N, dev.stream, dev.inp(flat), out, dev.inp(mode), dev.inp(norm),
-             dev.inp(kexp))
-    return out.reshape(X.shape)
+            bad = slow & ~xp.isfinite(absmax)
+            zero = slow & (absmax == 0)
+        scaled = slow & ~bad & ~zero
+        mode[bad] = K._NAN
+        mode[zero] = K._ZERO
+        if bool(scaled.any()):
+            mode[scaled] = K._SCALED
+            k = xp.frexp(xp.where(scaled, absmax, 1.0))[1].astype(np.int64)
+            f1, f2 = _pow2_factors(xp, xp.where(scaled, k, 0))
+            t2 = reduce(xp.where(scaled, K._SCALED_SUMSQ, K._SKIP), f1, f2)
+            norm = xp.where(scaled, xp.sqrt(xp.where(scaled, t2, 1.0)), norm)
+    K.launch(K.fro_write, flat.size, dev.stream, dev.inp(flat), res, dev.inp(mode),
+             dev.inp(norm), dev.inp(f1), dev.inp(f2))
+    return out
 
 
 def bilinear_grad(x: Any, y: Any, dev: Device) -> Any:
@@ -160,7 +187,10 @@ def logdet_grad(A: Any, dev: Device) -> Any:
     if A.shape[-1] > GJ_MAX_N:
         return _host("logdet_grad", A, dev)
     G, status = _gauss_jordan(A, dev, inverse_t=True)
-    G[status != K.S.OK] = np.nan
+    G[status == K.S.NONFINITE] = np.nan
+    redo = dev.xp.flatnonzero(status == K.S.FALLBACK)
+    if int(redo.size):  # exponents beyond plain power-of-two factors (rare)
+        G[redo] = _host("logdet_grad", A[redo].astype(G.dtype), dev)
     return _narrow(dev, G, A.dtype)
 
 
@@ -170,8 +200,6 @@ def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
     backend; CuPy has none), then Hyman's recurrence on the device, one
     thread per (matrix, point) pair."""
     from matgrad_numpy import _charpoly as host
-    from matgrad_numpy._scaling import exponent_of_max
-    from matgrad_numpy._scaling import ldexp as host_ldexp
 
     xp = dev.xp
     B, n, _ = A.shape
@@ -181,8 +209,8 @@ def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
     work = _work(np.result_type(A.dtype, x.dtype))
     Ah = dev.to_host(A).astype(work)
     with np.errstate(all="ignore"):
-        k = exponent_of_max(np.abs(Ah).max(axis=(1, 2)))
-        H = host.hessenberg_batched(host_ldexp(Ah, -k[:, None, None]))
+        As, k, kmax = host.scale_matrices(Ah)
+        H = host.hessenberg_batched(As)
         sub = host.subdiagonal(H)
     kd = dev.to_device(k)
     xs = _ldexp(dev, x.astype(work), -kd[:, None])
@@ -190,11 +218,20 @@ def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
     pm = xp.empty((B, Kp), dtype=work)
     dpm = xp.empty_like(pm)
     pe = xp.zeros((B, Kp), dtype=np.int64)
+    dpe = xp.zeros_like(pe)
     V = xp.empty((B * Kp, n), dtype=work)
     K.launch(K.hyman, B * Kp, dev.stream, dev.inp(dev.to_device(H.astype(work))),
-             dev.inp(dev.to_device(sub)), dev.inp(xp.ascontiguousarray(xs)), pm, dpm, pe, V,
-             xp.empty_like(V))
+             dev.inp(dev.to_device(sub)), dev.inp(xp.ascontiguousarray(xs)), pm, dpm, pe, dpe,
+             V, xp.empty_like(V))
     with np.errstate(all="ignore"):
         p = _ldexp(dev, pm, pe + (kd * n)[:, None])
-        dp = _ldexp(dev, dpm, pe + (kd * (n - 1))[:, None])
-    return _narrow(dev, p, out_dtype), _narrow(dev, dp, out_dtype)
+        dp = _ldexp(dev, dpm, dpe + (kd * (n - 1))[:, None])
+    p, dp = _narrow(dev, p, out_dtype), _narrow(dev, dp, out_dtype)
+    xh = dev.to_host(x)
+    far = host.far_points(xh, kmax)  # |x| ≫ |A|: the power rule, on the host (rare)
+    if far.any():
+        fp, fdp = host.power_rule(xh[far], n, np.dtype(out_dtype))
+        idx = dev.to_device(np.flatnonzero(far.ravel()))
+        p.ravel()[idx] = dev.to_device(fp)
+        dp.ravel()[idx] = dev.to_device(fdp)
+    return p, dp

@@ -57,38 +57,67 @@ def logdet_grad(A: Any, inner: str, dtype: Any) -> Any:
                         meta=_meta(A, dtype, A.ndim))
 
 
-def _scaled(Xb: Any, kb: Any, wide: Any) -> Any:
-    """X·2⁻ᵏ in the wide dtype; 2⁻ᵏ as two exact factors (2^1073 overflows)."""
-    half = kb // 2
-    f1 = 2.0 ** (-half).astype(np.float64)
-    f2 = 2.0 ** (-(kb - half)).astype(np.float64)
-    return Xb.astype(wide) * f1 * f2
+def _parts(Xb: Any, wide: Any) -> tuple[Any, Any, Any]:
+    """(namespace, real part, imaginary part or None) of a block, in the wide
+    dtype (float32 values are exact in float64)."""
+    xp = _namespace(Xb)
+    Y = Xb.astype(wide)
+    if xp.iscomplexobj(Y):
+        return xp, Y.real, Y.imag
+    return xp, Y, None
+
+
+def _part_abs(Xb: Any) -> Any:
+    """max(|re|, |im|) elementwise (|x| for real X), NaN-propagating.  ``|z|``
+    would overflow for parts near the largest float; the parts cannot."""
+    xp = _namespace(Xb)
+    if xp.iscomplexobj(Xb):
+        return xp.maximum(abs(Xb.real), abs(Xb.imag))
+    return abs(Xb)
 
 
 def _exponents(mb: Any) -> Any:
+    """frexp exponent of a finite nonzero max; 0 for zero, NaN or inf."""
+    xp = _namespace(mb)
     with np.errstate(all="ignore"):
-        ok = np.isfinite(mb) & (mb > 0)
-        return np.where(ok, np.frexp(np.where(ok, mb, 1.0))[1], 0).astype(np.int64)
+        ok = xp.isfinite(mb) & (mb > 0)
+        return xp.where(ok, xp.frexp(xp.where(ok, mb, 1.0))[1], 0).astype(np.int64)
 
 
 def _scaled_squares(wide: Any, Xb: Any, kb: Any) -> Any:
+    """|x·2⁻ᵏ|² = re² + im² in float64; each part is scaled by one exact
+    ``ldexp`` (a subnormal result rounded once), as in the inner backends."""
     with np.errstate(all="ignore"):
-        return np.abs(_scaled(Xb, kb, wide)) ** 2
+        xp, re, im = _parts(Xb, wide)
+        sq = xp.square(xp.ldexp(re, -kb))
+        return sq if im is None else sq + xp.square(xp.ldexp(im, -kb))
 
 
 def _finish(wide: Any, dtype: Any, Xb: Any, kb: Any, sb: Any, mb: Any) -> Any:
+    """G = (X·2⁻ᵏ) / ‖X·2⁻ᵏ‖, each part divided separately (signs of zeros
+    kept); zero matrix → X itself; a NaN or inf entry → all NaN."""
     with np.errstate(all="ignore"):
-        G = _scaled(Xb, kb, wide) / np.sqrt(np.where(mb > 0, sb, 1.0))
-        G = np.where(np.isfinite(mb), G, np.nan)  # NaN/inf entry: NaN matrix
+        xp, re, im = _parts(Xb, wide)
+        finite = xp.isfinite(mb)
+        t = xp.sqrt(xp.where(finite & (mb > 0), sb, 1.0))
+        t = xp.where(finite, t, xp.nan)  # NaN/inf entry: the whole matrix is NaN
+        G = xp.empty(re.shape, dtype=wide)
+        if im is None:
+            G[...] = xp.ldexp(re, -kb) / t
+        else:
+            G.real = xp.ldexp(re, -kb) / t
+            G.imag = xp.ldexp(im, -kb) / t
         return G.astype(dtype)
 
 
 def frobenius_grad(X: Any, inner: str, dtype: Any) -> Any:
     """Whole matrices per block: the inner backend, block by block.  A matrix
-    split over blocks: a global, overflow-safe reduction — max|x| per matrix
-    gives a power-of-two scale 2ᵏ, then Σ|x·2⁻ᵏ|² (no overflow or underflow
-    possible), tree-summed across blocks — and one elementwise pass
-    ``G = (X·2⁻ᵏ) / ‖X·2⁻ᵏ‖``."""
+    split over blocks: a global, overflow-safe reduction — the largest part
+    ``max(|re|, |im|)`` per matrix gives a power-of-two scale 2ᵏ, then
+    Σ|x·2⁻ᵏ|² (no overflow or underflow possible), tree-summed across blocks —
+    and one elementwise pass ``G = (X·2⁻ᵏ) / ‖X·2⁻ᵏ‖``.  Every quantity is per
+    matrix, so batch chunking never changes a slot's result; chunking of the
+    matrix axes changes only the order of the summation (a few ulp)."""
     import dask.array as da
 
     X = X.astype(dtype)
@@ -97,7 +126,8 @@ def frobenius_grad(X: Any, inner: str, dtype: Any) -> Any:
                             meta=_meta(X, dtype, X.ndim))
     axes = (X.ndim - 2, X.ndim - 1)
     wide = np.complex128 if np.dtype(dtype).kind == "c" else np.float64
-    m = abs(X).max(axis=axes, keepdims=True)  # NaN propagates
+    real = np.dtype(dtype).type(0).real.dtype
+    m = X.map_blocks(_part_abs, dtype=real).max(axis=axes, keepdims=True)  # NaN propagates
     k = m.map_blocks(_exponents, dtype=np.int64)
     s = da.map_blocks(partial(_scaled_squares, wide), X, k, dtype=np.float64).sum(
         axis=axes, keepdims=True)
@@ -121,14 +151,14 @@ def _hessenberg_block(A: np.ndarray) -> np.ndarray:
     """Upper Hessenberg form of each matrix in a NumPy block, similar to it
     exactly up to rounding, with an exact power-of-two pre-scaling (the
     characteristic polynomial is unchanged)."""
-    from matgrad_numpy._charpoly import hessenberg_batched
-    from matgrad_numpy._scaling import exponent_of_max, ldexp
+    from matgrad_numpy._charpoly import hessenberg_batched, scale_matrices
+    from matgrad_numpy._scaling import ldexp
 
     shape = A.shape
     flat = A.reshape((-1, *shape[-2:]))
     with np.errstate(all="ignore"):
-        k = exponent_of_max(np.abs(flat).max(axis=(1, 2), initial=0.0))
-        H = ldexp(hessenberg_batched(ldexp(flat, -k[:, None, None])), k[:, None, None])
+        As, k, _ = scale_matrices(flat)
+        H = ldexp(hessenberg_batched(As), k[:, None, None])
     return H.astype(A.dtype, copy=False).reshape(shape)
 
 

@@ -16,6 +16,15 @@ import matgrad
 __all__ = ["NumbaBackend", "matgrad_backend"]
 
 
+def _settle() -> None:
+    """Settle Numba's threading layer before any work: every operation does,
+    even one served by LAPACK alone, so the layer in the process is matgrad's
+    choice from the first matgrad call on (kernel launches settle it too)."""
+    from ._runtime import ensure
+
+    ensure()
+
+
 class NumbaBackend(matgrad.Backend):
     """Numba ``njit(parallel=True)`` kernels; NumPy arrays in and out."""
 
@@ -32,9 +41,10 @@ class NumbaBackend(matgrad.Backend):
     def version(self) -> str:
         from importlib.metadata import version
 
-        from ._runtime import layer
+        from ._runtime import describe
 
-        return f"numba {version('numba')}, threading layer {layer()}"
+        # the layer in use, or the one matgrad's first kernel will start
+        return f"numba {version('numba')}, threading layer {describe()}"
 
     @property
     def device(self) -> str:
@@ -45,26 +55,31 @@ class NumbaBackend(matgrad.Backend):
     def frobenius_grad(self, X: np.ndarray) -> np.ndarray:
         from . import _ops
 
+        _settle()
         return _ops.frobenius_grad(X)
 
     def bilinear_grad(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         from . import _ops
 
+        _settle()
         return _ops.bilinear_grad(x, y)
 
     def det_grad(self, A: np.ndarray) -> np.ndarray:
         from . import _ops
 
+        _settle()
         return _ops.det_grad(A)
 
     def logdet_grad(self, A: np.ndarray) -> np.ndarray:
         from . import _ops
 
+        _settle()
         return _ops.logdet_grad(A)
 
     def charpoly_deriv(self, A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from . import _ops
 
+        _settle()
         return _ops.charpoly_deriv(A, x)
 
 

@@ -1,12 +1,28 @@
-"""Frobenius gradient kernels (NUMERICS §1) over (row, chunk) work items.
+"""Frobenius gradient kernels over (row, chunk) work items.
 
-Work is split into chunks of ``CHUNK`` elements of each flattened matrix, so
-one 4096² matrix and 200 000 small ones both spread over every thread.
-Pass 1: pairwise sum of squares per chunk (float64 accumulation, 8 lanes per
-128-element leaf); chunk partials are summed pairwise per row.  Rows whose
-sum is finite and ≥ 1e-280 are divided by ``sqrt(s)``; the rare rest get a
-power-of-two scale ``2ᵏ ≈ max|x|`` (passes 2-3), so ``‖X‖`` is never formed
-unscaled.  No temporaries beyond the output and O(rows·chunks) partials.
+A complex batch is processed through its real view (``re, im, re, im, …``):
+``‖X‖² = Σ re² + im²``, the scale comes from ``max(|re|, |im|)`` (``|z|`` itself
+may exceed the largest float while both parts are finite), and each part is
+divided separately, so every rounding, and the sign of every zero, is that of
+a real computation.
+
+Work is split into chunks of ``CHUNK`` elements of each flattened row (read
+at call time, so tests can shrink it), so one
+4096² matrix and 200 000 small ones both spread over every thread.  Everything
+is decided per row (slot) from that row's own values, so a slot's result does
+not depend on its neighbours, the batch size or the thread count:
+
+* pass 1: pairwise sum of squares per chunk in float64 (8 lanes per
+  128-element leaf), chunk partials summed per row;
+* float32/complex64 (squares cannot over- or underflow a float64 sum):
+  ``G = X / sqrt(s)`` in float64, rounded once; float64: the same when ``s`` is
+  finite and ≥ 1e-280;
+* the rare rest: ``m = max|x|`` (NaN-propagating); NaN or inf → all NaN;
+  ``m = 0`` → ``G = X`` (zeros, signs kept); else a power-of-two ``2ᵏ ≈ m``
+  and ``G = (X·2⁻ᵏ) / sqrt(Σ(x·2⁻ᵏ)²)``, so ``‖X‖`` is never formed unscaled.
+
+No temporaries beyond the output and O(rows·chunks) partials.  Every kernel
+is launched through ``_runtime.parallel_call``.
 """
 
 from __future__ import annotations
@@ -15,129 +31,211 @@ import numba as nb
 import numpy as np
 from numba import prange
 
-from ._scalar import abs2, mul_pow2
+from ._runtime import parallel_call
 
-__all__ = ["CHUNK", "frobenius_grad"]
+__all__ = ["CHUNK", "bilinear_grad_into", "frobenius_grad"]
 
 CHUNK = 1 << 14
 _FAST_MIN = 1e-280
 _FAST, _SCALED, _ZERO, _NAN = 0, 1, 2, 3
+_SKIP, _SUMSQ, _ABSMAX, _SCALED_SUMSQ = 0, 1, 2, 3
 
 
 @nb.njit(cache=True)
 def _sumsq(x, a, b):  # type: ignore[no-untyped-def]
-    """Σ|x[a:b]|² in float64, pairwise (error ~ log2(b−a)·eps)."""
+    """Σ x[a:b]² in float64, pairwise (error ~ log2(b−a)·eps)."""
     n = b - a
     if n <= 128:
         s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
         i = a
         while i + 8 <= b:
-            s0 += abs2(x[i])
-            s1 += abs2(x[i + 1])
-            s2 += abs2(x[i + 2])
-            s3 += abs2(x[i + 3])
-            s4 += abs2(x[i + 4])
-            s5 += abs2(x[i + 5])
-            s6 += abs2(x[i + 6])
-            s7 += abs2(x[i + 7])
+            v0 = np.float64(x[i])
+            v1 = np.float64(x[i + 1])
+            v2 = np.float64(x[i + 2])
+            v3 = np.float64(x[i + 3])
+            v4 = np.float64(x[i + 4])
+            v5 = np.float64(x[i + 5])
+            v6 = np.float64(x[i + 6])
+            v7 = np.float64(x[i + 7])
+            s0 += v0 * v0
+            s1 += v1 * v1
+            s2 += v2 * v2
+            s3 += v3 * v3
+            s4 += v4 * v4
+            s5 += v5 * v5
+            s6 += v6 * v6
+            s7 += v7 * v7
             i += 8
         t = 0.0
         while i < b:
-            t += abs2(x[i])
+            v = np.float64(x[i])
+            t += v * v
             i += 1
         return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + t
     half = (n // 2) // 8 * 8
     return _sumsq(x, a, a + half) + _sumsq(x, a + half, b)
 
 
-_SKIP, _SUMSQ, _ABSMAX, _SCALED_SUMSQ = 0, 1, 2, 3
+@nb.njit(cache=True)
+def _sumsq_scaled(x, a, b, f1, f2):  # type: ignore[no-untyped-def]
+    """Σ (x[a:b]·f1·f2)², with f1·f2 = 2⁻ᵏ split so each product is exact (or,
+    for a subnormal result, rounded once).  The very summation order of
+    ``_sumsq``, so that a scaled row sums to exactly 2⁻²ᵏ times what the fast
+    path would (power-of-two scaling of the input changes no bit)."""
+    n = b - a
+    if n <= 128:
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+        i = a
+        while i + 8 <= b:
+            v0 = x[i] * f1 * f2
+            v1 = x[i + 1] * f1 * f2
+            v2 = x[i + 2] * f1 * f2
+            v3 = x[i + 3] * f1 * f2
+            v4 = x[i + 4] * f1 * f2
+            v5 = x[i + 5] * f1 * f2
+            v6 = x[i + 6] * f1 * f2
+            v7 = x[i + 7] * f1 * f2
+            s0 += v0 * v0
+            s1 += v1 * v1
+            s2 += v2 * v2
+            s3 += v3 * v3
+            s4 += v4 * v4
+            s5 += v5 * v5
+            s6 += v6 * v6
+            s7 += v7 * v7
+            i += 8
+        t = 0.0
+        while i < b:
+            v = x[i] * f1 * f2
+            t += v * v
+            i += 1
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + t
+    half = (n // 2) // 8 * 8
+    return _sumsq_scaled(x, a, a + half, f1, f2) + _sumsq_scaled(x, a + half, b, f1, f2)
+
+
+@nb.njit(cache=True)
+def _absmax(x, a, b):  # type: ignore[no-untyped-def]
+    """max |x[a:b]|, NaN if any entry is NaN."""
+    m = 0.0
+    for i in range(a, b):
+        v = abs(np.float64(x[i]))
+        if v > m:
+            m = v
+        elif v != v:
+            return v
+    return m
 
 
 @nb.njit(parallel=True, cache=True)
-def _partials(X, action, kexp):  # type: ignore[no-untyped-def]
-    """Per (row, chunk) partial results of one pass; ``action[b]`` says which:
-    sum of squares, max|x| (NaN-propagating), or Σ|x·2⁻ᵏ|²."""
+def _partials(X, action, f1, f2, chunk):  # type: ignore[no-untyped-def]
+    """Per (row, chunk) partial results of one pass over the real ``(B, L)``
+    batch; ``action[b]`` says which: Σx², max|x| or Σ(x·f1·f2)²."""
     B, N = X.shape
-    nc = (N + CHUNK - 1) // CHUNK
+    nc = (N + chunk - 1) // chunk
     out = np.zeros((B, nc))
     for t in prange(B * nc):
         b = t // nc
         c = t - b * nc
-        a = c * CHUNK
-        e = min(N, a + CHUNK)
+        a = c * chunk
+        e = min(N, a + chunk)
         act = action[b]
         if act == _SUMSQ:
             out[b, c] = _sumsq(X[b], a, e)
         elif act == _ABSMAX:
-            m = 0.0
-            for i in range(a, e):
-                v = abs(X[b, i])
-                if not v <= m:  # NaN propagates
-                    m = v
-            out[b, c] = m
+            out[b, c] = _absmax(X[b], a, e)
         elif act == _SCALED_SUMSQ:
-            s = 0.0
-            k = kexp[b]
-            for i in range(a, e):
-                s += abs2(mul_pow2(X[b, i], -k))
-            out[b, c] = s
+            out[b, c] = _sumsq_scaled(X[b], a, e, f1[b], f2[b])
     return out
 
 
 @nb.njit(parallel=True, cache=True)
-def _write(X, out, mode, norm, kexp):  # type: ignore[no-untyped-def]
+def _write(X, out, mode, norm, f1, f2, chunk):  # type: ignore[no-untyped-def]
     B, N = X.shape
-    nc = (N + CHUNK - 1) // CHUNK
+    nc = (N + chunk - 1) // chunk
     for t in prange(B * nc):
         b = t // nc
         c = t - b * nc
-        a = c * CHUNK
-        e = min(N, a + CHUNK)
+        a = c * chunk
+        e = min(N, a + chunk)
         m = mode[b]
         if m == _FAST:
             d = norm[b]
             for i in range(a, e):
-                out[b, i] = X[b, i] / d  # float32 input: divided in float64
+                out[b, i] = np.float64(X[b, i]) / d  # float32 input: divided in float64
         elif m == _SCALED:
             d = norm[b]
-            k = kexp[b]
+            g1 = f1[b]
+            g2 = f2[b]
             for i in range(a, e):
-                out[b, i] = mul_pow2(X[b, i], -k) / d
+                out[b, i] = (X[b, i] * g1 * g2) / d
         elif m == _ZERO:
             for i in range(a, e):
-                out[b, i] = 0
+                out[b, i] = X[b, i]  # zeros, each keeping its sign
         else:
             for i in range(a, e):
                 out[b, i] = np.nan
 
 
+def _rowsum(partials: np.ndarray) -> np.ndarray:
+    # NumPy's pairwise row sum; the same for a row whatever the other rows are
+    s: np.ndarray = partials.sum(axis=1)
+    return s
+
+
+def _pow2_factors(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(f1, f2)`` with ``f1·f2 = 2⁻ᵏ`` and ``x·f1·f2`` equal to ``ldexp(x, −k)``
+    (one rounding at most) for ``|x| < 2^(k)``, ``k`` a frexp exponent of a
+    finite nonzero maximum (−1073 ≤ k ≤ 1024).  A single factor where ``2⁻ᵏ``
+    is a float; for a subnormal maximum (k < −1022 … −1073, ``2⁻ᵏ`` > 2^1023),
+    ``2^1000`` first (exact: the entries are subnormal) and the rest after."""
+    big = -k > 1023
+    f1 = np.where(big, 2.0**1000, np.ldexp(1.0, np.where(big, 0, -k)))
+    f2 = np.where(big, np.ldexp(1.0, np.where(big, -k - 1000, 0)), 1.0)
+    return f1, f2
+
+
 def frobenius_grad(X: np.ndarray) -> np.ndarray:
     B = X.shape[0]
-    flat = X.reshape(B, -1)
-    kexp = np.zeros(B, dtype=np.int64)
-    s = _partials(flat, np.full(B, _SUMSQ, np.int8), kexp).sum(axis=1)  # pairwise
-    single = flat.real.dtype == np.float32  # float64 sums of float32 squares are safe
+    out = np.empty(X.shape, dtype=X.dtype)
+    if X.size == 0:
+        return out
+    rdt = np.dtype(X.dtype).type(0).real.dtype
+    flat = np.ascontiguousarray(X).reshape(B, -1).view(rdt)  # complex: re, im, re, …
+    res = out.reshape(B, -1).view(rdt)
+    ones = np.ones(B)
+    s = _rowsum(parallel_call(_partials, flat, np.full(B, _SUMSQ, np.int8), ones, ones, CHUNK))
+    single = rdt == np.float32  # float64 sums of float32 squares neither over- nor underflow
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(s)
         fast = finite & (s > 0) if single else finite & (s >= _FAST_MIN)
-    mode = np.where(fast, _FAST, _ZERO).astype(np.int8)
+    mode = np.full(B, _FAST, np.int8)
     norm = np.sqrt(np.where(fast, s, 1.0))
-    if single:
-        mode[~finite] = _NAN
-    elif not fast.all():
+    f1, f2 = ones, ones
+    if not fast.all():
         slow = ~fast
-        absmax = _partials(flat, np.where(slow, _ABSMAX, _SKIP).astype(np.int8), kexp)
-        absmax = absmax.max(axis=1)
+        if single:
+            absmax = np.where(finite, s, np.nan)  # only the zero / non-finite test matters
+        else:
+            action = np.where(slow, _ABSMAX, _SKIP).astype(np.int8)
+            parts = parallel_call(_partials, flat, action, ones, ones, CHUNK)
+            with np.errstate(invalid="ignore"):
+                absmax = np.where(np.isnan(parts).any(axis=1), np.nan, parts.max(axis=1))
         with np.errstate(invalid="ignore"):
-            scaled = slow & np.isfinite(absmax) & (absmax > 0)
-        mode[slow & ~np.isfinite(absmax)] = _NAN
-        mode[scaled] = _SCALED
-        kexp[scaled] = np.frexp(absmax[scaled])[1]
-        t2 = _partials(flat, np.where(scaled, _SCALED_SUMSQ, _SKIP).astype(np.int8), kexp)
-        norm[scaled] = np.sqrt(t2[scaled].sum(axis=1))
-    out = np.empty_like(flat)
-    _write(flat, out, mode, norm, kexp)
-    return out.reshape(X.shape)
+            bad = slow & ~np.isfinite(absmax)
+            zero = slow & (absmax == 0)
+        scaled = slow & ~bad & ~zero
+        mode[bad] = _NAN
+        mode[zero] = _ZERO
+        if scaled.any():
+            mode[scaled] = _SCALED
+            k = np.frexp(np.where(scaled, absmax, 1.0))[1].astype(np.int64)
+            f1, f2 = _pow2_factors(np.where(scaled, k, 0))
+            action = np.where(scaled, _SCALED_SUMSQ, _SKIP).astype(np.int8)
+            t2 = _rowsum(parallel_call(_partials, flat, action, f1, f2, CHUNK))
+            norm = np.where(scaled, np.sqrt(np.where(scaled, t2, 1.0)), norm)
+    parallel_call(_write, flat, res, mode, norm, f1, f2, CHUNK)
+    return out
 
 
 @nb.njit(parallel=True, cache=True)
@@ -150,5 +248,3 @@ def bilinear_grad_into(x, y, out):  # type: ignore[no-untyped-def]
         xi = x[b, i]
         for j in range(n):
             out[b, i, j] = xi * y[b, j]
-
-

@@ -1,14 +1,24 @@
 """``X / ‖X‖_F`` per matrix without overflow, underflow or big temporaries.
 
-Streaming, blocked passes over the flattened ``(B, N)`` batch (NUMERICS §1):
+A complex batch is processed through its real view (``re, im, re, im, …``):
+``‖X‖² = Σ re² + im²``, the scale comes from ``max(|re|, |im|)`` (``|z|`` itself
+may exceed the largest float while both parts are finite), and each part is
+divided by a real norm separately, so every rounding and the sign of every
+zero are those of a real computation.
+
+Streaming, blocked passes over the flattened real ``(B, L)`` batch:
 
 1. Sum of squares per row in float64, pairwise (NumPy's ``sum`` of a block,
-   then a pairwise sum of the block partials), so the error stays ~log(N)·eps.
+   then a pairwise sum of the block partials), so the error stays ~log(L)·eps.
 2. float32/complex64: squares of float32 values cannot over- or underflow a
    float64 sum, so ``G = X / sqrt(s)`` in float64, rounded once.
    float64: rows with a finite ``s ≥ 1e-280`` take the same fast path; the
-   rest (overflowed, tiny, zero or non-finite) are redone with a power-of-two
-   scale ``2ᵏ ≈ max|x|``: ``G = (X·2⁻ᵏ) / ‖X·2⁻ᵏ‖``, never forming ``‖X‖``.
+   rest are redone: ``m = max|x|``; NaN or inf → all NaN; ``m = 0`` → ``G = X``
+   (zeros, signs kept); else a power-of-two scale ``2ᵏ ≈ m`` and
+   ``G = (X·2⁻ᵏ) / ‖X·2⁻ᵏ‖``, never forming ``‖X‖``.
+
+Every decision is per row, from that row's values alone, and a row's sums
+do not depend on the other rows, so a slot's result is the same in any batch.
 Temporaries are block-sized (``BLOCK`` elements) plus O(B) scalars.
 """
 
@@ -59,24 +69,15 @@ def _reduce_rows(
 
 
 def _sum_squares(block: np.ndarray) -> np.ndarray:
-    """Σ|x|² along axis 1, in float64, pairwise within the block."""
-    if np.iscomplexobj(block):
-        both: np.ndarray = _sum_squares(block.real) + _sum_squares(block.imag)
-        return both
+    """Σ x² along axis 1 of a real block, in float64, pairwise."""
     s: np.ndarray = np.square(block, dtype=np.float64).sum(axis=1)
     return s
 
 
-def _divide_into(
-    out: np.ndarray, X: np.ndarray, norm: np.ndarray, rows: np.ndarray | None
-) -> None:
-    """``out[rows] = X[rows] / norm`` blockwise, in float64 arithmetic."""
-    count, N = (X.shape[0] if rows is None else len(rows)), X.shape[1]
-    wide = np.complex128 if np.iscomplexobj(X) else np.float64
-    for pos, cols, _ in _blocks(count, N):
-        sel: Selector = pos if rows is None else rows[pos]
-        q = np.divide(X[sel, cols], norm[pos, None], dtype=wide)
-        out[sel, cols] = q
+def _abs_max(block: np.ndarray) -> np.ndarray:
+    """max |x| along axis 1 (NaN propagates), in float64."""
+    m: np.ndarray = np.abs(block).max(axis=1).astype(np.float64)
+    return m
 
 
 def frobenius_grad(X: np.ndarray) -> np.ndarray:
@@ -86,40 +87,49 @@ def frobenius_grad(X: np.ndarray) -> np.ndarray:
 
 def _frobenius_grad(X: np.ndarray) -> np.ndarray:
     B = X.shape[0]
-    flat = X.reshape(B, -1)
-    out = np.empty_like(flat)
+    out = np.empty(X.shape, dtype=X.dtype)
+    if X.size == 0:
+        return out
+    rdt = np.dtype(X.dtype).type(0).real.dtype
+    flat = np.ascontiguousarray(X).reshape(B, -1).view(rdt)  # complex: re, im, re, …
+    res = out.reshape(B, -1).view(rdt)
     s = _reduce_rows(flat, None, lambda b, pos: _sum_squares(b), np.sum)
-    if flat.real.dtype == np.float32:
+    if rdt == np.float32:
         # Exact enough in float64; only zero and non-finite rows differ.
-        norm = np.sqrt(s)
-        norm[s == 0] = 1.0  # zero matrix → zero gradient
-        norm[~np.isfinite(s)] = np.nan  # NaN/inf entry → NaN matrix
-        _divide_into(out, flat, norm, None)
-        return out.reshape(X.shape)
-    fast = np.isfinite(s) & (s >= _FAST_MIN)
+        fast = np.isfinite(s) & (s > 0)
+    else:
+        fast = np.isfinite(s) & (s >= _FAST_MIN)
     norm = np.sqrt(np.where(fast, s, 1.0))
-    _divide_into(out, flat, norm, None)
-    if fast.all():
-        return out.reshape(X.shape)
-    rows = np.flatnonzero(~fast)
-    _scaled_rows(out, flat, rows)
-    return out.reshape(X.shape)
+    _divide_into(res, flat, norm)
+    if not fast.all():
+        _slow_rows(res, flat, np.flatnonzero(~fast), s if rdt == np.float32 else None)
+    return out
 
 
-def _scaled_rows(out: np.ndarray, X: np.ndarray, rows: np.ndarray) -> None:
-    """The slow, always-safe path for ``rows`` of a float64/complex128 batch."""
-    absmax = _reduce_rows(X, rows, lambda b, pos: np.abs(b).max(axis=1), np.max)
+def _divide_into(out: np.ndarray, X: np.ndarray, norm: np.ndarray) -> None:
+    """``out = X / norm`` (one norm per row) blockwise, in float64 arithmetic."""
+    for pos, cols, _ in _blocks(X.shape[0], X.shape[1]):
+        out[pos, cols] = np.divide(X[pos, cols], norm[pos, None], dtype=np.float64)
+
+
+def _slow_rows(out: np.ndarray, X: np.ndarray, rows: np.ndarray, s: np.ndarray | None) -> None:
+    """The always-safe path for ``rows``; ``s`` (float32 input only) is their
+    exact-enough sum of squares, which settles zero and non-finite rows."""
+    if s is not None:
+        absmax = np.where(np.isfinite(s[rows]), s[rows], np.nan)
+    else:
+        absmax = _reduce_rows(X, rows, lambda b, pos: _abs_max(b), np.max)
     bad = ~np.isfinite(absmax)  # a NaN or inf entry: the whole matrix is NaN
-    zero = absmax == 0
-    k = exponent_of_max(absmax)
-    t2 = _reduce_rows(
-        X, rows, lambda b, pos: _sum_squares(ldexp(b, -k[pos, None])), np.sum
-    )
-    t = np.sqrt(t2)
-    t[zero] = 1.0
+    zero = absmax == 0  # zeros, each keeping its sign: G = X
+    k = exponent_of_max(np.where(zero | bad, 0.0, absmax))
+    if s is None:
+        t2 = _reduce_rows(X, rows, lambda b, pos: _sum_squares(ldexp(b, -k[pos, None])), np.sum)
+        t = np.where(zero | bad, 1.0, np.sqrt(t2))
+    else:
+        t = np.ones(len(rows))
     count, N = len(rows), X.shape[1]
     for pos, cols, _ in _blocks(count, N):
         sel = rows[pos]
-        g = ldexp(X[sel, cols], -k[pos, None]) / t[pos, None]
+        g = np.divide(ldexp(X[sel, cols], -k[pos, None]), t[pos, None], dtype=np.float64)
         g[bad[pos]] = np.nan
         out[sel, cols] = g
