@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, overload
 
-from ._frontend import Call, broadcast_batch, prod
+from ._frontend import VALUE_OPS, Call, broadcast_batch, prod
 from ._select import BackendLike
 
 __all__ = [
@@ -32,13 +32,23 @@ _BACKEND_DOC = """backend : str, sequence of str, Backend or BackendInfo, option
         :class:`matgrad.BackendResultError`."""
 
 
-def frobenius_grad(X: Any, *, backend: BackendLike = None) -> Any:
+@overload
+def frobenius_grad(
+    X: Any, *, return_value: Literal[False] = ..., backend: BackendLike = ...
+) -> Any: ...
+@overload
+def frobenius_grad(
+    X: Any, *, return_value: Literal[True], backend: BackendLike = ...
+) -> tuple[Any, Any]: ...
+def frobenius_grad(X: Any, *, return_value: bool = False, backend: BackendLike = None) -> Any:
     """Gradient of the Frobenius norm, ``∇‖X‖_F = X / ‖X‖_F``.
 
     Parameters
     ----------
     X : array_like, shape (..., m, n)
         Matrices; leading axes are a batch, one norm per matrix.
+    return_value : bool, default False
+        Also return the norms: ``(‖X‖_F, G)``, from the same scaled pass.
     {backend}
 
     Returns
@@ -46,6 +56,9 @@ def frobenius_grad(X: Any, *, backend: BackendLike = None) -> Any:
     G : array, shape (..., m, n)
         ``X / ‖X‖_F`` per matrix, in ``X``'s array type; dtype float32,
         float64, complex64 or complex128 (integers and bool give float64).
+        With ``return_value=True``, the pair ``(norm, G)``: ``norm`` of shape
+        ``(...)`` in the real dtype (float32 for complex64 input), the true
+        value — inf or 0 only where ‖X‖_F itself over- or underflows.
 
     Notes
     -----
@@ -73,11 +86,17 @@ def frobenius_grad(X: Any, *, backend: BackendLike = None) -> Any:
     shape = call.matrix("X", square=False)
     m, n = shape[-2:]
     if call.orchestrator is not None:
+        if return_value:
+            return call.orchestrate("frobenius_grad", shape, return_value=True)
         return call.orchestrate("frobenius_grad", shape)
     B = prod(shape[:-2])
     if B * m * n == 0:
-        return call.empty_result(shape)
+        G = call.empty_result(shape)
+        return (call.empty_result(shape[:-2], real=True), G) if return_value else G
     Xc = call.canonical("X", shape, (B, m, n))
+    if return_value:
+        norm, G = call.run("frobenius_value_grad", (B, m, n), Xc)
+        return call.back(norm.reshape(shape[:-2])), call.back(G.reshape(shape))
     G = call.run("frobenius_grad", (B, m, n), Xc)
     return call.back(G.reshape(shape))
 
@@ -125,19 +144,34 @@ def bilinear_grad(x: Any, y: Any, *, backend: BackendLike = None) -> Any:
     return call.back(call.run("bilinear_grad", (B, m, n), xc, yc).reshape(out_shape))
 
 
-def det_grad(A: Any, *, backend: BackendLike = None) -> Any:
+@overload
+def det_grad(
+    A: Any, *, return_value: Literal[False] = ..., backend: BackendLike = ...
+) -> Any: ...
+@overload
+def det_grad(
+    A: Any, *, return_value: Literal[True], backend: BackendLike = ...
+) -> tuple[Any, Any]: ...
+def det_grad(A: Any, *, return_value: bool = False, backend: BackendLike = None) -> Any:
     """Gradient of the determinant: the cofactor matrix ``C = adj(A)ᵀ``.
 
     Parameters
     ----------
     A : array_like, shape (..., n, n)
         Square matrices; leading axes are a batch.
+    return_value : bool, default False
+        Also return the determinants: ``(det A, C)``.
     {backend}
 
     Returns
     -------
     C : array, shape (..., n, n)
         ``C_ij = ∂det(A)/∂A_ij = (−1)^(i+j) det(A without row i and column j)``.
+        With ``return_value=True``, the pair ``(det, C)``: ``det`` of shape
+        ``(...)`` in ``A``'s dtype, the true value (exactly 0 when ``A`` is
+        exactly singular, inf only where ``det A`` truly overflows: it is
+        assembled as a mantissa times a power of two from the equilibrated
+        matrix).  The 0×0 determinant is 1.
 
     Notes
     -----
@@ -163,20 +197,36 @@ def det_grad(A: Any, *, backend: BackendLike = None) -> Any:
     array([[ 4., -2.],
            [-2.,  1.]])
     """
-    return _square_op("det_grad", A, backend)
+    return _square_op("det_grad", A, backend, return_value)
 
 
-def logdet_grad(A: Any, *, backend: BackendLike = None) -> Any:
+@overload
+def logdet_grad(
+    A: Any, *, return_value: Literal[False] = ..., backend: BackendLike = ...
+) -> Any: ...
+@overload
+def logdet_grad(
+    A: Any, *, return_value: Literal[True], backend: BackendLike = ...
+) -> tuple[tuple[Any, Any], Any]: ...
+def logdet_grad(A: Any, *, return_value: bool = False, backend: BackendLike = None) -> Any:
     """Gradient of ``log|det A|``: ``A⁻ᵀ`` (``A⁻ᴴ`` for complex ``A``).
 
     Parameters
     ----------
     A : array_like, shape (..., n, n)
+    return_value : bool, default False
+        Also return ``(sign, log|det A|)``, as :func:`numpy.linalg.slogdet`
+        does: ``((sign, logabsdet), G)``.
     {backend}
 
     Returns
     -------
     G : array, shape (..., n, n)
+        With ``return_value=True``, ``((sign, logabsdet), G)``: ``sign`` of
+        shape ``(...)`` in ``A``'s dtype (±1, a unit complex number, or 0 for
+        a singular matrix) and ``logabsdet`` in its real dtype (−inf for a
+        singular matrix); ``det A = sign·exp(logabsdet)``, never over- or
+        underflowing.
 
     Notes
     -----
@@ -194,22 +244,38 @@ def logdet_grad(A: Any, *, backend: BackendLike = None) -> Any:
     array([[0.5 , 0.  ],
            [0.  , 0.25]])
     """
-    return _square_op("logdet_grad", A, backend)
+    return _square_op("logdet_grad", A, backend, return_value)
 
 
-def _square_op(op: str, A: Any, backend: BackendLike) -> Any:
+def _square_op(op: str, A: Any, backend: BackendLike, return_value: bool = False) -> Any:
     """Shared body of :func:`det_grad` and :func:`logdet_grad`: a batch of
-    square matrices in, the same shape out."""
+    square matrices in, the same shape out (and with ``return_value``, one
+    value per matrix: ``det``, or ``(sign, logabsdet)``)."""
     call = Call(op, backend, {"A": A})
     shape = call.matrix("A", square=True)
     if call.orchestrator is not None:
-        return call.orchestrate(op, shape)
+        if not return_value:
+            return call.orchestrate(op, shape)
+        out = call.orchestrate(op, shape, return_value=True)
+        return ((out[0], out[1]), out[2]) if op == "logdet_grad" else out
     n = shape[-1]
     B = prod(shape[:-2])
+    batch = shape[:-2]
     if B * n == 0:
-        return call.empty_result(shape)
-    out = call.run(op, (B, n, n), call.canonical("A", shape, (B, n, n)))
-    return call.back(out.reshape(shape))
+        G = call.empty_result(shape)
+        if not return_value:
+            return G
+        # an empty batch has no values; a 0×0 matrix has det 1, log|det| 0
+        if op == "det_grad":
+            return call.empty_result(batch, 1.0), G
+        return (call.empty_result(batch, 1.0), call.empty_result(batch, 0.0, real=True)), G
+    Ac = call.canonical("A", shape, (B, n, n))
+    if not return_value:
+        out = call.run(op, (B, n, n), Ac)
+        return call.back(out.reshape(shape))
+    parts = call.run(VALUE_OPS[op], (B, n, n), Ac)
+    *values, G = (call.back(r.reshape(batch if r.ndim == 1 else shape)) for r in parts)
+    return (tuple(values), G) if op == "logdet_grad" else (values[0], G)
 
 
 def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any, Any]:

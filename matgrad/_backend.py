@@ -37,8 +37,12 @@ class Backend(abc.ABC):
     Subclasses set the class attributes :attr:`name`, :attr:`priority` and
     :attr:`array_modules`, implement the five canonical operations, and may
     override :meth:`available`, :attr:`version`, :attr:`device`,
-    :meth:`asarray` and :meth:`to_numpy`.  Heavy imports (numba, cupy, dask)
-    belong inside the methods, so that listing backends stays cheap.
+    :meth:`asarray` and :meth:`to_numpy`, and the value-and-gradient methods
+    :meth:`frobenius_value_grad`, :meth:`det_value_grad` and
+    :meth:`logdet_value_grad` (whose defaults are correct everywhere: the
+    backend's gradient plus an overflow-safe value computed with NumPy).
+    Heavy imports (numba, cupy, dask) belong inside the methods, so that
+    listing backends stays cheap.
     """
 
     #: Registry name; must equal the entry point's name.
@@ -109,6 +113,55 @@ class Backend(abc.ABC):
         ``p(x) = det(xI − A)``.  ``A`` and ``x`` share one dtype.  A matrix is
         reduced at most once per call, never once per point.
         """
+
+    # -- value and gradient from one pass ----------------------------------
+    # Defaults, correct for every backend: the canonical gradient from the
+    # backend plus an overflow-safe value computed on the host with NumPy
+    # (see :mod:`matgrad._values`).  A backend that can take the value from
+    # the factorisation it already made (one pass, no host round trip)
+    # overrides them.
+    def frobenius_value_grad(self, X: Any) -> tuple[Any, Any]:
+        """``X (B, m, n)`` → ``(‖X‖_F (B,), X / ‖X‖_F (B, m, n))``.
+
+        The norm has ``X``'s real dtype (float32 for complex64) and is the
+        true value: inf or 0 only where ‖X‖_F itself over- or underflows.
+        """
+        from ._values import frobenius_value
+
+        G = self.frobenius_grad(X)
+        norm = frobenius_value(np.ascontiguousarray(self.to_numpy(X)))
+        return self._native_like(norm, G), G
+
+    def det_value_grad(self, A: Any) -> tuple[Any, Any]:
+        """``A (B, n, n)``, ``n ≥ 1`` → ``(det A (B,), cofactor (B, n, n))``.
+
+        ``det`` has ``A``'s dtype and is the true value (0 for an exactly
+        singular matrix; inf only where the true value overflows).
+        """
+        from ._values import det_value
+
+        C = self.det_grad(A)
+        det = det_value(np.ascontiguousarray(self.to_numpy(A)))
+        return self._native_like(det, C), C
+
+    def logdet_value_grad(self, A: Any) -> tuple[Any, Any, Any]:
+        """``A (B, n, n)``, ``n ≥ 1`` → ``(sign (B,), log|det A| (B,), A⁻ᵀ)``.
+
+        ``sign`` has ``A``'s dtype (unit modulus for complex, 0 when ``A`` is
+        singular), ``log|det A|`` its real dtype (−inf when singular); the
+        gradient is as :meth:`logdet_grad`.
+        """
+        from ._values import slogdet_value
+
+        G = self.logdet_grad(A)
+        sign, logabs = slogdet_value(np.ascontiguousarray(self.to_numpy(A)))
+        return self._native_like(sign, G), self._native_like(logabs, G), G
+
+    def _native_like(self, values: np.ndarray, like: Any) -> Any:
+        """A host result as an array of the type of ``like`` (this backend's)."""
+        if isinstance(like, np.ndarray):
+            return values
+        return self.asarray(values)
 
     # -- orchestration (only for ``orchestrates = True``) -----------------
     def block_module(self, x: Any) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import Backend, array_module_of
+from ._interop import FRAMEWORKS, Framework, framework_of
 from ._registry import entries
 from ._select import BackendLike, resolve
 
@@ -41,6 +42,33 @@ _ARGS = {
     "det_grad": ("A",),
     "logdet_grad": ("A",),
     "charpoly_deriv": ("A", "x"),
+    "frobenius_value_grad": ("X",),
+    "det_value_grad": ("A",),
+    "logdet_value_grad": ("A",),
+}
+
+# Parts of a tuple result: (label for messages, kind).  Kind "grad" has the
+# shape passed to the check and the call's dtype; "value" one entry per
+# matrix (the shape without its two matrix axes) in the call's dtype; "real"
+# likewise in the call's real dtype (float32 for complex64).
+_TUPLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "charpoly_deriv": (("p = ", "grad"), ("p′ = ", "grad")),
+    "frobenius_value_grad": (("‖X‖_F = ", "real"), ("G = ", "grad")),
+    "det_value_grad": (("det = ", "value"), ("C = ", "grad")),
+    "logdet_value_grad": (("sign = ", "value"), ("logabsdet = ", "real"), ("G = ", "grad")),
+}
+# What the tuple is called in messages.
+_TUPLE_NAMES = {
+    "charpoly_deriv": "the pair (p, p′)",
+    "frobenius_value_grad": "the pair (‖X‖_F, G)",
+    "det_value_grad": "the pair (det, C)",
+    "logdet_value_grad": "the triple (sign, logabsdet, G)",
+}
+# Public operation with return_value=True → canonical operation.
+VALUE_OPS = {
+    "frobenius_grad": "frobenius_value_grad",
+    "det_grad": "det_value_grad",
+    "logdet_grad": "logdet_value_grad",
 }
 
 
@@ -75,8 +103,14 @@ def check_input(func: str, name: str, x: object) -> None:
             ) from None
 
 # Array types in order of precedence when inputs are mixed: dask > cupy >
-# any other foreign array library > numpy (scalars and lists count as NumPy).
+# any other foreign array library (torch, JAX) > numpy (scalars and lists
+# count as NumPy).
 _PRECEDENCE = {"dask": 3, "cupy": 2, "numpy": 0}
+
+
+def framework_of_module(module: str) -> Framework | None:
+    """The framework adapter (torch, JAX) whose arrays have top-level module ``module``."""
+    return FRAMEWORKS.get(module)
 
 
 def input_module(*xs: object) -> str:
@@ -167,6 +201,26 @@ class Call:
         for k, v in inputs.items():
             check_input(func, k, v)
         self.module = input_module(*inputs.values())
+        # PyTorch tensors and JAX arrays are read as NumPy (no copy where the
+        # framework allows) and results go back to the caller's framework.
+        self.framework: Framework | None = None
+        self.like: Any = None
+        found = {k: fw for k, v in inputs.items() if (fw := framework_of(v)) is not None}
+        if found:
+            names = sorted({fw.name for fw in found.values()})
+            if len(names) > 1:
+                raise TypeError(
+                    f"{func}: inputs mix {' and '.join(names)} arrays "
+                    f"({', '.join(f'{k}: {found[k].name}' for k in found)}); convert "
+                    "them to one framework first"
+                )
+            fw = next(iter(found.values()))
+            if framework_of_module(self.module) is fw:  # the framework wins precedence
+                self.framework = fw
+                self.like = next(inputs[k] for k in found)
+                self.module = "numpy"
+            inputs = {k: found[k].to_numpy(func, k, v) if k in found else v
+                      for k, v in inputs.items()}
         # Shapes and dtypes are read without importing or converting foreign
         # arrays where they already carry them (cupy, dask).
         self.inputs = {k: self._shaped(func, k, v) for k, v in inputs.items()}
@@ -190,7 +244,8 @@ class Call:
         orch = self.orchestrator
         assert orch is not None
         result = orch.orchestrate(op, self.inputs, self.inner.name, options)
-        for label, r in self._parts(op, result):
+        kind = VALUE_OPS[op] if options.get("return_value") else op
+        for label, r, want, dtype in self._parts(kind, result, tuple(shape)):
             if array_module_of(r) not in orch.array_modules:
                 raise self._broken(
                     op, f"returned {label}{_type_name(r)}, not an array of its own type "
@@ -198,7 +253,7 @@ class Call:
                 )
             got = tuple(getattr(r, "shape", ()))
             if all(isinstance(d, int) for d in got):  # lazy shapes may be unknown (nan)
-                self._check_shape_dtype(op, label, r, tuple(shape))
+                self._check_shape_dtype(op, label, r, want, dtype)
         return result
 
     def run(self, op: str, shape: Sequence[int], *args: Any) -> Any:
@@ -208,14 +263,14 @@ class Call:
         ``charpoly_deriv`` must return a pair, each part checked so."""
         result = getattr(self.backend, op)(*args)
         expected = type(args[0])
-        parts = self._parts(op, result)
-        for label, r in parts:
+        parts = self._parts(op, result, tuple(shape))
+        for label, r, want, dtype in parts:
             if type(r) is not expected:
                 raise self._broken(
                     op, f"returned {label}{_type_name(r)}, not {_type_name(args[0])} "
                     "(the array type it was given)"
                 )
-            self._check_shape_dtype(op, label, r, tuple(shape))
+            self._check_shape_dtype(op, label, r, want, dtype)
             # may_share_memory compares address ranges only: O(1), and exact
             # enough here because results are contracted to be fresh arrays.
             if isinstance(r, np.ndarray):
@@ -225,29 +280,44 @@ class Call:
                             op, f"returned {label}an array that shares memory with "
                             f"its input {arg_name}; results must be new arrays"
                         )
-        if len(parts) == 2:
-            (_, p), (_, dp) = parts
-            if isinstance(p, np.ndarray) and np.may_share_memory(p, dp):
-                raise self._broken(op, "returned p and p′ sharing memory")
+        for i, (la, a, _, _) in enumerate(parts):
+            for lb, b, _, _ in parts[i + 1:]:
+                if isinstance(a, np.ndarray) and np.may_share_memory(a, b):
+                    raise self._broken(
+                        op, f"returned {la.rstrip(' =')} and {lb.rstrip(' =')} sharing memory"
+                    )
         return result
 
-    def _parts(self, op: str, result: Any) -> list[tuple[str, Any]]:
-        """The arrays in a result with their labels for messages."""
-        if op != "charpoly_deriv":
-            return [("", result)]
-        if not isinstance(result, tuple) or len(result) != 2:
+    def _parts(
+        self, op: str, result: Any, shape: tuple[int, ...]
+    ) -> list[tuple[str, Any, tuple[int, ...], np.dtype[Any]]]:
+        """The arrays in a result, each with its label for messages and the
+        shape and dtype it must have (``shape`` is the gradient's shape)."""
+        spec = _TUPLES.get(op)
+        if spec is None:
+            return [("", result, shape, self.dtype)]
+        if not isinstance(result, tuple) or len(result) != len(spec):
             what = (f"a tuple of length {len(result)}" if isinstance(result, tuple)
                     else _type_name(result))
-            raise self._broken(op, f"returned {what}, not the pair (p, p′)")
-        return [("p = ", result[0]), ("p′ = ", result[1])]
+            raise self._broken(op, f"returned {what}, not {_TUPLE_NAMES[op]}")
+        real = np.empty(0, self.dtype).real.dtype
+        out = []
+        for (label, kind), r in zip(spec, result, strict=True):
+            if kind == "grad":
+                out.append((label, r, shape, self.dtype))
+            else:
+                out.append((label, r, shape[:-2], real if kind == "real" else self.dtype))
+        return out
 
-    def _check_shape_dtype(self, op: str, label: str, r: Any, shape: tuple[int, ...]) -> None:
-        got = tuple(r.shape)
-        if got != shape:
+    def _check_shape_dtype(
+        self, op: str, label: str, r: Any, shape: tuple[int, ...], dtype: np.dtype[Any]
+    ) -> None:
+        got = tuple(getattr(r, "shape", ()))
+        if not hasattr(r, "shape") or got != shape:
             raise self._broken(op, f"returned {label}an array of shape {got}, expected {shape}")
-        if r.dtype != self.dtype:
+        if r.dtype != dtype:
             raise self._broken(
-                op, f"returned {label}an array of dtype {r.dtype}, expected {self.dtype}"
+                op, f"returned {label}an array of dtype {r.dtype}, expected {dtype}"
             )
 
     def _broken(self, op: str, what: str) -> BackendResultError:
@@ -314,16 +384,21 @@ class Call:
             x = x.transpose(tuple(perm))
         return self.backend.asarray(x.reshape(tuple(flat)), self.dtype)
 
-    def empty_result(self, shape: Sequence[int], fill: float = 0.0) -> Any:
-        """A result that needs no computation (empty batch, 0×0 matrices)."""
-        out = np.full(tuple(shape), fill, dtype=self.dtype)
+    def empty_result(self, shape: Sequence[int], fill: float = 0.0, *, real: bool = False) -> Any:
+        """A result that needs no computation (empty batch, 0×0 matrices);
+        ``real``: in the call's real dtype (a norm, a log-determinant)."""
+        dtype = np.empty(0, self.dtype).real.dtype if real else self.dtype
+        out = np.full(tuple(shape), fill, dtype=dtype)
         # asarray (ascontiguousarray) makes a 0-d array 1-d: convert the
         # flattened array and restore the shape.
-        native = self.backend.asarray(out.reshape(-1), self.dtype).reshape(tuple(shape))
+        native = self.backend.asarray(out.reshape(-1), dtype).reshape(tuple(shape))
         return self.back(native)
 
     def back(self, y: Any) -> Any:
         """A backend result in the caller's array type."""
+        if self.framework is not None:
+            host = y if isinstance(y, np.ndarray) else self.backend.to_numpy(y)
+            return self.framework.from_numpy(host, self.like)
         if self.module in self.backend.array_modules:
             return y
         y = self.backend.to_numpy(y)

@@ -290,8 +290,11 @@ def get_backend(like: object = None) -> BackendInfo:
         An example input; ``None`` means a NumPy array.
     """
     from ._frontend import input_module  # local: _frontend imports this module
+    from ._interop import FRAMEWORKS
 
     module = "numpy" if like is None else input_module(like)
+    if module in FRAMEWORKS:  # torch tensors and JAX arrays are computed as NumPy
+        module = "numpy"
     chosen = resolve(None, module)
     entry = entries().get(chosen.name)
     if entry is not None and entry.backend is chosen:

@@ -13,7 +13,11 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), 
 
 
 def _runnable(block: str) -> bool:
-    """A block that needs CuPy runs only where CuPy (and a GPU) is."""
+    """A block that needs CuPy runs only where CuPy (and a GPU) is; one that
+    needs PyTorch or JAX only where they are installed."""
+    for framework in ("torch", "jax"):
+        if f"import {framework}" in block and importlib.util.find_spec(framework) is None:
+            return False
     if "import cupy" not in block:
         return True
     import matgrad
@@ -30,7 +34,7 @@ def test_readme_has_examples() -> None:
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_block_runs(index: int) -> None:
     if not _runnable(BLOCKS[index]):
-        pytest.skip("needs CuPy and a CUDA device")
+        pytest.skip("needs CuPy and a CUDA device, or PyTorch/JAX not installed")
     namespace: dict[str, object] = {}
     # blocks build on each other, as a reader would paste them in order
     for block in BLOCKS[: index + 1]:

@@ -79,6 +79,10 @@ class DaskBackend(matgrad.Backend):
         dtype = matgrad._frontend.result_dtype(op, inputs)
         args = [v if isinstance(v, da.Array) else da.asarray(np.asarray(v))
                 for v in inputs.values()]
+        if options.get("return_value") and op != "charpoly_deriv":
+            from . import _values
+
+            return getattr(_values, matgrad._frontend.VALUE_OPS[op])(*args, inner, dtype)
         return getattr(_graphs, op)(*args, inner, dtype)
 
     # -- canonical operations (NumPy in, NumPy out) -------------------------

@@ -1,0 +1,104 @@
+"""Dask graphs for ``return_value=True``: value and gradient from one pass.
+
+``det_grad`` and ``logdet_grad`` work on whole matrices per block, so each
+task calls the public function with ``return_value=True`` on its block (one
+factorisation per matrix, inner backend carried by name) and packs the
+values as extra rows below the gradient: ``(..., n + k, n)`` with the
+``k`` values in column 0 of the extra rows.  Two cheap slicing tasks per
+block unpack them, and both results share the one factorisation.
+
+``frobenius_grad`` on whole-matrix blocks packs the same way.  For a matrix
+split over blocks, the gradient is the existing global reduction, and the
+norm comes from per-block norms (true values, computed by the inner
+backend) combined without over- or underflow: ``2ᵏ·sqrt(Σ(‖X_b‖·2⁻ᵏ)²)``
+with ``2ᵏ`` the binade of the largest block norm.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+import matgrad
+
+from . import _graphs
+
+__all__ = ["det_value_grad", "frobenius_value_grad", "logdet_value_grad"]
+
+
+def _real(dtype: Any) -> np.dtype[Any]:
+    return np.empty(0, dtype).real.dtype
+
+
+def _pack(op: str, inner: str, Ab: Any) -> Any:
+    """The task body: ``(values..., G)`` of a block, packed as extra rows."""
+    out = getattr(matgrad, op)(Ab, return_value=True, backend=inner)
+    if op == "logdet_grad":
+        (sign, logabs), G = out
+        values = [sign, logabs]
+    else:
+        value, G = out
+        values = [value]
+    xp = _graphs._namespace(G)
+    m, n = G.shape[-2:]
+    packed = xp.zeros((*G.shape[:-2], m + len(values), n), dtype=G.dtype)
+    packed[..., :m, :] = G
+    for i, v in enumerate(values):
+        packed[..., m + i, 0] = v
+    return packed
+
+
+def _packed(op: str, X: Any, inner: str, dtype: Any, k: int) -> tuple[list[Any], Any]:
+    X = _graphs._whole_matrices(X.astype(dtype))
+    m, n = X.shape[-2:]
+    chunks = (*X.chunks[:-2], (m + k,), (n,))
+    P = X.map_blocks(partial(_pack, op, inner), dtype=dtype, chunks=chunks,
+                     meta=_graphs._meta(X, dtype, X.ndim))
+    values = [P[..., m + i, 0] for i in range(k)]
+    return values, P[..., :m, :]
+
+
+def det_value_grad(A: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
+    (det,), C = _packed("det_grad", A, inner, dtype, 1)
+    return det, C
+
+
+def logdet_value_grad(A: Any, inner: str, dtype: Any) -> tuple[Any, Any, Any]:
+    (sign, logabs), G = _packed("logdet_grad", A, inner, dtype, 2)
+    return sign, logabs.real.astype(_real(dtype)), G
+
+
+def _block_norms(inner: str, Xb: Any) -> Any:
+    norm, _ = matgrad.frobenius_grad(Xb, return_value=True, backend=inner)
+    return norm[..., None, None]
+
+
+def _combine(norms: Any) -> Any:
+    """``‖X‖`` from block norms (last two axes), overflow-free."""
+    xp = _graphs._namespace(norms)
+    with np.errstate(all="ignore"):
+        w = norms.astype(np.float64)
+        mx = w.max(axis=(-2, -1))
+        ok = xp.isfinite(mx) & (mx > 0)
+        k = xp.where(ok, xp.frexp(xp.where(ok, mx, 1.0))[1], 0)
+        s = xp.square(xp.ldexp(w, -k[..., None, None])).sum(axis=(-2, -1))
+        out = xp.where(ok, xp.ldexp(xp.sqrt(s), k), mx)
+    return out.astype(norms.dtype)
+
+
+def frobenius_value_grad(X: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
+    X = X.astype(dtype)
+    if X.numblocks[-2:] == (1, 1):
+        (norm,), G = _packed("frobenius_grad", X, inner, dtype, 1)
+        return norm.real.astype(_real(dtype)), G
+    G = _graphs.frobenius_grad(X, inner, dtype)
+    real = _real(dtype)
+    nb = X.map_blocks(partial(_block_norms, inner), dtype=real,
+                      chunks=(*X.chunks[:-2], (1,) * X.numblocks[-2], (1,) * X.numblocks[-1]),
+                      meta=_graphs._meta(X, real, X.ndim))
+    norm = nb.rechunk({X.ndim - 2: -1, X.ndim - 1: -1}).map_blocks(
+        _combine, drop_axis=(X.ndim - 2, X.ndim - 1), dtype=real,
+        meta=_graphs._meta(X, real, X.ndim - 2))
+    return norm, G
