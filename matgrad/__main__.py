@@ -1,7 +1,8 @@
-"""``python -m matgrad``."""
+"""``python -m matgrad``: the ``matgrad`` command line."""
 
 import sys
 
 from ._cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
