@@ -4,7 +4,7 @@ Every reference is computed from the definition in 60-digit arithmetic, with
 no code shared with any backend: cofactors from minors, ``p′`` as the trace of
 the adjugate (so both are exact for singular matrices and at eigenvalues).
 Inputs are binary floats, converted exactly.  Error bounds follow
-NUMERICS §4; ``error_ratio`` returns error / allowed (pass when ≤ 1).
+from backward stability; ``error_ratio`` returns error / allowed (pass when ≤ 1).
 """
 
 from __future__ import annotations
@@ -21,9 +21,16 @@ __all__ = [
     "Score",
     "bilinear_error_ratio",
     "charpoly_error_ratio",
+    "charpoly_exact_error_ratio",
+    "charpoly_normal_bounds",
+    "det_grad_equilibrated_error_ratio",
     "det_grad_error_ratio",
     "eps_of",
+    "equilibration_exponents",
+    "exact_charpoly",
+    "exact_det_cofactor",
     "frobenius_error_ratio",
+    "logdet_grad_equilibrated_error_ratio",
     "logdet_grad_error_ratio",
     "ref_charpoly",
     "ref_cofactor",
@@ -311,18 +318,49 @@ def charpoly_error_ratio(
     value itself).  Returns the worse of the two ratios.
     """
     n = A.shape[0]
-    eps = eps_of(np.result_type(got_p))
-    p, dp = ref_charpoly(A, x)
-    rng = np.random.default_rng(seed)
     with _mp.workdps(DPS):
         norm_a = singular_values(A)[0] if n else mpmath.mpf(0)
+    size = eps_of(np.result_type(got_p)) * float(norm_a)
+    return _charpoly_ratio(ref_charpoly, size, got_p, got_dp, A, x, c, perturbations, seed)
+
+
+def charpoly_exact_error_ratio(
+    got_p: Any,
+    got_dp: Any,
+    A: Array,
+    x: Any,
+    c: float = 8.0,
+    perturbations: int = 3,
+    seed: int = 0,
+) -> Score:
+    """:func:`charpoly_error_ratio` with the O(n³) exact references
+    (:func:`exact_charpoly`) and ``‖A‖_F ≥ ‖A‖₂`` as the perturbation size
+    (no singular values: affordable for entries spanning the whole exponent
+    range, and complex entries beyond DBL_MAX)."""
+    with _mp.workdps(DPS):
+        norm_a = _fro([_mp_matrix(A)[i, j] for i in range(A.shape[0])
+                       for j in range(A.shape[1])]) if A.size else mpmath.mpf(0)
+        size = float(eps_of(np.result_type(got_p)) * norm_a)  # finite beyond DBL_MAX
+    return _charpoly_ratio(exact_charpoly, size, got_p, got_dp, A, x, c, perturbations, seed)
+
+
+def _charpoly_ratio(
+    reference: Any, size: float, got_p: Any, got_dp: Any, A: Array, x: Any, c: float,
+    perturbations: int, seed: int,
+) -> Score:
+    """Shared body: ``size`` is ``‖E‖₂`` of each perturbation."""
+    n = A.shape[0]
+    eps = eps_of(np.result_type(got_p))
+    p, dp = reference(A, x)
+    rng = np.random.default_rng(seed)
+    with _mp.workdps(DPS):
         spread_p = spread_dp = mpmath.mpf(0)
         for _ in range(perturbations):
             E = rng.standard_normal(A.shape)
             if np.iscomplexobj(A):
                 E = E + 1j * rng.standard_normal(A.shape)
-            E = E * (eps * float(norm_a) / np.linalg.norm(E, 2))
-            pp, dpp = ref_charpoly(A, x, E)
+            E = E * (size / np.linalg.norm(E, 2))
+            pp, dpp = reference(A, x, E)
             spread_p = max(spread_p, abs(pp - p))
             spread_dp = max(spread_dp, abs(dpp - dp))
         scores = []
@@ -348,3 +386,331 @@ def bilinear_error_ratio(got: Array, x: Array, y: Array, c: float = 1.0) -> Scor
         norm = _fro([v for row in ref for v in row])
         c = 2 * c if np.iscomplexobj(got) else c  # complex products round twice
         return _score(err, c * eps_of(got.dtype) * norm, norm)
+
+
+# ------------------------------------------------- fast exact adjugate (O(n³))
+# The minor-by-minor references above cost O(n⁵) big-integer operations, which
+# is seconds for a 12×12 whose entries span the whole exponent range.  The
+# helpers below give the same exact values from one fraction-free
+# Gauss–Jordan elimination (plus null vectors and one minor when the matrix
+# has rank n−1), so adversarial tests can afford many such matrices.
+GaussQ = tuple[Fraction, Fraction]  # a Gaussian rational re + i·im
+
+
+def _ff_gauss_jordan(
+    M: list[list[Gauss]], ncols: int
+) -> tuple[list[list[Gauss]], list[int], int, Gauss]:
+    """Fraction-free (Bareiss) Gauss–Jordan on the first ``ncols`` columns.
+
+    Columns without a pivot are skipped.  Returns the reduced rows, the pivot
+    columns (row ``i`` holds the pivot of column ``pivots[i]``), the sign of
+    the row permutation and the last pivot ``d``: every pivot entry of the
+    result equals ``d``, the leading rank-sized minor of the permuted matrix.
+    Real matrices run on plain integers (a Gaussian division would square
+    the divisor).
+    """
+    if all(v[1] == 0 for row in M for v in row):
+        R, piv, sign, d = _ff_gauss_jordan_int([[v[0] for v in row] for row in M], ncols)
+        return [[(v, 0) for v in row] for row in R], piv, sign, (d, 0)
+    M = [row[:] for row in M]
+    nrows = len(M)
+    width = len(M[0]) if nrows else 0
+    prev: Gauss = (1, 0)
+    sign = 1
+    pivots: list[int] = []
+    r = 0
+    for k in range(ncols):
+        if r == nrows:
+            break
+        p = next((i for i in range(r, nrows) if M[i][k] != (0, 0)), None)
+        if p is None:
+            continue
+        if p != r:
+            M[r], M[p] = M[p], M[r]
+            sign = -sign
+        pk, rowr = M[r][k], M[r]
+        for i in range(nrows):
+            if i == r:
+                continue
+            mik, rowi = M[i][k], M[i]
+            M[i] = [_gdiv_exact(_gsub(_gmul(pk, rowi[j]), _gmul(mik, rowr[j])), prev)
+                    for j in range(width)]
+        prev = pk
+        pivots.append(k)
+        r += 1
+    return M, pivots, sign, prev
+
+
+def _ff_gauss_jordan_int(
+    M: list[list[int]], ncols: int
+) -> tuple[list[list[int]], list[int], int, int]:
+    """:func:`_ff_gauss_jordan` for integer matrices."""
+    M = [row[:] for row in M]
+    nrows = len(M)
+    width = len(M[0]) if nrows else 0
+    prev, sign, r = 1, 1, 0
+    pivots: list[int] = []
+    for k in range(ncols):
+        if r == nrows:
+            break
+        p = next((i for i in range(r, nrows) if M[i][k] != 0), None)
+        if p is None:
+            continue
+        if p != r:
+            M[r], M[p] = M[p], M[r]
+            sign = -sign
+        pk, rowr = M[r][k], M[r]
+        for i in range(nrows):
+            if i == r:
+                continue
+            mik, rowi = M[i][k], M[i]
+            new = []
+            for j in range(width):
+                q, rem = divmod(pk * rowi[j] - mik * rowr[j], prev)
+                assert rem == 0, "Bareiss division must be exact"
+                new.append(q)
+            M[i] = new
+        prev = pk
+        pivots.append(k)
+        r += 1
+    return M, pivots, sign, prev
+
+
+def _gq(g: Gauss) -> GaussQ:
+    return Fraction(g[0]), Fraction(g[1])
+
+
+def _gq_mul(a: GaussQ, b: GaussQ) -> GaussQ:
+    return a[0] * b[0] - a[1] * b[1], a[0] * b[1] + a[1] * b[0]
+
+
+def _gq_div(a: GaussQ, b: GaussQ) -> GaussQ:
+    den = b[0] * b[0] + b[1] * b[1]
+    return (a[0] * b[0] + a[1] * b[1]) / den, (a[1] * b[0] - a[0] * b[1]) / den
+
+
+def _null_vector(M: list[list[Gauss]], n: int) -> list[Gauss]:
+    """An exact nonzero ``x`` with ``M x = 0`` for a rank ``n−1`` matrix."""
+    R, piv, _, d = _ff_gauss_jordan(M, n)
+    free = next(k for k in range(n) if k not in piv)
+    x: list[Gauss] = [(0, 0)] * n
+    x[free] = d
+    for i, k in enumerate(piv):
+        assert R[i][k] == d, "fraction-free pivots must all equal the last one"
+        x[k] = (-R[i][free][0], -R[i][free][1])
+    return x
+
+
+def _exact_det_cofactor(E: _Exact) -> tuple[GaussQ, list[list[GaussQ]]]:
+    """``det`` and cofactor matrix of the integer matrix ``E.M`` (unscaled)."""
+    n, M = E.n, E.M
+    if n == 0:
+        return (Fraction(1), Fraction(0)), []
+    if n == 1:
+        return _gq(M[0][0]), [[(Fraction(1), Fraction(0))]]
+    aug = [row + [(1, 0) if i == j else (0, 0) for j in range(n)] for i, row in enumerate(M)]
+    R, piv, sign, d = _ff_gauss_jordan(aug, n)
+    zero: GaussQ = (Fraction(0), Fraction(0))
+    if len(piv) == n:
+        # [A | I] → [d·I | d·A⁻¹] with d = det(PA) = sign·det(A): adj(A) = sign·right block
+        det = _gq((sign * d[0], sign * d[1]))
+        return det, [[_gq((sign * R[j][n + i][0], sign * R[j][n + i][1])) for j in range(n)]
+                     for i in range(n)]
+    if len(piv) < n - 1:
+        return zero, [[zero] * n for _ in range(n)]
+    # rank n−1: adj(A) = α·x·yᵀ with A x = 0, Aᵀ y = 0; α from one minor
+    x = _null_vector(M, n)
+    y = _null_vector([list(col) for col in zip(*M, strict=True)], n)
+    i = next(k for k in range(n) if x[k] != (0, 0))
+    j = next(k for k in range(n) if y[k] != (0, 0))
+    minor = [r[:i] + r[i + 1 :] for k, r in enumerate(M) if k != j]
+    m = _bareiss_det(minor)
+    adj_ij = _gq(((-1) ** (i + j) * m[0], (-1) ** (i + j) * m[1]))
+    alpha = _gq_div(adj_ij, _gq_mul(_gq(x[i]), _gq(y[j])))
+    # C = adj(A)ᵀ: C_kl = adj_lk = α·x_l·y_k
+    return zero, [[_gq_mul(alpha, _gq_mul(_gq(x[l]), _gq(y[k]))) for l in range(n)]
+                  for k in range(n)]
+
+
+def _gq_mp(v: GaussQ, shift: int, cplx: bool) -> Any:
+    re = mpmath.ldexp(mpmath.mpf(v[0].numerator) / v[0].denominator, -shift)
+    if not cplx and v[1] == 0:
+        return re
+    im = mpmath.ldexp(mpmath.mpf(v[1].numerator) / v[1].denominator, -shift)
+    return mpmath.mpc(re, im)
+
+
+def exact_det_cofactor(
+    A: Array, x: Any = None, E: Array | None = None
+) -> tuple[Any, list[list[Any]]]:
+    """``det`` and cofactor matrix of ``A`` (of ``xI − (A + E)`` if ``x`` is
+    given), computed exactly and rounded once to 60 digits.
+
+    Same values as :func:`ref_cofactor` in O(n³) big-integer operations:
+    fraction-free Gauss–Jordan on ``[A | I]``; rank ``n−1`` as ``α·y·xᵀ``
+    from exact null vectors and one minor; rank ``≤ n−2`` gives zeros.
+    """
+    with _mp.workdps(DPS):
+        Ex = _Exact(A, x, E)
+        det, C = _exact_det_cofactor(Ex)
+        cplx = bool(np.iscomplexobj(A)) or (x is not None and bool(np.iscomplexobj(x))) \
+            or (E is not None and bool(np.iscomplexobj(E)))
+        n = Ex.n
+        return (_gq_mp(det, Ex.shift * n, cplx),
+                [[_gq_mp(v, Ex.shift * (n - 1), cplx) for v in row] for row in C])
+
+
+def exact_charpoly(A: Array, x: Any, E: Array | None = None) -> tuple[Any, Any]:
+    """``p(x)`` and ``p′(x) = tr adj(xI − A)`` exactly (then 60 digits), like
+    :func:`ref_charpoly` but in O(n³)."""
+    p, C = exact_det_cofactor(A, x, E)
+    with _mp.workdps(DPS):
+        return p, mpmath.fsum(C[i][i] for i in range(len(C)))
+
+
+# --------------------------------------------- power-of-two equilibration
+def equilibration_exponents(A: Array) -> tuple[list[int], list[int]]:
+    """Exponents ``r``, ``c`` with ``Ã = diag(2^r) A diag(2^c)`` equilibrated:
+    every row maximum, then every column maximum, in [0.5, 1) (zero rows and
+    columns get 0).  Integer arithmetic on the entries' binary exponents, so
+    nothing over- or underflows; magnitudes are ``max(|re|, |im|)``, finite
+    for complex entries beyond DBL_MAX too.  Requires finite ``A``."""
+    n_rows, n_cols = A.shape
+    mag = np.maximum(np.abs(np.real(A)), np.abs(np.imag(A))).astype(np.float64)
+    e = np.frexp(mag)[1].astype(np.int64)
+    nz = mag != 0
+    r = [-int(e[i][nz[i]].max()) if nz[i].any() else 0 for i in range(n_rows)]
+    er = e + np.asarray(r, dtype=np.int64)[:, None]
+    c = [-int(er[:, j][nz[:, j]].max()) if nz[:, j].any() else 0 for j in range(n_cols)]
+    return r, c
+
+
+def _svals_mp(M: mpmath.matrix, cplx: bool) -> list[Any]:
+    """Singular values at 60 digits, largest first; values the precision
+    cannot resolve (below 1e-50·σ₁) are raised to that floor, which only
+    ever loosens a bound built from them."""
+    if M.rows == 0:
+        return []
+    svd = mpmath.svd_c if cplx else mpmath.svd_r
+    S = svd(M, compute_uv=False)
+    s = sorted((abs(S[i]) for i in range(len(S))), reverse=True)
+    floor = s[0] * mpmath.mpf(10) ** (10 - DPS)
+    return [max(v, floor) for v in s]
+
+
+def _equilibrated_mp(A: Array, r: Sequence[int], c: Sequence[int]) -> mpmath.matrix:
+    M = _mp_matrix(A)
+    for i in range(M.rows):
+        for j in range(M.cols):
+            M[i, j] = M[i, j] * mpmath.ldexp(1, r[i] + c[j])  # exact: a power of two
+    return M
+
+
+def _scaled_error(
+    got: Array, ref: list[list[Any]], scale: list[list[Any]]
+) -> tuple[Any, Any]:
+    """``‖S ⊙ (got − ref)‖_F`` and ``‖S ⊙ ref‖_F``.  Per entry, an error within
+    ``n·tiny`` (the result's underflow range) counts as none; ±inf must be a
+    true overflow with the right sign, and NaN is an infinite error."""
+    n = max(got.shape[-1], 1)
+    tiny = mpmath.mpf(float(np.finfo(got.dtype).tiny)) * n
+    big = mpmath.mpf(float(np.finfo(got.dtype).max))
+    diffs, refs = [], []
+    for i, row in enumerate(ref):
+        for j, rv in enumerate(row):
+            g = got[i, j]
+            refs.append(rv * scale[i][j])
+            if not np.isfinite(g):
+                if not (_overflow_matches(np.real(g), mpmath.re(rv), big)
+                        and _overflow_matches(np.imag(g), mpmath.im(rv), big)):
+                    return mpmath.inf, _fro(refs)
+                continue
+            d = abs(_to_mp(g) - rv)
+            if d > tiny:
+                diffs.append(d * scale[i][j])
+    return _fro(diffs), _fro(refs)
+
+
+def det_grad_equilibrated_error_ratio(
+    got: Array, A: Array, c: float = 4.0, sigmas: Sequence[Any] | None = None,
+    ref_c: list[list[Any]] | None = None,
+) -> Score:
+    """Backward-stability bound of :func:`det_grad_error_ratio`, applied to the
+    power-of-two equilibrated ``Ã = D₁AD₂`` (:func:`equilibration_exponents`).
+
+    Exact arithmetic gives ``C(Ã) = det(D₁)det(D₂)·D₁⁻¹·C(A)·D₂⁻¹``, so the
+    error of ``got`` is mapped by the same exact relation and compared with
+    ``c·n²·eps·σ̃₁·σ̃₁⋯σ̃ₙ₋₂`` from ``Ã``'s singular values: meaningful for
+    a matrix with a 1e306 row, where the raw bound allows anything.
+    ``sigmas`` (of ``Ã``) and ``ref_c`` (the exact cofactors of ``A``) may be
+    passed when known in closed form."""
+    n = A.shape[0]
+    if n <= 1:
+        return det_grad_error_ratio(got, A, c)
+    r, cc = equilibration_exponents(A)
+    total = sum(r) + sum(cc)
+    with _mp.workdps(DPS):
+        ref = ref_c if ref_c is not None else exact_det_cofactor(A)[1]
+        scale = [[mpmath.ldexp(1, total - r[i] - cc[j]) for j in range(n)] for i in range(n)]
+        err, ref_norm = _scaled_error(got, ref, scale)
+        if sigmas is None:
+            s = _svals_mp(_equilibrated_mp(A, r, cc), bool(np.iscomplexobj(A)))
+        else:
+            s = sorted((mpmath.mpf(v) for v in sigmas), reverse=True)
+        allowed = c * n * n * eps_of(got.dtype) * s[0] * mpmath.fprod(s[: n - 2])
+        return _score(err, allowed, ref_norm)
+
+
+def logdet_grad_equilibrated_error_ratio(
+    got: Array, A: Array, c: float = 4.0, sigmas: Sequence[Any] | None = None,
+    ref_g: list[list[Any]] | None = None,
+) -> Score | None:
+    """:func:`logdet_grad_error_ratio` on the equilibrated ``Ã = D₁AD₂``:
+    ``Ã⁻ᵀ = D₁⁻¹A⁻ᵀD₂⁻¹`` (also for ``A⁻ᴴ``: the ``D`` are real), error
+    ``≤ c·n·eps·κ₂(Ã)·‖Ã⁻ᵀ‖_F``.  None when ``A`` is exactly singular."""
+    n = A.shape[0]
+    r, cc = equilibration_exponents(A)
+    cplx = bool(np.iscomplexobj(A))
+    with _mp.workdps(DPS):
+        if ref_g is None:
+            det, C = exact_det_cofactor(A)
+            if det == 0:
+                return None
+            ref_g = [[mpmath.conj(v / det) if cplx else v / det for v in row] for row in C]
+        scale = [[mpmath.ldexp(1, -r[i] - cc[j]) for j in range(n)] for i in range(n)]
+        err, norm = _scaled_error(got, ref_g, scale)
+        if sigmas is None:
+            s = _svals_mp(_equilibrated_mp(A, r, cc), cplx)
+        else:
+            s = sorted((mpmath.mpf(v) for v in sigmas), reverse=True)
+        allowed = c * n * eps_of(got.dtype) * (s[0] / s[-1]) * norm
+        return _score(err, allowed, norm)
+
+
+def charpoly_normal_bounds(
+    eigenvalues: Sequence[Any], x: Any, delta: float
+) -> tuple[Any, Any, Any, Any]:
+    """Exact ``p(x)``, ``p′(x)`` of a normal matrix from its eigenvalues, and
+    how far a backward error of 2-norm ``δ`` can move them.
+
+    Every eigenvalue of ``A + E`` lies within ``(2n−1)·δ`` of its own
+    eigenvalue of a normal ``A`` (Bauer–Fike, disks counted by components),
+    so ``|p̃ − p| ≤ Π(|x−λⱼ| + δ′) − Π|x−λⱼ|`` and likewise term by term for
+    ``p′ = Σᵢ Π_{j≠i}(x − λⱼ)``.  Returns ``(p, p′, allowed_p, allowed_dp)``.
+    """
+    with _mp.workdps(DPS):
+        lam = [_to_mp(v) if not isinstance(v, (mpmath.mpf, mpmath.mpc)) else v
+               for v in eigenvalues]
+        xm = _to_mp(x) if not isinstance(x, (mpmath.mpf, mpmath.mpc)) else x
+        n = len(lam)
+        d = (2 * n - 1) * mpmath.mpf(delta)
+        diffs = [xm - v for v in lam]
+        p = mpmath.fprod(diffs)
+        allowed_p = mpmath.fprod(abs(v) + d for v in diffs) - mpmath.fprod(abs(v) for v in diffs)
+        dp = mpmath.fsum(mpmath.fprod(diffs[:i] + diffs[i + 1 :]) for i in range(n))
+        allowed_dp = mpmath.fsum(
+            mpmath.fprod(abs(v) + d for v in diffs[:i] + diffs[i + 1 :])
+            - mpmath.fprod(abs(v) for v in diffs[:i] + diffs[i + 1 :])
+            for i in range(n)
+        )
+        return p, dp, allowed_p, allowed_dp

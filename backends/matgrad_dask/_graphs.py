@@ -20,10 +20,13 @@ def _apply(op: str, inner: str, *blocks: Any) -> Any:
     return getattr(matgrad, op)(*blocks, backend=inner)
 
 
-def _charpoly_pair(inner: str, A: Any, x: Any) -> Any:
+def _charpoly_pair(inner: str, dtype: Any, A: Any, x: Any) -> Any:
+    """``(p, p′)`` stacked on a last axis, rounded once to ``dtype`` (a block
+    of A may come pre-reduced in the wider work dtype)."""
     p, dp = matgrad.charpoly_deriv(A, x, return_value=True, backend=inner)
     xp = _namespace(p)
-    return xp.stack([xp.asarray(p), xp.asarray(dp)], axis=-1)
+    with np.errstate(over="ignore", under="ignore"):  # true float32 overflow: inf
+        return xp.stack([xp.asarray(p), xp.asarray(dp)], axis=-1).astype(dtype, copy=False)
 
 
 def _namespace(x: Any) -> Any:
@@ -159,7 +162,10 @@ def _hessenberg_block(A: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         As, k, _ = scale_matrices(flat)
         H = ldexp(hessenberg_batched(As), k[:, None, None])
-    return H.astype(A.dtype, copy=False).reshape(shape)
+    # kept in the work dtype: a float32 matrix's Hessenberg form can exceed
+    # float32's range (a subdiagonal entry is a column norm), and rounding it
+    # back would add an error the one-step path does not make
+    return H.reshape(shape)
 
 
 def charpoly_deriv(A: Any, x: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
@@ -175,7 +181,7 @@ def charpoly_deriv(A: Any, x: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
     out = np.broadcast_shapes(A.shape[:-2], x.shape)
     point_chunks = max((len(c) for c in x.chunks), default=1)
     if point_chunks > 1 and A.shape[-1] > 2 and isinstance(A._meta, np.ndarray):
-        A = A.map_blocks(_hessenberg_block, dtype=dtype)
+        A = A.map_blocks(_hessenberg_block, dtype=np.result_type(dtype, np.float64))
     d = len(out)
     # Size-1 axes stay size 1 (blockwise broadcasts them): a block of A is
     # then paired with whole point blocks and reduced once per point chunk,
@@ -183,7 +189,7 @@ def charpoly_deriv(A: Any, x: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
     A = A.reshape((1,) * (d - A.ndim + 2) + A.shape)
     x = x.reshape((1,) * (d - x.ndim) + x.shape)
     idx = string.ascii_letters[:d]
-    pair = da.blockwise(partial(_charpoly_pair, inner), idx + "Z", A, idx + "YW", x, idx,
+    pair = da.blockwise(partial(_charpoly_pair, inner, dtype), idx + "Z", A, idx + "YW", x, idx,
                         new_axes={"Z": 2}, concatenate=True, dtype=dtype,
                         meta=_meta(A, dtype, d + 1))
     return pair[..., 0], pair[..., 1]

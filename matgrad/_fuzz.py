@@ -1,0 +1,1429 @@
+"""Adversarial testing: hostile-matrix strategies and differential checks.
+
+Shared by ``matgrad check --fuzz`` and the test suite (tests/test_adversarial.py),
+so a user who fuzzes a backend and CI hold it to the same properties.  Needs
+`hypothesis <https://hypothesis.readthedocs.io>`_ (``pip install
+'matgrad[testing]'``); ``import matgrad`` never imports this module.
+
+A *scenario* is one drawn input plus the property to check on it:
+
+``reference``
+    the result against exact references (fraction-free integer elimination
+    over the inputs' dyadic values, then 60 digits) within the
+    backward-stability bound of the power-of-two *equilibrated* matrix
+    (n ≤ 12: exact references cost O(n³) big-integer operations on numbers
+    of up to ~2000·n bits).
+``known``
+    large structured matrices (n up to 65, across every path threshold)
+    whose answer is known in closed form: all-ones, rank one, tiled,
+    permutation, diagonal, Jordan blocks.
+``scaling``
+    exact power-of-two invariances: ``2ᵏ`` times a matrix (every operation)
+    and a power-of-two row scaling ``D₁A`` (``det_grad``, ``logdet_grad``)
+    must give bit-for-bit the correspondingly scaled result.
+``column-scaling``
+    a column scaling ``A D₂`` (``det_grad``, ``logdet_grad``): the mapped
+    result within twice the equilibrated error bound of ``A``.
+``batch``
+    a batch holding hostile slots (NaN, inf, 1e308, subnormals, exactly
+    singular, 1e10·I, 1e300 everywhere) among clean ones: every slot's
+    result is bit-identical (NaN-aware, sign of zero included) to that slot
+    computed alone, and in a permuted batch; for Dask also across chunkings.
+``agreement``
+    large graded matrices: the backend against the ``numpy`` backend,
+    within twice the equilibrated error bound.
+
+Every backend call runs with ``RuntimeWarning`` raised as an error: the
+operations promise no warnings.  A failed property raises :class:`Mismatch`,
+whose :meth:`~Mismatch.reproducer` is a copy-pasteable script.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import mpmath
+import numpy as np
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.errors import HypothesisException
+
+from . import _api
+from . import _reference as ref
+from ._backend import Backend
+
+__all__ = [
+    "CHECKS",
+    "DTYPES",
+    "EXACT_SIZES",
+    "LARGE_SIZES",
+    "OPS",
+    "FuzzResult",
+    "Mismatch",
+    "Scenario",
+    "backend_label",
+    "fuzz",
+    "hostile_matrices",
+    "run_scenario",
+    "same_bits",
+    "scenarios",
+    "wild_reals",
+]
+
+Array = np.ndarray
+BackendArg = str | Backend
+
+OPS = ("det_grad", "logdet_grad", "frobenius_grad", "charpoly_deriv", "bilinear_grad")
+DTYPES: tuple[type[np.generic], ...] = (np.float64, np.float32, np.complex128, np.complex64)
+#: Sizes with exact references: every small-size path (closed forms up to 4,
+#: the vectorised general path above).
+EXACT_SIZES = (1, 2, 3, 4, 5, 8, 12)
+#: Sizes straddling the large-matrix path thresholds (LAPACK from 48, ...).
+LARGE_SIZES = (47, 48, 49, 63, 64, 65)
+CHECKS = ("reference", "known", "scaling", "column-scaling", "batch", "agreement")
+#: ulps by which power-of-two scaling may miss bit-exactness, per operation.
+#: charpoly: the complex Hessenberg reduction of the numpy backend is off by
+#: one ulp after 2^k scaling (e.g. p′ of [[0, 0], [3j, 7j]] at 0 times 2^702).
+SCALING_ULPS = {"charpoly_deriv": 2.0}
+
+#: Structured kinds of hostile matrices (``hostile_matrices``).
+KINDS = (
+    "wild", "wild_diagonal", "triangular", "rank1", "tiled", "all_equal", "duplicate_rows",
+    "duplicate_cols", "zero_first_col", "jordan", "permutation", "scaled_row",
+    "scaled_rows_cols", "subnormal", "huge", "dyadic", "huge_complex",
+)
+#: Hostile slots for batches.
+SLOTS = ("nan", "signalling_nan", "inf", "-inf", "1e308", "subnormal", "singular", "1e10*I",
+         "full_1e300", "zero", "hostile")
+
+
+# =============================================================== failures
+def backend_label(backend: BackendArg) -> str:
+    return backend if isinstance(backend, str) else backend.name
+
+
+class Mismatch(AssertionError):
+    """A property failed: what was called on what, expected vs got."""
+
+    def __init__(self, *, check: str, op: str, backend: BackendArg, inputs: dict[str, Array],
+                 call: str, expected: str, got: str, setup: str = "") -> None:
+        self.check, self.op, self.backend = check, op, backend_label(backend)
+        self.inputs, self.call, self.expected, self.got = inputs, call, expected, got
+        self.setup = setup
+        super().__init__(self.summary())
+
+    def summary(self) -> str:
+        shapes = ", ".join(f"{k}: {v.dtype}{list(v.shape)}" for k, v in self.inputs.items())
+        return (f"[{self.check}] {self.op} on backend {self.backend!r} ({shapes})\n"
+                f"  expected: {self.expected}\n  got:      {self.got}")
+
+    def reproducer(self) -> str:
+        """A self-contained script (inputs round-trip bit for bit)."""
+        lines = ["import numpy as np", "import matgrad", ""]
+        if self.setup:
+            lines += [self.setup, ""]
+        lines += [f"{k} = {array_literal(v)}" for k, v in self.inputs.items()]
+        lines += [f"got = {self.call}", f"# expected: {self.expected}",
+                  f"# got:      {self.got}"]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return f"{self.summary()}\nreproducer:\n{self.reproducer()}"
+
+
+def _scalar_literal(v: float) -> str:
+    if math.isnan(v):
+        return "-np.nan" if math.copysign(1.0, v) < 0 else "np.nan"
+    if math.isinf(v):
+        return "np.inf" if v > 0 else "-np.inf"
+    return repr(float(v))
+
+
+def array_literal(a: Array) -> str:
+    """``np.array(..., dtype=...)`` that evaluates to ``a`` bit for bit (repr
+    of a float64 round-trips; float32 values are exact float64s), or an
+    ``np.frombuffer`` of the raw bytes where NaN payloads need it."""
+    a = np.asarray(a)
+    dt = f"np.{a.dtype.name}"
+    compact = _compact_literal(a, dt)
+    if compact is not None:
+        return compact
+
+    def lit(x: Any) -> str:
+        if isinstance(x, list):
+            return "[" + ", ".join(lit(v) for v in x) + "]"
+        if isinstance(x, complex):
+            return f"complex({_scalar_literal(x.real)}, {_scalar_literal(x.imag)})"
+        return _scalar_literal(float(x))
+
+    text = f"np.array({lit(a.tolist())}, dtype={dt})"
+    if a.ndim == 0:
+        text = f"{dt}({lit(a.item())})"
+    try:
+        back = eval(text, {"np": np})  # our own literal
+        ok = bool(np.asarray(back).tobytes() == a.tobytes())
+    except Exception:  # noqa: BLE001 - fall back to raw bytes
+        ok = False
+    if ok:
+        return text
+    little = a.astype(a.dtype.newbyteorder("<"))
+    shape = repr(tuple(a.shape))
+    return (f"np.frombuffer(bytes.fromhex({little.tobytes().hex()!r}), "
+            f"dtype=np.dtype({little.dtype.str!r})).reshape({shape}).copy()")
+
+
+def _compact_literal(a: Array, dt: str) -> str | None:
+    """Short exact forms for big structured arrays (constant, diagonal)."""
+    if a.size <= 64 or a.dtype.kind not in "fc":
+        return None
+    flat = a.ravel()
+    if flat.tobytes() == np.full_like(flat, flat[0]).tobytes():
+        v = flat[0].item()
+        lit = (f"complex({_scalar_literal(v.real)}, {_scalar_literal(v.imag)})"
+               if isinstance(v, complex) else _scalar_literal(float(v)))
+        return f"np.full({a.shape!r}, {lit}, dtype={dt})"
+    if a.ndim == 2 and a.shape[0] == a.shape[1]:
+        d = np.diag(a)
+        if np.diag(d).astype(a.dtype).tobytes() == a.tobytes():
+            return f"np.diag({array_literal(d)})"
+        nz = np.nonzero(a)
+        if len(nz[0]) <= 2 * a.shape[0] and not np.isnan(a).any():
+            out = np.zeros_like(a)
+            out[nz] = a[nz]
+            if out.tobytes() == a.tobytes():
+                rows, cols = nz[0].tolist(), nz[1].tolist()
+                vals = array_literal(a[nz])
+                return (f"(lambda z: (z.__setitem__(({rows}, {cols}), {vals}), z)[1])"
+                        f"(np.zeros({a.shape!r}, dtype={dt}))")
+    return None
+
+
+# =============================================================== scalars
+def _real_dtype(dtype: Any) -> np.dtype[Any]:
+    return np.dtype(np.float32 if np.dtype(dtype) in (np.float32, np.complex64) else np.float64)
+
+
+def wild_reals(dtype: Any, min_exp: int | None = None,
+               max_exp: int | None = None) -> st.SearchStrategy[float]:
+    """``±m·2ᵉ``, ``m`` a random mantissa in [1, 2) with the format's
+    precision, ``e`` anywhere in the format's range (float64: −1074…1023, so
+    subnormals too); built with ``np.ldexp``, exact."""
+    rd = _real_dtype(dtype)
+    fi = np.finfo(rd)
+    nmant = int(fi.nmant)
+    lo = int(fi.minexp) - nmant if min_exp is None else min_exp
+    hi = int(fi.maxexp) - 1 if max_exp is None else max_exp
+
+    def build(t: tuple[int, int, bool]) -> float:
+        mant, e, neg = t
+        m = rd.type((1 << nmant) + mant) / rd.type(1 << nmant)
+        with np.errstate(all="ignore"):
+            v = float(np.ldexp(m, e).astype(rd))
+        return -v if neg else v
+
+    return st.tuples(st.integers(0, (1 << nmant) - 1), st.integers(lo, hi),
+                     st.booleans()).map(build)
+
+
+def _elements(dtype: Any, wild: bool = True) -> st.SearchStrategy[Any]:
+    """Zeros (both signs), small integers, small dyadics and wild values."""
+    parts: list[st.SearchStrategy[float]] = [
+        st.sampled_from([0.0, -0.0, 1.0, -1.0]),
+        st.integers(-8, 8).map(float),
+        st.integers(-64, 64).map(lambda k: k / 16),
+    ]
+    if wild:
+        parts.append(wild_reals(dtype))
+    real = st.one_of(*parts)
+    if np.dtype(dtype).kind != "c":
+        return real
+    return st.builds(complex, real, real)
+
+
+def _huge_complex(dtype: Any) -> st.SearchStrategy[complex]:
+    """Finite real and imaginary parts whose modulus exceeds the format's max."""
+    top = float(np.finfo(_real_dtype(dtype)).max)
+    part = st.integers(0, 2**20).map(lambda k: top * (0.75 + 0.25 * k / 2**20))
+    return st.builds(lambda a, b, s, t: complex(a if s else -a, b if t else -b),
+                     part, part, st.booleans(), st.booleans())
+
+
+def _as(values: Any, dtype: Any, shape: tuple[int, ...]) -> Array:
+    with np.errstate(all="ignore"):
+        out: Array = np.asarray(values, dtype=np.complex128 if np.dtype(dtype).kind == "c"
+                                else np.float64).reshape(shape).astype(dtype)
+    return out
+
+
+# =============================================================== matrices
+@dataclass(frozen=True)
+class Hostile:
+    kind: str
+    A: Array
+
+    def __repr__(self) -> str:
+        return f"Hostile({self.kind!r}, A={array_literal(self.A)})"
+
+
+def _dyadic_matrix(draw: st.DrawFn, n: int, dtype: Any, m: int | None = None) -> Array:
+    m = n if m is None else m
+    re = draw(st.lists(st.integers(-16, 16), min_size=n * m, max_size=n * m))
+    vals: Any = np.asarray(re, dtype=np.float64) / 4
+    if np.dtype(dtype).kind == "c":
+        im = draw(st.lists(st.integers(-16, 16), min_size=n * m, max_size=n * m))
+        vals = vals + 1j * (np.asarray(im, dtype=np.float64) / 4)
+    return _as(vals, dtype, (n, m))
+
+
+def _exp_limits(dtype: Any) -> tuple[int, int]:
+    fi = np.finfo(_real_dtype(dtype))
+    return int(fi.minexp), int(fi.maxexp) - 1
+
+
+@st.composite
+def hostile_matrices(draw: st.DrawFn, n: int | None = None, dtype: Any = None,
+                     kinds: Sequence[str] = KINDS,
+                     sizes: Sequence[int] = EXACT_SIZES) -> Hostile:
+    """A square matrix built to break things (see ``KINDS``)."""
+    if n is None:
+        n = draw(st.sampled_from(sizes))
+    if dtype is None:
+        dtype = draw(st.sampled_from(DTYPES))
+    cplx = np.dtype(dtype).kind == "c"
+    usable = [k for k in kinds if cplx or k != "huge_complex"] or ["dyadic"]
+    kind = draw(st.sampled_from(usable))
+    emin, emax = _exp_limits(dtype)
+    if kind == "wild":
+        A = _as(draw(st.lists(_elements(dtype), min_size=n * n, max_size=n * n)), dtype, (n, n))
+    elif kind == "wild_diagonal":
+        d = draw(st.lists(_elements(dtype), min_size=n, max_size=n))
+        A = _as(np.diag(np.asarray(d)), dtype, (n, n))
+    elif kind == "triangular":
+        B = _as(draw(st.lists(_elements(dtype, wild=draw(st.booleans())),
+                              min_size=n * n, max_size=n * n)), dtype, (n, n))
+        A = np.triu(B) if draw(st.booleans()) else np.tril(B)
+    elif kind == "rank1":
+        ints = st.integers(-4, 4)
+        u = np.asarray(draw(st.lists(ints, min_size=n, max_size=n)), dtype=np.float64)
+        v = np.asarray(draw(st.lists(ints, min_size=n, max_size=n)), dtype=np.float64)
+        if draw(st.booleans()):  # dyadic: exact products still
+            u = np.ldexp(u, draw(st.integers(-40, 40)))
+            v = np.ldexp(v, draw(st.integers(-40, 40)))
+        A = _as(np.outer(u * (1 + 1j) if cplx else u, v), dtype, (n, n))
+    elif kind == "tiled":
+        b = draw(st.integers(1, 3))
+        block = _dyadic_matrix(draw, b, dtype)
+        A = np.ascontiguousarray(np.tile(block, (-(-n // b), -(-n // b)))[:n, :n])
+    elif kind == "all_equal":
+        A = _as(np.full((n, n), draw(_elements(dtype))), dtype, (n, n))
+    elif kind in ("duplicate_rows", "duplicate_cols"):
+        A = _dyadic_matrix(draw, n, dtype)
+        if draw(st.booleans()):
+            A = _as(draw(st.lists(_elements(dtype), min_size=n * n, max_size=n * n)),
+                    dtype, (n, n))
+        if n >= 2:
+            i, j = draw(st.permutations(range(n)))[:2]
+            if kind == "duplicate_rows":
+                A[i] = A[j]
+            else:
+                A[:, i] = A[:, j]
+    elif kind == "zero_first_col":
+        A = _dyadic_matrix(draw, n, dtype)
+        A[:, 0] = 0
+    elif kind == "jordan":
+        lam = draw(st.sampled_from([0.0, 1.0, -1.0, 2.0, -2.0, 0.5, 4.0]))
+        A = _as(lam * np.eye(n) + np.eye(n, k=1), dtype, (n, n))
+    elif kind == "permutation":
+        A = _as(np.eye(n)[draw(st.permutations(range(n)))], dtype, (n, n))
+    elif kind == "scaled_row":
+        A = _dyadic_matrix(draw, n, dtype) + _as(4 * np.eye(n), dtype, (n, n))
+        i = draw(st.integers(0, n - 1))
+        k = draw(st.integers(emin + 20, emax - 4))
+        with np.errstate(all="ignore"):
+            if draw(st.booleans()):
+                A[i] = _ldexp(A[i], k)
+            else:
+                A[:, i] = _ldexp(A[:, i], k)
+    elif kind == "scaled_rows_cols":
+        A = _dyadic_matrix(draw, n, dtype) + _as(4 * np.eye(n), dtype, (n, n))
+        half = (emax - emin) // 4
+        r = np.asarray(draw(st.lists(st.integers(-half, half), min_size=n, max_size=n)))
+        c = np.asarray(draw(st.lists(st.integers(-half, half), min_size=n, max_size=n)))
+        A = _ldexp(A, r[:, None] + c[None, :])
+    elif kind == "subnormal":
+        A = _dyadic_matrix(draw, n, dtype) + _as(4 * np.eye(n), dtype, (n, n))
+        nmant = int(np.finfo(_real_dtype(dtype)).nmant)
+        A = _ldexp(A, draw(st.integers(emin - nmant + 4, emin - 1)))
+    elif kind == "huge":
+        A = _dyadic_matrix(draw, n, dtype) + _as(4 * np.eye(n), dtype, (n, n))
+        A = _ldexp(A, draw(st.integers(emax - 60, emax - 5)))
+    elif kind == "huge_complex":
+        A = _dyadic_matrix(draw, n, dtype)
+        mask = draw(st.lists(st.booleans(), min_size=n * n, max_size=n * n))
+        for idx in np.flatnonzero(mask):
+            A.flat[idx] = draw(_huge_complex(dtype))
+    else:  # "dyadic"
+        A = _dyadic_matrix(draw, n, dtype)
+    return Hostile(kind, np.ascontiguousarray(A, dtype=dtype))
+
+
+def _ldexp(x: Array, e: Any) -> Array:
+    """``x·2ᵉ`` in ``x``'s dtype, complex-aware (rounds only where the result
+    is subnormal or overflows)."""
+    with np.errstate(all="ignore"):
+        if np.iscomplexobj(x):
+            out = np.empty(np.broadcast_shapes(x.shape, np.shape(e)), dtype=x.dtype)
+            out.real = np.ldexp(x.real, e)
+            out.imag = np.ldexp(x.imag, e)
+            return out
+        res: Array = np.ldexp(x, e).astype(x.dtype)
+        return res
+
+
+def _points(draw: st.DrawFn, A: Array, k: int | None = None) -> Array:
+    """Points for ``charpoly``: diagonal entries (eigenvalues of triangular
+    matrices), zero, small dyadics and wild values; in ``A``'s dtype."""
+    diag = [complex(v) if np.iscomplexobj(A) else float(v) for v in np.diag(A)]
+    opts: list[st.SearchStrategy[Any]] = [st.sampled_from([0.0, 1.0, -1.0, 0.5]),
+                                          _elements(A.dtype)]
+    if diag:
+        opts.append(st.sampled_from(diag))
+    count = k if k is not None else draw(st.integers(1, 3))
+    vals = draw(st.lists(st.one_of(*opts), min_size=count, max_size=count))
+    return _as(vals, A.dtype, (count,))
+
+
+# =============================================================== scenarios
+@dataclass(frozen=True)
+class Scenario:
+    """One drawn input and the property to check on it."""
+
+    check: str
+    op: str
+    kind: str
+    inputs: dict[str, Array]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{k}={array_literal(v)}" for k, v in self.inputs.items())
+        return f"Scenario({self.check!r}, {self.op!r}, kind={self.kind!r}, {ins}, {self.params})"
+
+
+def _single_inputs(draw: st.DrawFn, op: str, sizes: Sequence[int],
+                   dtype: Any = None, kinds: Sequence[str] = KINDS) -> tuple[str, dict[str, Array]]:
+    if dtype is None:
+        dtype = draw(st.sampled_from(DTYPES))
+    if op == "bilinear_grad":
+        m, n = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+        el = _elements(dtype)
+        x = _as(draw(st.lists(el, min_size=m, max_size=m)), dtype, (m,))
+        y = _as(draw(st.lists(el, min_size=n, max_size=n)), dtype, (n,))
+        return "vectors", {"x": x, "y": y}
+    if op == "frobenius_grad" and draw(st.booleans()):
+        m, n = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+        X = _as(draw(st.lists(_elements(dtype), min_size=m * n, max_size=m * n)), dtype, (m, n))
+        return "wild_rectangular", {"X": X}
+    h = draw(hostile_matrices(dtype=dtype, sizes=sizes, kinds=kinds))
+    if op == "frobenius_grad":
+        return h.kind, {"X": h.A}
+    if op == "charpoly_deriv":
+        return h.kind, {"A": h.A, "x": _points(draw, h.A, draw(st.integers(1, 2)))}
+    return h.kind, {"A": h.A}
+
+
+def _reference_scenarios(op: str, sizes: Sequence[int]) -> st.SearchStrategy[Scenario]:
+    @st.composite
+    def build(draw: st.DrawFn) -> Scenario:
+        kind, inputs = _single_inputs(draw, op, sizes)
+        return Scenario("reference", op, kind, inputs)
+
+    return build()
+
+
+def _known_scenarios(op: str, sizes: Sequence[int]) -> st.SearchStrategy[Scenario]:
+    kinds = {"det_grad": ("ones", "rank1", "tiled", "permutation", "diagonal", "jordan"),
+             "logdet_grad": ("permutation", "diagonal", "jordan"),
+             "charpoly_deriv": ("ones", "permutation", "diagonal")}.get(op, ())
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Scenario:
+        n = draw(st.sampled_from(sizes))
+        dtype = draw(st.sampled_from(DTYPES))
+        kind = draw(st.sampled_from(kinds))
+        params: dict[str, Any] = {}
+        if kind == "ones":
+            A = np.ones((n, n))
+            params["rank"] = 1
+        elif kind == "rank1":
+            u = np.asarray(draw(st.lists(st.integers(-4, 4).filter(bool), min_size=n,
+                                         max_size=n)), dtype=float)
+            v = np.asarray(draw(st.lists(st.integers(-4, 4).filter(bool), min_size=n,
+                                         max_size=n)), dtype=float)
+            A = np.outer(u, v)
+            params["rank"] = 1
+        elif kind == "tiled":
+            b = 2
+            block = np.array([[1.0, 2.0], [3.0, 4.0]]) if draw(st.booleans()) else \
+                np.asarray(draw(st.lists(st.integers(-3, 3), min_size=b * b, max_size=b * b)),
+                           dtype=float).reshape(b, b)
+            A = np.ascontiguousarray(np.tile(block, (-(-n // b), -(-n // b)))[:n, :n])
+            params["rank"] = int(np.linalg.matrix_rank(block))
+        elif kind == "permutation":
+            perm = draw(st.permutations(range(n)))
+            A = np.eye(n)[perm]
+            params["perm"] = list(perm)
+        elif kind == "diagonal":
+            lo, hi = _exp_limits(dtype)
+            span = draw(st.sampled_from([4, 60, (hi - lo) // 3]))
+            d = np.asarray(draw(st.lists(st.integers(1, 7), min_size=n, max_size=n)), float)
+            e = np.asarray(draw(st.lists(st.integers(-span, span), min_size=n, max_size=n)))
+            if op != "logdet_grad" and draw(st.booleans()):
+                d[draw(st.integers(0, n - 1))] = 0.0
+            A = np.diag(np.ldexp(d, e) * np.where(np.arange(n) % 3 == 1, -1, 1))
+        else:  # jordan
+            lam = draw(st.sampled_from([2.0, -2.0, 4.0, 1.0] + ([0.0] if op == "det_grad"
+                                                                 else [])))
+            A = lam * np.eye(n) + np.eye(n, k=1)
+            params["lam"] = lam
+        A = A.astype(dtype)
+        inputs: dict[str, Array] = {"A": A}
+        if op == "charpoly_deriv":
+            inputs["x"] = _points(draw, A, draw(st.integers(1, 3)))
+            if kind == "ones" and draw(st.booleans()):
+                inputs["x"] = _as([0.0, float(n)], dtype, (2,))
+        return Scenario("known", op, kind, inputs, params)
+
+    return build()
+
+
+def _scaling_scenarios(op: str, sizes: Sequence[int],
+                       columns: bool = False) -> st.SearchStrategy[Scenario]:
+    @st.composite
+    def build(draw: st.DrawFn) -> Scenario:
+        kind, inputs = _single_inputs(
+            draw, op, sizes, kinds=[k for k in KINDS if k not in ("huge", "subnormal")])
+        if columns:
+            mode = "cols"
+        elif op in ("det_grad", "logdet_grad"):
+            mode = draw(st.sampled_from(["scalar", "rows"]))
+        else:
+            mode = "scalar"
+        seed = draw(st.integers(0, 2**32 - 1))
+        return Scenario("column-scaling" if columns else "scaling", op, kind, inputs,
+                        {"mode": mode, "seed": seed})
+
+    return build()
+
+
+def _slot(draw: st.DrawFn, op: str, n: int, dtype: Any) -> tuple[str, Array]:
+    what = draw(st.sampled_from(SLOTS))
+    shape = (n, n)
+    with np.errstate(all="ignore"):
+        if what == "hostile":
+            h = draw(hostile_matrices(n=n, dtype=dtype))
+            return h.kind, h.A
+        base = _dyadic_matrix(draw, n, dtype) + _as(2 * np.eye(n), dtype, shape)
+        if what in ("nan", "signalling_nan", "inf", "-inf"):
+            v = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}.get(what)
+            i, j = draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
+            if v is None:  # a signalling NaN, bit pattern preserved
+                part = base.real if np.iscomplexobj(base) else base
+                if part.dtype == np.float64:
+                    part.view(np.uint64)[i, j] = 0x7FF0000000000001
+                else:
+                    part.view(np.uint32)[i, j] = 0x7F800001
+                return what, base
+            base[i, j] = v
+            return what, base
+        big = float(np.finfo(_real_dtype(dtype)).max)
+        if what == "1e308":
+            return what, _as(np.full(shape, big / 2), dtype, shape)
+        if what == "subnormal":
+            return what, _ldexp(base, _exp_limits(dtype)[0] - 6)
+        if what == "singular":
+            base[-1] = base[0]
+            return what, base
+        if what == "1e10*I":
+            return what, _as(1e10 * np.eye(n), dtype, shape)
+        if what == "full_1e300":
+            return what, _as(np.full(shape, big * 1e-8), dtype, shape)
+        return what, np.zeros(shape, dtype=dtype)
+
+
+def _batch_scenarios(op: str, sizes: Sequence[int]) -> st.SearchStrategy[Scenario]:
+    @st.composite
+    def build(draw: st.DrawFn) -> Scenario:
+        dtype = draw(st.sampled_from(DTYPES))
+        B = draw(st.integers(2, 5))
+        if op == "bilinear_grad":
+            m, n = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+            el = _elements(dtype)
+            x = _as(draw(st.lists(el, min_size=B * m, max_size=B * m)), dtype, (B, m))
+            y = _as(draw(st.lists(el, min_size=B * n, max_size=B * n)), dtype, (B, n))
+            return Scenario("batch", op, "vectors", {"x": x, "y": y},
+                            {"inner": draw(st.integers(0, 7))})
+        n = draw(st.sampled_from(sizes))
+        slots, kinds = [], []
+        hostile_at = set(draw(st.lists(st.integers(0, B - 1), min_size=1, max_size=2)))
+        for b in range(B):
+            if b in hostile_at:
+                what, M = _slot(draw, op, n, dtype)
+            else:
+                what, M = "clean", _dyadic_matrix(draw, n, dtype) + _as(2 * np.eye(n), dtype,
+                                                                         (n, n))
+            slots.append(M.astype(dtype, copy=False))
+            kinds.append(what)
+        S = np.ascontiguousarray(np.stack(slots))
+        key = "X" if op == "frobenius_grad" else "A"
+        inputs = {key: S}
+        if op == "charpoly_deriv":
+            K = draw(st.integers(1, 3))
+            pts = [_points(draw, S[b], K) for b in range(B)]
+            inputs = {"A": np.ascontiguousarray(S[:, None]), "x": np.stack(pts)}
+        return Scenario("batch", op, "+".join(kinds), inputs, {"inner": draw(st.integers(0, 7))})
+
+    return build()
+
+
+def _agreement_scenarios(op: str, sizes: Sequence[int]) -> st.SearchStrategy[Scenario]:
+    @st.composite
+    def build(draw: st.DrawFn) -> Scenario:
+        n = draw(st.sampled_from(sizes))
+        dtype = draw(st.sampled_from(DTYPES))
+        seed = draw(st.integers(0, 2**32 - 1))
+        rng = np.random.default_rng(seed)
+        A: Any = rng.standard_normal((n, n))
+        if np.dtype(dtype).kind == "c":
+            A = A + 1j * rng.standard_normal((n, n))
+        lo, hi = _exp_limits(dtype)
+        span = draw(st.sampled_from([0, 8, (hi - lo) // 8]))
+        r = rng.integers(-span, span + 1, n)
+        c = rng.integers(-span, span + 1, n)
+        A = _ldexp(np.asarray(A, dtype=dtype), r[:, None] + c[None, :])
+        if draw(st.booleans()):  # rank deficiency on top
+            A[draw(st.integers(0, n - 1))] = 0
+        inputs = {"X" if op == "frobenius_grad" else "A": A}
+        if op == "charpoly_deriv":
+            inputs["x"] = _points(draw, A)
+        return Scenario("agreement", op, f"graded(span={span})", inputs, {"seed": seed})
+
+    return build()
+
+
+def scenarios(checks: Sequence[str] = CHECKS, ops: Sequence[str] = OPS,
+              exact_sizes: Sequence[int] = EXACT_SIZES,
+              large_sizes: Sequence[int] = LARGE_SIZES) -> st.SearchStrategy[Scenario]:
+    """Every (check, op) combination that applies, as one strategy."""
+    parts: list[st.SearchStrategy[Scenario]] = []
+    for check in checks:
+        for op in ops:
+            if check == "reference":
+                parts.append(_reference_scenarios(op, exact_sizes))
+            elif check == "known" and op in ("det_grad", "logdet_grad", "charpoly_deriv"):
+                parts.append(_known_scenarios(op, (*large_sizes, 3, 4, 5)))
+            elif check == "scaling":
+                parts.append(_scaling_scenarios(op, (*exact_sizes, *large_sizes)))
+            elif check == "column-scaling" and op in ("det_grad", "logdet_grad"):
+                parts.append(_scaling_scenarios(op, (*exact_sizes, *large_sizes), True))
+            elif check == "batch":
+                parts.append(_batch_scenarios(op, exact_sizes))
+            elif check == "agreement" and op != "bilinear_grad":
+                parts.append(_agreement_scenarios(op, large_sizes))
+    if not parts:
+        raise ValueError(f"no scenarios for checks={checks!r}, ops={ops!r}")
+    return st.one_of(*parts)
+
+
+# =============================================================== calling
+def _call_text(op: str, backend: BackendArg, names: Sequence[str], extra: str = "") -> str:
+    args = ", ".join(names)
+    rv = ", return_value=True" if op == "charpoly_deriv" else ""
+    return f"matgrad.{op}({args}{rv}{extra}, backend={backend_label(backend)!r})"
+
+
+def call_op(op: str, backend: BackendArg, inputs: dict[str, Any],
+            check: str = "", call: str | None = None) -> tuple[Array, ...]:
+    """Run ``op`` with ``RuntimeWarning`` as an error; any exception or warning
+    becomes a :class:`Mismatch`.  Results come back as NumPy arrays."""
+    names = list(inputs)
+    text = call or _call_text(op, backend, names)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            out = _raw_call(op, backend, inputs)
+            return tuple(_to_numpy(o) for o in out)
+    except Mismatch:
+        raise
+    except Exception as exc:  # a raise or warning is a failure
+        np_inputs = {k: _to_numpy(v) for k, v in inputs.items()}
+        raise Mismatch(check=check or "call", op=op, backend=backend, inputs=np_inputs,
+                       call=text, expected="a result, no exception and no RuntimeWarning",
+                       got=f"{type(exc).__name__}: {exc}") from exc
+
+
+def _raw_call(op: str, backend: BackendArg, inputs: dict[str, Any]) -> tuple[Any, ...]:
+    if op == "charpoly_deriv":
+        p, dp = _api.charpoly_deriv(inputs["A"], inputs["x"], return_value=True,
+                                    backend=backend)
+        return (p, dp)
+    if op == "bilinear_grad":
+        return (_api.bilinear_grad(inputs["x"], inputs["y"], backend=backend),)
+    (arg,) = inputs.values()
+    return (getattr(_api, op)(arg, backend=backend),)
+
+
+def _to_numpy(x: Any) -> Array:
+    if hasattr(x, "compute"):
+        x = x.compute()
+    return np.asarray(x)
+
+
+def same_bits(a: Array, b: Array) -> bool:
+    """Equal values, NaN where NaN, and the same sign of every non-NaN zero
+    (real and imaginary parts separately); dtypes and shapes equal."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    for pa, pb in ((np.real(a), np.real(b)), (np.imag(a), np.imag(b))):
+        if not np.array_equal(pa, pb, equal_nan=True):
+            return False
+        keep = ~np.isnan(pa)
+        if not np.array_equal(np.signbit(pa[keep]), np.signbit(pb[keep])):
+            return False
+    return True
+
+
+def _same_bits_each(a: Array, b: Array) -> Array:
+    """Entrywise :func:`same_bits`."""
+    out = np.ones(np.shape(a), dtype=bool)
+    for pa, pb in ((np.real(a), np.real(b)), (np.imag(a), np.imag(b))):
+        both_nan = np.isnan(pa) & np.isnan(pb)
+        out &= both_nan | ((pa == pb) & (np.signbit(pa) == np.signbit(pb)))
+    return out
+
+
+def _show(a: Any) -> str:
+    with np.printoptions(precision=17, threshold=60, linewidth=200):
+        return " ".join(repr(np.asarray(a)).split())
+
+
+# =============================================================== checks
+def run_scenario(scn: Scenario, backend: BackendArg,
+                 available: Sequence[str] | None = None) -> None:
+    """Check ``scn`` on ``backend``; raise :class:`Mismatch` on failure.
+
+    ``available``: names of the available backends (the Dask checks run its
+    blocks on one of the NumPy-array backends among them)."""
+    {"reference": _check_reference, "known": _check_known, "scaling": _check_scaling,
+     "column-scaling": _check_scaling, "batch": _check_batch,
+     "agreement": _check_agreement}[scn.check](scn, backend, available)
+
+
+def _fail(scn: Scenario, backend: BackendArg, expected: str, got: str,
+          inputs: dict[str, Array] | None = None, call: str | None = None,
+          setup: str = "") -> Mismatch:
+    ins = scn.inputs if inputs is None else inputs
+    return Mismatch(check=scn.check, op=scn.op, backend=backend, inputs=ins,
+                    call=call or _call_text(scn.op, backend, list(ins)), expected=expected,
+                    got=got, setup=setup)
+
+
+def _reference_score(op: str, out: tuple[Array, ...], inputs: dict[str, Array]) -> ref.Score | None:
+    """The worst error ratio of ``out`` against the exact references (None:
+    nothing to check, e.g. ``logdet_grad`` of an exactly singular matrix)."""
+    if op == "frobenius_grad":
+        return ref.frobenius_error_ratio(out[0], inputs["X"])
+    if op == "bilinear_grad":
+        return _bilinear_score(out[0], inputs["x"], inputs["y"])
+    if op == "det_grad":
+        A = inputs["A"]
+        s = ref.det_grad_equilibrated_error_ratio(out[0], A)
+        if not s.ratio <= 1 and A.shape[0] <= 8:
+            raw = ref.det_grad_error_ratio(out[0], A)  # the plain contract also holds?
+            s = raw if raw.ratio < s.ratio else s
+        return s
+    if op == "logdet_grad":
+        return ref.logdet_grad_equilibrated_error_ratio(out[0], inputs["A"])
+    p, dp = out
+    A, x = inputs["A"], inputs["x"]
+    worst: ref.Score | None = None
+    for k in range(x.shape[-1]):
+        s = ref.charpoly_exact_error_ratio(p[k], dp[k], A, x[k])
+        if worst is None or not s.ratio <= worst.ratio:
+            worst = s
+    return worst
+
+
+def _bilinear_score(got: Array, x: Array, y: Array) -> ref.Score:
+    """Entry by entry: ``|G_ij − x_i y_j| ≤ 2·eps·|x_i y_j|`` (one complex
+    product rounds twice) plus half the smallest subnormal, so a product that
+    truly underflows may round to zero; ±inf only where it truly overflows."""
+    eps = ref.eps_of(got.dtype)
+    fi = np.finfo(_real_dtype(got.dtype))
+    floor = float(fi.smallest_subnormal)
+    big = float(fi.max)
+    worst = ref.Score(0.0, 0.0)
+    with mpmath.workdps(ref.DPS):
+        for i, a in enumerate(x):
+            for j, b in enumerate(y):
+                exact = ref._to_mp(a) * ref._to_mp(b)
+                g = got[i, j]
+                for gp, ep in ((np.real(g), mpmath.re(exact)), (np.imag(g), mpmath.im(exact))):
+                    if not np.isfinite(gp):
+                        if np.isnan(gp) or abs(ep) <= big or (gp > 0) != (ep > 0):
+                            return ref.Score(float("inf"), float("inf"))
+                        continue
+                    err = abs(ref._to_mp(gp) - ep)
+                    lim = 2 * eps * abs(exact) + floor
+                    s = ref.Score(float(err / lim), float(err / abs(exact)) if exact else 0.0)
+                    if not s.ratio <= worst.ratio:
+                        worst = s
+    return worst
+
+
+def _finite(inputs: dict[str, Array]) -> bool:
+    return all(bool(np.isfinite(v).all()) for v in inputs.values())
+
+
+def _check_reference(scn: Scenario, backend: BackendArg, available: Any) -> None:
+    out = call_op(scn.op, backend, scn.inputs, scn.check)
+    if scn.op in ("det_grad", "frobenius_grad", "bilinear_grad") and _finite(scn.inputs):
+        for o in out:
+            if np.isnan(o).any():
+                raise _fail(scn, backend, "no NaN from a finite input", _show(o))
+    score = _reference_score(scn.op, out, scn.inputs)
+    if score is not None and not score.ratio <= 1:
+        raise _fail(scn, backend, "error within the backward-stability bound of the "
+                    "equilibrated matrix (exact 60-digit reference)",
+                    f"error = {score.ratio:.3g} x allowed (relative {score.rel:.3g}); "
+                    f"result {_show(out if len(out) > 1 else out[0])}")
+
+
+# ---------------------------------------------------------------- known
+def _clamped_sigmas(At: Array, rank: int | None) -> list[float]:
+    """Singular values of ``Ã`` from LAPACK, each raised to 8·n·eps·σ₁ (only
+    loosens a bound) and zero beyond a known exact ``rank``."""
+    n = At.shape[0]
+    with np.errstate(all="ignore"):
+        s = np.linalg.svd(At.astype(np.complex128 if np.iscomplexobj(At) else np.float64),
+                          compute_uv=False)
+    floor = 8 * n * float(np.finfo(np.float64).eps) * float(s[0]) if n else 0.0
+    out = [max(float(v), floor) for v in s]
+    if rank is not None:
+        out = [v if i < rank else 0.0 for i, v in enumerate(out)]
+    return out
+
+
+def _equilibrated_float(A: Array) -> Array:
+    r, c = ref.equilibration_exponents(A)
+    return _ldexp(A.astype(np.complex128 if np.iscomplexobj(A) else np.float64),
+                  np.add.outer(np.asarray(r), np.asarray(c)))
+
+
+def _known_cofactor(kind: str, A: Array, params: dict[str, Any]) -> list[list[Any]]:
+    n = A.shape[0]
+    zero = mpmath.mpf(0)
+    C = [[zero] * n for _ in range(n)]
+    if kind in ("ones", "rank1", "tiled"):
+        assert params["rank"] <= n - 2
+        return C
+    if kind == "permutation":
+        perm = params["perm"]
+        sign = _perm_sign(perm)
+        for i, j in enumerate(perm):
+            C[i][j] = mpmath.mpf(sign)
+        return C
+    if kind == "diagonal":
+        d = [ref._to_mp(v) for v in np.diag(A)]
+        with mpmath.workdps(ref.DPS):
+            for i in range(n):
+                C[i][i] = mpmath.fprod(d[:i] + d[i + 1:])
+        return C
+    lam = mpmath.mpf(params["lam"])  # jordan: C_{i+k, i} = (−1)^k λ^(n−1−k)
+    for i in range(n):
+        for k in range(n - i):
+            C[i + k][i] = (-1) ** k * lam ** (n - 1 - k)
+    return C
+
+
+def _perm_sign(perm: Sequence[int]) -> int:
+    seen, sign = set(), 1
+    for s in range(len(perm)):
+        if s in seen:
+            continue
+        j, length = s, 0
+        while j not in seen:
+            seen.add(j)
+            j = perm[j]
+            length += 1
+        sign *= -1 if length % 2 == 0 else 1
+    return sign
+
+
+def _known_eigenvalues(kind: str, A: Array, params: dict[str, Any]) -> list[Any]:
+    n = A.shape[0]
+    if kind == "ones":
+        return [mpmath.mpf(n)] + [mpmath.mpf(0)] * (n - 1)
+    if kind == "diagonal":
+        return [ref._to_mp(v) for v in np.diag(A)]
+    perm, seen, lam = params["perm"], set(), []
+    with mpmath.workdps(ref.DPS):
+        for s in range(n):
+            if s in seen:
+                continue
+            j, length = s, 0
+            while j not in seen:
+                seen.add(j)
+                j = perm[j]
+                length += 1
+            lam += [mpmath.expjpi(2 * mpmath.mpf(k) / length) for k in range(length)]
+    return lam
+
+
+def _check_known(scn: Scenario, backend: BackendArg, available: Any) -> None:
+    A = scn.inputs["A"]
+    n = A.shape[0]
+    out = call_op(scn.op, backend, scn.inputs, scn.check)
+    rank = scn.params.get("rank")
+    if scn.kind == "jordan" and scn.params.get("lam") == 0.0:
+        rank = n - 1
+    if scn.kind == "diagonal":
+        rank = int(np.count_nonzero(np.diag(A)))
+    if scn.op == "det_grad":
+        C = _known_cofactor(scn.kind, A, scn.params)
+        sig = _clamped_sigmas(_equilibrated_float(A), rank)
+        score = ref.det_grad_equilibrated_error_ratio(out[0], A, sigmas=sig, ref_c=C)
+    elif scn.op == "logdet_grad":
+        G = _known_cofactor(scn.kind, A, scn.params)
+        with mpmath.workdps(ref.DPS):
+            det = mpmath.fprod(ref._to_mp(v) for v in np.diag(A)) if scn.kind != "permutation" \
+                else mpmath.mpf(_perm_sign(scn.params["perm"]))
+            G = [[v / det for v in row] for row in G]
+        sig = _clamped_sigmas(_equilibrated_float(A), None)
+        maybe = ref.logdet_grad_equilibrated_error_ratio(out[0], A, sigmas=sig, ref_g=G)
+        assert maybe is not None
+        score = maybe
+    else:
+        p, dp = out
+        lam = _known_eigenvalues(scn.kind, A, scn.params)
+        eps = ref.eps_of(A.dtype)
+        norm2 = max(abs(v) for v in lam) if lam else 0
+        worst = ref.Score(0.0, 0.0)
+        for k, xk in enumerate(scn.inputs["x"]):
+            ep, edp, ap, adp = ref.charpoly_normal_bounds(lam, xk, 8 * n * eps * float(norm2))
+            for got, exact, allowed in ((p[k], ep, ap), (dp[k], edp, adp)):
+                s = _scalar_score(got, exact, allowed, eps, n)
+                if not s.ratio <= worst.ratio:
+                    worst = s
+        score = worst
+    if not score.ratio <= 1:
+        raise _fail(scn, backend, f"the closed-form answer for {scn.kind} (n={n}) within "
+                    "the backward-stability bound",
+                    f"error = {score.ratio:.3g} x allowed; result "
+                    f"{_show(out if len(out) > 1 else out[0])}")
+
+
+def _scalar_score(got: Any, exact: Any, allowed: Any, eps: float, n: int) -> ref.Score:
+    big = float(np.finfo(np.result_type(got)).max)
+    tiny = float(np.finfo(np.result_type(got)).tiny)
+    with mpmath.workdps(ref.DPS):
+        if not np.isfinite(got):
+            # ±inf is right where the value, moved within the bound, can overflow
+            ok = abs(exact) + allowed > big and not np.isnan(got)
+            return ref.Score(0.0, 0.0) if ok else ref.Score(float("inf"), float("inf"))
+        err = abs(ref._to_mp(got) - exact)
+        # rounding of the value itself: n factors (x − λ) and products
+        lim = allowed + 2 * n * eps * abs(exact) + tiny
+        return ref.Score(float(err / lim), float(err / abs(exact)) if exact != 0 else 0.0)
+
+
+# ---------------------------------------------------------------- scaling
+def _exponent_range(*arrays: Array) -> tuple[int, int] | None:
+    """min and max binary exponent over the nonzero finite parts (None: none)."""
+    vals = np.concatenate([np.abs(np.concatenate([np.real(a).ravel(), np.imag(a).ravel()]))
+                           for a in arrays])
+    vals = vals[np.isfinite(vals) & (vals != 0)]
+    if vals.size == 0:
+        return None
+    e = np.frexp(vals)[1]
+    return int(e.min()), int(e.max())
+
+
+def _products_normal(x: Array, y: Array) -> bool:
+    """Every nonzero partial product of an entry of ``x`` and one of ``y``
+    (real and imaginary parts) is normal and finite."""
+    ex, ey = _exponent_range(x), _exponent_range(y)
+    if ex is None or ey is None:
+        return True
+    emin, emax = _exp_limits(x.dtype)
+    return ex[0] + ey[0] - 2 >= emin and ex[1] + ey[1] + 1 <= emax
+
+
+def _normal_or_zero(x: Array) -> Array:
+    """Entries (real and imaginary parts) that are 0 or normal: where exact
+    scaling relations can be compared bit for bit."""
+    tiny = np.finfo(_real_dtype(x.dtype)).tiny
+    ok = np.ones(x.shape, dtype=bool)
+    for part in (np.real(x), np.imag(x)):
+        a = np.abs(part)
+        ok &= (a == 0) | ((a >= tiny) & np.isfinite(a))
+    return ok
+
+
+def _check_scaling(scn: Scenario, backend: BackendArg, available: Any) -> None:
+    ins = scn.inputs
+    if not _finite(ins):
+        return
+    rng = np.random.default_rng(scn.params["seed"])
+    dtype = next(iter(ins.values())).dtype
+    emin, emax = _exp_limits(dtype)
+    rngs = _exponent_range(*ins.values())
+    if rngs is None:
+        return
+    lo_e, hi_e = rngs
+    # 2ᵏ·inputs stays normal and finite
+    lo, hi = max(emin + 1 - lo_e, -1000), min(emax - 1 - hi_e, 1000)
+    if lo > hi:
+        return
+    mode = scn.params["mode"]
+    base = call_op(scn.op, backend, ins, "scaling")
+    shifts: tuple[Any, ...]
+    if mode == "scalar":
+        k = int(rng.integers(lo, hi + 1)) or (1 if hi >= 1 else -1)
+        if not lo <= k <= hi:
+            return
+        scaled = {key: _ldexp(v, k) for key, v in ins.items()}
+        if scn.op == "bilinear_grad":
+            k2 = int(rng.integers(lo, hi + 1))
+            scaled = {"x": _ldexp(ins["x"], k), "y": _ldexp(ins["y"], k2)}
+            # a complex product is exact under scaling only while its partial
+            # products (re·re, re·im, ...) neither underflow nor overflow
+            if not (_products_normal(ins["x"], ins["y"])
+                    and _products_normal(scaled["x"], scaled["y"])):
+                return
+            shifts = (k + k2,)
+            relation = f"bilinear_grad(2^{k} x, 2^{k2} y) == 2^{k + k2}·bilinear_grad(x, y)"
+        elif scn.op == "frobenius_grad":
+            shifts, relation = (0,), f"frobenius_grad(2^{k} X) == frobenius_grad(X)"
+        elif scn.op == "det_grad":
+            n = ins["A"].shape[0]
+            shifts = (k * (n - 1),)
+            relation = f"det_grad(2^{k} A) == 2^({k}·(n−1))·det_grad(A)"
+        elif scn.op == "logdet_grad":
+            shifts = (-k,)
+            relation = f"logdet_grad(2^{k} A) == 2^{-k}·logdet_grad(A)"
+        else:
+            n = ins["A"].shape[0]
+            shifts = (k * n, k * (n - 1))
+            relation = f"charpoly_deriv(2^{k} A, 2^{k} x) == (2^({k}n) p, 2^({k}(n−1)) p′)"
+        got = call_op(scn.op, backend, scaled, "scaling")
+        _compare_exact(scn, backend, base, shifts, got, scaled, relation)
+        return
+    A = ins["A"]
+    n = A.shape[0]
+    # per-row (or column) exponents keeping that row (column) normal and finite
+    axis = 1 if mode == "rows" else 0
+    e = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        line = A[i] if axis == 1 else A[:, i]
+        r = _exponent_range(line)
+        if r is None:
+            continue
+        lo_i, hi_i = max(emin + 1 - r[0], -300), min(emax - 1 - r[1], 300)
+        if lo_i <= hi_i:
+            e[i] = int(rng.integers(lo_i, hi_i + 1))
+    ev = e[:, None] if axis == 1 else e[None, :]
+    S = _ldexp(A, ev)
+    got = call_op(scn.op, backend, {"A": S}, "scaling")
+    what = "D·A" if axis == 1 else "A·D"
+    if scn.op == "det_grad":
+        # C(D A) = det(D)·D⁻¹·C(A) (rows), C(A D) = det(D)·C(A)·D⁻¹ (columns)
+        shift = int(e.sum()) - ev
+        relation = f"det_grad({what}) == det(D)·" + \
+            ("D⁻¹·det_grad(A)" if axis == 1 else "det_grad(A)·D⁻¹") + \
+            f", D = diag(2^e), e = {e.tolist()}"
+    else:
+        shift = -ev
+        relation = f"logdet_grad({what}) == " + \
+            ("D⁻¹·logdet_grad(A)" if axis == 1 else "logdet_grad(A)·D⁻¹") + \
+            f", D = diag(2^e), e = {e.tolist()}"
+    if mode == "rows":
+        _compare_exact(scn, backend, base, (shift,), got, {"A": S}, relation)
+        return
+    # column scaling: LU with row pivoting on a row-equilibrated matrix is not
+    # invariant to it; both results must still be within the equilibrated bound
+    _compare_within_bound(scn, backend, A, _ldexp(base[0], shift), got[0], {"A": S}, relation)
+
+
+def _compare_exact(scn: Scenario, backend: BackendArg, base: tuple[Array, ...],
+                   shifts: tuple[Any, ...], got: tuple[Array, ...],
+                   scaled: dict[str, Array], relation: str) -> None:
+    """``got == base·2^shift`` bit for bit wherever that relation is exact
+    both ways: ``base`` and ``base·2^shift`` are normal or zero, and so are
+    ``got`` and ``got·2^-shift`` (a value that truly over- or underflows on
+    one side is not compared).  NaN or inf in ``got`` where the scaled
+    ``base`` is finite is always a mismatch."""
+    for b, sh, g in zip(base, shifts, got, strict=True):
+        x = _ldexp(b, sh)
+        back = _ldexp(np.where(np.isfinite(g), g, 0), -np.asarray(sh))
+        g_ok = _normal_or_zero(g) & _normal_or_zero(back) & (_is_zero(g) == _is_zero(back))
+        # ±inf against a zero: an underflowed base can't be told from an exact
+        # zero here (the reference and known-answer checks see exact zeros)
+        g_inf = ~_finite_parts(g) & ~(_is_zero(b) & ~np.isnan(g))
+        mask = _normal_or_zero(b) & _normal_or_zero(x) & (g_inf | g_ok)
+        # the sign of a zero is not part of the relation: compare x + 0.0
+        xs, gs = np.where(mask, x, 0) + 0.0, np.where(mask, g, 0) + 0.0
+        ulps = _ulps(x, g, mask & _finite_parts(g))
+        near = ulps <= SCALING_ULPS.get(scn.op, 0) and bool(
+            np.array_equal(np.isfinite(xs), np.isfinite(gs)))
+        if not same_bits(xs, gs) and not near:
+            first = np.flatnonzero(~_same_bits_each(xs, gs))[:4].tolist()
+            names = list(scn.inputs)
+            setup = "\n".join(f"{nm}0 = {array_literal(scn.inputs[nm])}" for nm in names)
+            call0 = _call_text(scn.op, backend, [f"{nm}0" for nm in names])
+            raise _fail(scn, backend, f"bit-exact power-of-two scaling: {relation}",
+                        f"differs at flat indices {first} (max {ulps:.3g} ulp); expected "
+                        f"{_show(x)}, got {_show(g)}", inputs=scaled,
+                        setup=f"{setup}\nunscaled = {call0}")
+
+
+def _is_zero(x: Array) -> Array:
+    return (np.real(x) == 0) & (np.imag(x) == 0)  # type: ignore[no-any-return]
+
+
+def _finite_parts(x: Array) -> Array:
+    return np.isfinite(np.real(x)) & np.isfinite(np.imag(x))  # type: ignore[no-any-return]
+
+
+def _ulps(a: Array, b: Array, mask: Array) -> float:
+    with np.errstate(all="ignore"):
+        worst = 0.0
+        for pa, pb in ((np.real(a), np.real(b)), (np.imag(a), np.imag(b))):
+            d = np.abs(pa.astype(np.float64) - pb.astype(np.float64))
+            sp = np.spacing(np.maximum(np.abs(pa), np.abs(pb)).astype(pa.dtype)).astype(
+                np.float64)
+            r = np.where(mask, d / sp, 0)
+            worst = max(worst, float(np.nanmax(r)) if r.size else 0.0)
+        return worst
+
+
+def _bound(A: Array, op: str, dtype: Any) -> tuple[Array, Any]:
+    """(per-entry exponent mapping a result to the equilibrated problem,
+    allowed difference there: twice the bound; relative to ‖G‖ for
+    ``logdet_grad``)."""
+    n = A.shape[0]
+    r, c = ref.equilibration_exponents(A)
+    s = [mpmath.mpf(v) for v in _clamped_sigmas(_equilibrated_float(A), None)]
+    eps = ref.eps_of(dtype)
+    with mpmath.workdps(30):
+        if op == "det_grad":
+            e = (sum(r) + sum(c)) - np.add.outer(np.asarray(r), np.asarray(c))
+            allowed = 2 * 4 * n * n * eps * s[0] * mpmath.fprod(s[: n - 2])
+        else:
+            e = -np.add.outer(np.asarray(r), np.asarray(c))
+            allowed = 2 * 4 * n * eps * (s[0] / s[-1]) if s[-1] > 0 else mpmath.inf
+    return e, allowed
+
+
+def _compare_within_bound(scn: Scenario, backend: BackendArg, A: Array, x: Array, g: Array,
+                          inputs: dict[str, Array], relation: str,
+                          other: str = "the scaling relation") -> None:
+    n = A.shape[0]
+    if n <= 1:
+        if not same_bits(x, g):
+            raise _fail(scn, backend, relation, f"expected {_show(x)}, got {_show(g)}",
+                        inputs=inputs)
+        return
+    e, allowed = _bound(A, scn.op, x.dtype)
+    if mpmath.isinf(allowed):
+        return
+    with np.errstate(all="ignore"):
+        X = _mp_scaled(x, e)
+        G = _mp_scaled(g, e)
+    bad_nonfinite = (np.isnan(x) != np.isnan(g)).any() or (np.isinf(x) != np.isinf(g)).any()
+    with mpmath.workdps(30):
+        if scn.op == "logdet_grad":
+            allowed = allowed * ref._fro([v for row in X for v in row])
+        tiny = float(np.finfo(x.dtype).tiny) * n
+        diffs = []
+        for i in range(n):
+            for j in range(n):
+                if not (np.isfinite(x[i, j]) and np.isfinite(g[i, j])):
+                    continue
+                if abs(complex(x[i, j]) - complex(g[i, j])) <= tiny:
+                    continue
+                diffs.append(X[i][j] - G[i][j])
+        err = ref._fro(diffs)
+    if bad_nonfinite or err > allowed:
+        raise _fail(scn, backend, f"{relation} within twice the equilibrated error bound "
+                    f"({mpmath.nstr(allowed, 3)} there)",
+                    f"difference {mpmath.nstr(err, 3)} there ({other}); expected {_show(x)}, "
+                    f"got {_show(g)}", inputs=inputs)
+
+
+def _mp_scaled(x: Array, e: Array) -> list[list[Any]]:
+    return [[ref._to_mp(x[i, j]) * mpmath.ldexp(1, int(e[i, j])) if np.isfinite(x[i, j])
+             else mpmath.mpf(0) for j in range(x.shape[1])] for i in range(x.shape[0])]
+
+
+# ---------------------------------------------------------------- batches
+def _slot_inputs(op: str, inputs: dict[str, Array], idx: Sequence[int]) -> dict[str, Array]:
+    return {k: np.ascontiguousarray(v[list(idx)]) for k, v in inputs.items()}
+
+
+def _dask_inners(available: Sequence[str] | None) -> list[str]:
+    import matgrad
+
+    names = available if available is not None else \
+        [b.name for b in matgrad.list_backends() if b.available]
+    found = {b.name: b for b in matgrad.list_backends()}
+    return [n for n in names if n in found and "numpy" in found[n].array_modules
+            and n != "dask"] or ["numpy"]
+
+
+def _check_batch(scn: Scenario, backend: BackendArg, available: Sequence[str] | None) -> None:
+    ins = scn.inputs
+    B = next(iter(ins.values())).shape[0]
+    kinds = scn.kind.split("+")
+
+    def runner(who: BackendArg) -> Callable[[dict[str, Array]], tuple[Array, ...]]:
+        def run(d: dict[str, Array]) -> tuple[Array, ...]:
+            return call_op(scn.op, who, d, "batch")
+
+        return run
+
+    # (label, how the batch runs, who computes each slot alone, setup lines)
+    runs: list[tuple[str, Callable[[dict[str, Array]], tuple[Array, ...]], BackendArg, str]] = []
+    own = runner(backend)
+    perm = list(range(B))[::-1]
+
+    def reversed_batch(d: dict[str, Array]) -> tuple[Array, ...]:
+        return _unpermute(own(_slot_inputs(scn.op, d, perm)), perm)
+
+    def first_two(d: dict[str, Array]) -> tuple[Array, ...]:
+        return own(_slot_inputs(scn.op, d, [0, 1]))
+
+    runs.append(("the whole batch", own, backend, ""))
+    runs.append(("the batch reversed", reversed_batch, backend, ""))
+    if B > 2:
+        runs.append(("the first two slots", first_two, backend, ""))
+    if backend_label(backend) == "dask":
+        inners = _dask_inners(available)
+        inner = inners[scn.params.get("inner", 0) % len(inners)]
+        for chunk in sorted({1, 2, B}):
+            runs.append((f"a Dask array with {chunk} slot(s) per chunk, blocks on {inner!r}",
+                         _dask_runner(scn.op, inner, chunk), inner, _dask_setup(chunk)))
+    alone: dict[str, list[tuple[Array, ...]]] = {}
+    for label, run, who, setup in runs:
+        key = backend_label(who)
+        if key not in alone:
+            alone[key] = [runner(who)(_slot_inputs(scn.op, ins, [b])) for b in range(B)]
+        out = run(ins)
+        for b in range(out[0].shape[0]):
+            for o, a in zip(out, alone[key][b], strict=True):
+                if same_bits(o[b], a[0]):
+                    continue
+                slot = _slot_inputs(scn.op, ins, [b])
+                alone_call = _call_text(scn.op, who, [f"{k}_slot" for k in slot])
+                slot_lines = "\n".join(f"{k}_slot = {array_literal(v)}"
+                                       for k, v in slot.items())
+                raise _fail(scn, backend,
+                            f"slot {b} ({kinds[b] if b < len(kinds) else '?'}) of "
+                            f"{label} bit-identical to that slot alone on {key!r}",
+                            f"in the batch {_show(o[b])}, alone {_show(a[0])}",
+                            setup=(setup + "\n" if setup else "") + slot_lines
+                            + f"\nalone = {alone_call}")
+    # NaN/inf inputs must show in their own slot where the result depends on them
+    for b, what in enumerate(kinds):
+        if what in ("nan", "signalling_nan", "inf", "-inf"):
+            _nonfinite_shows(scn, backend, _slot_inputs(scn.op, ins, [b]),
+                             alone[backend_label(backend)][b])
+
+
+def _unpermute(out: tuple[Array, ...], perm: Sequence[int]) -> tuple[Array, ...]:
+    inv = np.argsort(perm)
+    return tuple(o[inv] for o in out)
+
+
+def _dask_setup(chunk: int) -> str:
+    return f"import dask.array as da  # blocks of {chunk} slot(s)"
+
+
+def _dask_runner(op: str, inner: str, chunk: int) -> Callable[[dict[str, Array]],
+                                                            tuple[Array, ...]]:
+    def run(d: dict[str, Array]) -> tuple[Array, ...]:
+        import dask.array as da
+
+        darr = {k: da.from_array(v, chunks=(chunk, *v.shape[1:])) for k, v in d.items()}
+        names = list(d)
+        text = _call_text(op, inner, [f"da.from_array({k}, chunks=({chunk}, "
+                                      f"*{k}.shape[1:]))" for k in names])
+        return call_op(op, inner, darr, "batch", call=text + ".compute()")
+
+    return run
+
+
+def _nonfinite_shows(scn: Scenario, backend: BackendArg, slot: dict[str, Array],
+                     out: tuple[Array, ...]) -> None:
+    """A NaN makes a Frobenius gradient all NaN; otherwise a NaN or inf entry
+    must leave a non-finite entry in its slot's result if that result depends
+    on it (which entries is the algorithm's business).  Dependence is judged
+    by the ``numpy`` backend on the slot with the entry set to 1 and to 3."""
+    key = "X" if scn.op == "frobenius_grad" else "A"
+    M = slot[key]
+    if scn.op == "frobenius_grad" and np.isnan(M).any() and not np.isnan(out[0]).all():
+        raise _fail(scn, backend, "a NaN entry makes the whole matrix NaN", _show(out[0]),
+                    inputs=slot)
+    if any(not np.isfinite(o).all() for o in out):
+        return
+    bad = ~np.isfinite(M)
+    subs = []
+    for v in (1.0, 3.0):
+        d = dict(slot)
+        d[key] = np.where(bad, np.asarray(v, dtype=M.dtype), M)
+        subs.append(call_op(scn.op, "numpy", d, "batch"))
+    depends = any(not np.allclose(u, v, rtol=1e-6, atol=0, equal_nan=True)
+                  for u, v in zip(subs[0], subs[1], strict=True))
+    if depends:
+        raise _fail(scn, backend, "a NaN/inf input gives non-finite entries in its own slot "
+                    "(the result depends on it: the numpy backend's results with it set "
+                    "to 1 and 3 differ)", _show(out if len(out) > 1 else out[0]),
+                    inputs=slot)
+
+
+# ---------------------------------------------------------------- agreement
+def _check_agreement(scn: Scenario, backend: BackendArg, available: Any) -> None:
+    if backend_label(backend) == "numpy":
+        return
+    got = call_op(scn.op, backend, scn.inputs, "agreement")
+    base = call_op(scn.op, "numpy", scn.inputs, "agreement")
+    if scn.op == "frobenius_grad":
+        X = scn.inputs["X"]
+        if not _finite(scn.inputs):
+            return
+        ok = np.allclose(got[0], base[0], rtol=0, atol=16 * ref.eps_of(X.dtype) * X.shape[0])
+        if not ok:
+            raise _fail(scn, backend, "agreement with the numpy backend to a few ulp of ‖G‖=1",
+                        f"{_show(got[0])} vs numpy {_show(base[0])}")
+        return
+    if scn.op == "charpoly_deriv":
+        for g, b in zip(got, base, strict=True):
+            if (np.isnan(g) != np.isnan(b)).any():
+                raise _fail(scn, backend, "NaN exactly where the numpy backend has NaN",
+                            f"{_show(g)} vs numpy {_show(b)}")
+        return
+    _compare_within_bound(scn, backend, scn.inputs["A"], base[0], got[0], scn.inputs,
+                          f"{scn.op} agrees with the numpy backend", other="vs numpy")
+
+
+# =============================================================== driver
+@dataclass
+class FuzzResult:
+    """What :func:`fuzz` did: examples run per backend and check, and the
+    first (shrunk) failure, if any."""
+
+    counts: dict[str, dict[str, int]]
+    failure: Mismatch | None = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.error is None
+
+
+def fuzz(seconds: float, backends: Sequence[BackendArg] | None = None, *,
+         checks: Sequence[str] = CHECKS, ops: Sequence[str] = OPS,
+         progress: Callable[[str], None] | None = None, seed: int = 0,
+         examples_per_round: int = 10, progress_every: float = 5.0) -> FuzzResult:
+    """Run the adversarial scenarios against ``backends`` (names or instances;
+    default every available one) for about ``seconds``.
+
+    Rounds of ``examples_per_round`` hypothesis examples per backend, each
+    round with its own seed, until the time is up; a failure is shrunk to a
+    minimal example, reported in the result, and ends the run.
+    """
+    import matgrad
+
+    infos = {b.name: b for b in matgrad.list_backends()}
+    available = [n for n, b in infos.items() if b.available]
+    targets: list[BackendArg] = list(backends) if backends else \
+        [n for n in available if "cupy" not in infos[n].array_modules]
+    counts: dict[str, dict[str, int]] = {backend_label(b): {} for b in targets}
+    start = time.perf_counter()
+    deadline = start + seconds
+    result = FuzzResult(counts)
+    strategies: dict[str, st.SearchStrategy[Scenario]] = {}
+    for b in targets:
+        label = backend_label(b)
+        # agreement is with the numpy backend: nothing to compare numpy itself with
+        mine = [c for c in checks if not (c == "agreement" and label == "numpy")] or list(checks)
+        strategies[label] = scenarios(mine, ops)
+    state = {"failing": False}
+
+    def one_round(backend: BackendArg, round_seed: int) -> None:
+        label = backend_label(backend)
+
+        @hypothesis_seed(round_seed)
+        @settings(max_examples=examples_per_round, deadline=None, database=None,
+                  derandomize=False, suppress_health_check=list(HealthCheck),
+                  phases=[Phase.generate, Phase.shrink], report_multiple_bugs=False,
+                  verbosity=Verbosity.quiet, print_blob=False)
+        @given(scn=strategies[label])
+        def body(scn: Scenario) -> None:
+            if not state["failing"] and time.perf_counter() > deadline:
+                return
+            try:
+                run_scenario(scn, backend, available)
+            except Mismatch:
+                state["failing"] = True
+                raise
+            counts[label][scn.check] = counts[label].get(scn.check, 0) + 1
+
+        body()
+
+    round_no = 0
+    last_report = start
+
+    def report(final: bool = False) -> None:
+        nonlocal last_report
+        now = time.perf_counter()
+        if progress is None or not ((final and now > last_report)
+                                    or now - last_report >= progress_every):
+            return
+        last_report = now
+        parts = []
+        for label, per in counts.items():
+            done = ", ".join(f"{k} {c}" for k, c in sorted(per.items()))
+            parts.append(f"{label}: {sum(per.values())} ({done})" if per else f"{label}: 0")
+        progress(f"[{now - start:6.1f}s] " + "; ".join(parts))
+
+    try:
+        while time.perf_counter() < deadline:
+            for backend in targets:
+                if time.perf_counter() >= deadline:
+                    break
+                one_round(backend, seed * 100003 + round_no)
+                report()
+            round_no += 1
+        report(final=True)
+    except Mismatch as exc:
+        result.failure = exc
+    except HypothesisException as exc:  # e.g. Flaky: a failure that did not reproduce
+        result.error = exc
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def iter_failures(result: FuzzResult) -> Iterator[str]:
+    """Human-readable lines describing ``result``'s failure, if any."""
+    if result.failure is not None:
+        yield from str(result.failure).splitlines()
+    elif result.error is not None:
+        yield f"{type(result.error).__name__}: {result.error}"
