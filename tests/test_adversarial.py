@@ -99,26 +99,12 @@ def _backends_xfail(reason: str, failing: tuple[str, ...]) -> list[Any]:
             for bp in BACKENDS]
 
 
-BILINEAR_WARNS = "bilinear_grad emits 'RuntimeWarning: overflow encountered in multiply' " \
-    "on a true overflow (numpy backend)"
-SNAN_CAST = "a float32 signalling NaN makes det_grad/logdet_grad/charpoly emit " \
-    "'RuntimeWarning: invalid value encountered in cast' (numpy, numba)"
 WIDE_EXPONENTS = "det_grad of a wide-exponent 5x5 gives ±inf where the exact cofactor is finite"
-NAN_SWALLOWED = "numba charpoly_deriv of [[nan, 0], [0.25, 2]] returns p=1, p'=0"
-DASK_CAST = "dask charpoly_deriv of a float32 matrix whose p truly overflows emits " \
-    "'RuntimeWarning: overflow encountered in cast'"
 
 # Bugs being fixed: (property, operation) → (reason, backends it fails on).
 # The lead removes these marks as the fixes land.
 KNOWN: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("reference", "det_grad"): (WIDE_EXPONENTS, ("numpy", "numba", "dask")),
-    ("reference", "bilinear_grad"): (BILINEAR_WARNS, ("numpy",)),
-    ("scaling", "bilinear_grad"): (BILINEAR_WARNS, ("numpy",)),
-    ("batch", "bilinear_grad"): (BILINEAR_WARNS, ("numpy", "dask")),
-    ("batch", "det_grad"): (SNAN_CAST, ("numpy", "numba", "dask")),
-    ("batch", "logdet_grad"): (SNAN_CAST, ("numpy", "numba", "dask")),
-    ("scaling", "charpoly_deriv"): (DASK_CAST, ("dask",)),
-    ("batch", "charpoly_deriv"): (NAN_SWALLOWED + "; " + SNAN_CAST, ("dask",)),
 }
 #: Fewer examples where each costs more (Dask: a graph per call).
 SCALE = {"dask": 0.5}
@@ -351,7 +337,7 @@ def test_signalling_nan_1x1_charpoly_is_quiet(backend: str) -> None:
 
 
 # ---- found by this suite (not in the list of known bugs when it was written)
-@pytest.mark.parametrize("backend", _backends_xfail(DASK_CAST, ("dask",)))
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_float32_charpoly_true_overflow_is_quiet(backend: str) -> None:
     A = np.full((65, 65), -4.254940735159905e37, dtype=np.float32)
     with warnings.catch_warnings():
@@ -364,7 +350,7 @@ def test_float32_charpoly_true_overflow_is_quiet(backend: str) -> None:
 
 
 
-@pytest.mark.parametrize("backend", _backends_xfail(SNAN_CAST, ("numpy", "numba", "dask")))
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("op", ["det_grad", "logdet_grad", "charpoly_deriv"])
 def test_float32_signalling_nan_is_quiet(backend: str, op: str) -> None:
     A = np.eye(3, dtype=np.float32)
@@ -373,11 +359,14 @@ def test_float32_signalling_nan_is_quiet(backend: str, op: str) -> None:
         warnings.simplefilter("error")
         args = (A, np.float32(0.5)) if op == "charpoly_deriv" else (A,)
         out = np.asarray(getattr(matgrad, op)(*args, backend=backend))
-    assert not np.isfinite(out).all()
+    if op != "charpoly_deriv":
+        assert not np.isfinite(out).all()
+    # p of this triangular matrix does not depend on the NaN above the
+    # diagonal, so a finite p is as right as NaN; only silence is required
 
 
 
-@pytest.mark.parametrize("backend", _backends_xfail(BILINEAR_WARNS, ("numpy",)))
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_bilinear_overflow_is_quiet(backend: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -410,7 +399,7 @@ def test_det_grad_no_inf_for_an_exact_zero_cofactor(backend: str) -> None:
     assert C[0, 0] == np.inf and C[1, 0] == -np.inf  # 2^2106/64 truly overflows
 
 
-@pytest.mark.parametrize("backend", _backends_xfail(NAN_SWALLOWED, ("numba", "dask")))
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_charpoly_nan_entry_is_not_swallowed(backend: str) -> None:
     A = np.array([[np.nan, 0.0], [0.25, 2.0]])
     p, dp = matgrad.charpoly_deriv(A, 0.0, return_value=True, backend=backend)

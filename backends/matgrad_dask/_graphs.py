@@ -170,17 +170,19 @@ def _hessenberg_block(A: np.ndarray) -> np.ndarray:
 
 def charpoly_deriv(A: Any, x: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
     """Output axes along which A varies are mapped block by block with the
-    matching point blocks.  When a matrix meets several point chunks, it is
-    reduced to Hessenberg form once, beforehand, and the inner backends skip
-    the reduction (they recognise a Hessenberg matrix in O(n²)): one
-    reduction per matrix overall."""
+    matching point blocks.  Every matrix is reduced to Hessenberg form once,
+    beforehand, and the inner backends skip the reduction (they recognise a
+    Hessenberg matrix in O(n²)): one reduction per matrix overall, and the
+    same bits whatever the chunking."""
     import dask.array as da
 
     A = _whole_matrices(da.asarray(A).astype(dtype))
     x = da.asarray(x).astype(dtype)
     out = np.broadcast_shapes(A.shape[:-2], x.shape)
-    point_chunks = max((len(c) for c in x.chunks), default=1)
-    if point_chunks > 1 and A.shape[-1] > 2 and isinstance(A._meta, np.ndarray):
+    # Always reduced here, not only when a matrix meets several point chunks:
+    # a slot's result must not depend on how the points are chunked, and the
+    # inner backend's own reduction (e.g. Numba's kernel) rounds differently.
+    if A.shape[-1] > 2 and isinstance(A._meta, np.ndarray):
         A = A.map_blocks(_hessenberg_block, dtype=np.result_type(dtype, np.float64))
     d = len(out)
     # Size-1 axes stay size 1 (blockwise broadcasts them): a block of A is

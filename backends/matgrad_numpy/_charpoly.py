@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from ._scaling import exponent_of_max, ldexp, magnitude, mantissa_product, narrow, work_dtype
+from ._scaling import (
+    exponent_of_max,
+    ldexp,
+    magnitude,
+    mantissa_product,
+    narrow,
+    widen,
+)
 
 __all__ = [
     "LAPACK_MIN_N",
@@ -214,9 +221,13 @@ def subdiagonal(H: np.ndarray) -> np.ndarray:
     diag = magnitude(H[:, np.arange(n), np.arange(n)])
     sub = np.zeros((B, n), dtype=H.dtype)
     sub[:, 1:] = H[:, np.arange(1, n), np.arange(n - 1)]
-    # ‖H‖_F of a scaled matrix (entries ≤ 1 before the reduction): no overflow
+    # ‖H‖_F with a power-of-two scale: entries may reach 2^HYMAN_LIMIT, whose
+    # squares overflow (an inf norm would deflate every subdiagonal)
     with np.errstate(over="ignore", invalid="ignore"):
-        norm = np.sqrt((np.abs(H) ** 2).sum(axis=(1, 2)))
+        e = exponent_of_max(magnitude(H).max(axis=(1, 2)))
+        Hs = ldexp(H, -e[:, None, None])
+        norm = ldexp(np.sqrt((Hs.real**2 + Hs.imag**2 if np.iscomplexobj(Hs) else Hs**2)
+                             .sum(axis=(1, 2))), e)
     mag = magnitude(sub[:, 1:])
     negligible = (mag <= eps * (diag[:, :-1] + diag[:, 1:])) | (mag <= eps * norm[:, None])
     sub[:, 1:][negligible] = 0
@@ -237,7 +248,7 @@ def scale_matrices(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     most ``2^HYMAN_LIMIT`` for the recurrence, so its diagonal keeps every
     bit across a far wider range.  Decided per matrix, from that matrix.
     """
-    W = A.astype(work_dtype(A.dtype), copy=False)
+    W = widen(A)
     with np.errstate(all="ignore"):
         kmax = exponent_of_max(magnitude(W).max(axis=(1, 2)))
         reduced = is_hessenberg(W)
@@ -250,7 +261,7 @@ def scale_matrices(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def scale_points(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     """``x·2⁻ᵏ`` per matrix, in float64/complex128 (a new array)."""
     with np.errstate(all="ignore"):
-        return ldexp(x.astype(work_dtype(x.dtype), copy=False), -k[:, None])
+        return ldexp(widen(x), -k[:, None])
 
 
 #: Elements of (matrix, point) workspace per block of points: the recurrence
@@ -278,7 +289,7 @@ def far_points(x: np.ndarray, kmax: np.ndarray) -> np.ndarray:
 def power_rule(x: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
     """``(xⁿ, n·xⁿ⁻¹)`` for a 1-d array of points, in mantissa-exponent form
     so that only a truly overflowing power is inf."""
-    xw = x.astype(work_dtype(x.dtype), copy=False)
+    xw = widen(x)
     kx = exponent_of_max(magnitude(xw))
     xm = ldexp(xw, -kx)
     m, e = mantissa_product(np.repeat(xm[:, None], n - 1, axis=1))  # xⁿ⁻¹ = m·2^(e + (n−1)kx)

@@ -17,6 +17,7 @@ __all__ = [
     "magnitude",
     "mantissa_product",
     "narrow",
+    "widen",
     "work_dtype",
 ]
 
@@ -27,6 +28,14 @@ BLOCK = 1 << 16
 def work_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     """float64 or complex128: the precision the NumPy backend computes in."""
     return np.dtype(np.complex128 if dtype.kind == "c" else np.float64)
+
+
+def widen(x: np.ndarray) -> np.ndarray:
+    """``x`` in float64/complex128 (no copy if it already is).  Silent: a
+    float32 signalling NaN becomes a quiet NaN in its own slot, with no
+    floating-point warning (the cast alone would raise "invalid")."""
+    with np.errstate(invalid="ignore"):
+        return x.astype(work_dtype(x.dtype), copy=False)
 
 
 def narrow(x: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
