@@ -11,7 +11,7 @@ from ._api import (
     frobenius_grad,
     logdet_grad,
 )
-from ._backend import Backend, BackendInfo
+from ._backend import Backend, BackendInfo, CompileWarning, Defer
 from ._frontend import BackendResultError
 from ._hooks import hookimpl, hookspec
 from ._registry import list_backends, refresh_backends
@@ -23,6 +23,8 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "BackendResultError",
+    "CompileWarning",
+    "Defer",
     "__version__",
     "bilinear_grad",
     "charpoly",

@@ -11,14 +11,46 @@ answered by the front end and never reach a backend.
 from __future__ import annotations
 
 import abc
+import contextvars
 import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Backend", "BackendInfo", "array_module_of"]
+__all__ = ["Backend", "BackendInfo", "CompileWarning", "Defer", "array_module_of"]
+
+
+class CompileWarning(UserWarning):
+    """A backend compiles code before it can answer: a one-time wait.
+
+    Issued once per compilation (the message gives the expected wait and how
+    to compile ahead of time with ``matgrad warmup``).  Silence it with
+    ``warnings.filterwarnings("ignore", category=matgrad.CompileWarning)``.
+    """
+
+
+class Defer(Exception):
+    """Raised by a backend operation to hand the call to the next backend.
+
+    Only while :meth:`Backend.may_defer` is true: the backend was picked by
+    ``auto`` and another available backend of lower priority takes the same
+    array type.  The front end then runs the same canonical operation on that
+    backend and logs the reason (the exception's message) on the ``matgrad``
+    logger at debug level.  The Numba backend defers a small call whose
+    compiled kernel is neither in memory nor in the on-disk cache.
+    """
+
+
+#: Set by the front end around an operation that may raise :class:`Defer`.
+DEFERRABLE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "matgrad_deferrable", default=False
+)
+
+#: One step of :meth:`Backend.warmup_tasks`: (label for a progress bar, work).
+WarmupTask = tuple[str, Callable[[], None]]
 
 
 def array_module_of(x: object) -> str:
@@ -41,6 +73,9 @@ class Backend(abc.ABC):
     :meth:`frobenius_value_grad`, :meth:`det_value_grad` and
     :meth:`logdet_value_grad` (whose defaults are correct everywhere: the
     backend's gradient plus an overflow-safe value computed with NumPy).
+    A backend that compiles may also list ahead-of-time steps in
+    :meth:`warmup_tasks` (``matgrad warmup``) and raise :class:`Defer` to hand
+    a call to the next backend of ``auto`` (see :meth:`may_defer`).
     Heavy imports (numba, cupy, dask) belong inside the methods, so that
     listing backends stays cheap.
     """
@@ -70,6 +105,19 @@ class Backend(abc.ABC):
     def device(self) -> str:
         """Where the work runs, e.g. ``"cpu"`` or ``"cuda:0 (NVIDIA H100)"``."""
         return "cpu"
+
+    @staticmethod
+    def may_defer() -> bool:
+        """Whether the operation running now (in this thread) may raise
+        :class:`Defer`: true when ``auto`` picked this backend and a backend of
+        lower priority that takes the same arrays can run the call instead."""
+        return DEFERRABLE.get()
+
+    def warmup_tasks(self, dtypes: Sequence[np.dtype[Any]]) -> list[WarmupTask]:
+        """The steps that prepare this backend for ``dtypes`` ahead of time
+        (compile and cache its kernels), run in order by ``matgrad warmup``;
+        none by default."""
+        return []
 
     def accepts(self, x: object) -> bool:
         """Whether ``x``'s array type is native to this backend (no conversion)."""
@@ -135,8 +183,9 @@ class Backend(abc.ABC):
     def det_value_grad(self, A: Any) -> tuple[Any, Any]:
         """``A (B, n, n)``, ``n ≥ 1`` → ``(det A (B,), cofactor (B, n, n))``.
 
-        ``det`` has ``A``'s dtype and is the true value (0 for an exactly
-        singular matrix; inf only where the true value overflows).
+        ``det`` has ``A``'s dtype and is the true value to rounding: 0 where
+        the factorisation meets an exactly zero pivot, inf or 0 only where
+        the true value over- or underflows.
         """
         from ._values import det_value
 

@@ -7,6 +7,12 @@ call): ``X.copy()`` for operations that read and write the input's size,
 ``np.full(output_shape, 1.0)`` for ``bilinear_grad``, ``scipy.linalg.inv``
 for large ``det_grad``.  Medians of repeats after one warm-up call; the
 warm-up (first call: JIT compilation, caches) is reported separately.
+
+The ``autodiff`` group times what a training loop pays: forward plus
+backward of ``det(A).sum()`` and ``slogdet(A).logabsdet.sum()`` through
+``matgrad.torch``/``matgrad.jax`` against the framework's own ``linalg``
+(jitted for JAX), in interleaved pairs, reported as ratios of medians with
+interquartile ranges.
 """
 
 from __future__ import annotations
@@ -28,7 +34,18 @@ import numpy as np
 from . import _api
 from ._registry import entries
 
-__all__ = ["WORKLOADS", "Result", "Workload", "run_bench"]
+__all__ = [
+    "AUTODIFF_CASES",
+    "WORKLOADS",
+    "AutodiffCase",
+    "AutodiffResult",
+    "Result",
+    "Workload",
+    "autodiff_table",
+    "load_autodiff",
+    "run_autodiff",
+    "run_bench",
+]
 
 Array = np.ndarray
 Fn = Callable[[], Any]
@@ -282,6 +299,224 @@ def run_bench(
     return results
 
 
+# ----------------------------------------------------------- autodiff group
+@dataclass
+class AutodiffCase:
+    """``loss = f(A).sum()`` (``f = det``) or ``slogdet(A).logabsdet.sum()``,
+    forward plus backward, through ``matgrad.<framework>`` and through the
+    framework's own ``linalg``."""
+
+    func: str  # "det" or "slogdet"
+    B: int
+    n: int
+    quick_B: int
+    #: target speed-up of matgrad over the framework, per framework (None:
+    #: none); 1.0 means "faster" (strictly), any other k "at least k×"
+    targets: dict[str, float | None]
+
+    def label(self, quick: bool) -> str:
+        B = self.quick_B if quick else self.B
+        what = "slogdet, SPD" if self.func == "slogdet" else "det"
+        return f"{what} {B}x{self.n}x{self.n}"
+
+    def build(self, rng: np.random.Generator, quick: bool) -> Array:
+        B = self.quick_B if quick else self.B
+        A = rng.standard_normal((B, self.n, self.n))
+        if self.func == "slogdet":  # SPD, well conditioned: G Gᵀ/n + I
+            A = A @ A.transpose(0, 2, 1) / self.n + np.eye(self.n)
+        return A
+
+
+AUTODIFF_CASES: list[AutodiffCase] = [
+    AutodiffCase("det", 1_000_000, 3, 100_000, {"pytorch": 3.0, "jax": None}),
+    AutodiffCase("det", 200_000, 4, 20_000, {"pytorch": 3.0, "jax": 1.0}),
+    AutodiffCase("det", 20_000, 16, 2_000, {"pytorch": 1.5, "jax": 1.0}),
+    AutodiffCase("slogdet", 100_000, 8, 10_000, {"pytorch": 1.5, "jax": None}),
+]
+
+#: Interleaved timed repeats per autodiff row (at least this many).
+AUTODIFF_REPEATS = 7
+
+
+@dataclass
+class AutodiffResult:
+    framework: str  # "pytorch" or "jax"
+    workload: str
+    matgrad_s: list[float]
+    native_s: list[float]
+    first_s: tuple[float, float]  # warm-up calls (matgrad, native)
+    target: float | None
+    grad_diff: float  # max |Δ gradient| / max |gradient| between the two
+    error: str = ""
+
+    @property
+    def speedup(self) -> float:
+        """Ratio of medians: the framework's median over matgrad's."""
+        return statistics.median(self.native_s) / statistics.median(self.matgrad_s)
+
+    @property
+    def met(self) -> bool | None:
+        if self.target is None or self.error:
+            return None
+        if self.target == 1.0:  # "faster": in at least 3 of 4 interleaved pairs
+            return self.pair_quartiles[0] > 1.0
+        return self.speedup >= self.target
+
+    @property
+    def pair_quartiles(self) -> tuple[float, float]:
+        """Lower and upper quartiles of the per-pair ratios (framework over
+        matgrad, each pair timed back to back)."""
+        pairs = [b / a for a, b in zip(self.matgrad_s, self.native_s, strict=True)]
+        q = statistics.quantiles(pairs, n=4, method="inclusive")
+        return q[0], q[2]
+
+
+def _iqr(xs: Sequence[float]) -> float:
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return q[2] - q[0]
+
+
+def _torch_pair(case: AutodiffCase, A: Array) -> tuple[Fn, Fn] | None:
+    try:
+        import torch
+
+        from . import torch as mt
+    except Exception:  # noqa: BLE001 - optional comparison only
+        return None
+    T = torch.from_numpy(A)
+
+    def step(loss: Callable[[Any], Any]) -> Fn:
+        def f() -> Any:
+            X = T.detach().requires_grad_(True)
+            loss(X).backward()
+            return X.grad
+
+        return f
+
+    if case.func == "det":
+        return (step(lambda X: mt.det(X).sum()),
+                step(lambda X: torch.linalg.det(X).sum()))
+    return (step(lambda X: mt.slogdet(X)[1].sum()),
+            step(lambda X: torch.linalg.slogdet(X).logabsdet.sum()))
+
+
+def _jax_pair(case: AutodiffCase, A: Array) -> tuple[Fn, Fn] | None:
+    try:
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+        from . import jax as mj
+    except Exception:  # noqa: BLE001 - optional comparison only
+        return None
+    J = jnp.asarray(A)
+    if case.func == "det":
+        gm = jax.jit(jax.grad(lambda X: mj.det(X).sum()))
+        gn = jax.jit(jax.grad(lambda X: jnp.linalg.det(X).sum()))
+    else:
+        gm = jax.jit(jax.grad(lambda X: mj.slogdet(X)[1].sum()))
+        gn = jax.jit(jax.grad(lambda X: jnp.linalg.slogdet(X)[1].sum()))
+    return (lambda: gm(J).block_until_ready(), lambda: gn(J).block_until_ready())
+
+
+def _timed(fn: Fn) -> tuple[float, Any]:
+    time.sleep(SETTLE_S)
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def run_autodiff(
+    quick: bool = False,
+    repeats: int = AUTODIFF_REPEATS,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[AutodiffResult]:
+    """The autodiff group: for each case and framework, matgrad and the
+    framework's own rule timed in interleaved pairs (the order alternating
+    from one repeat to the next) after one warm-up call each, so that both
+    see the same machine load; ``repeats`` is raised to at least 7."""
+    repeats = max(AUTODIFF_REPEATS, repeats)
+    rng = np.random.default_rng(0)
+    results: list[AutodiffResult] = []
+    frameworks = (("pytorch", _torch_pair), ("jax", _jax_pair))
+    total = len(AUTODIFF_CASES) * len(frameworks)
+    step = 0
+    for case in AUTODIFF_CASES:
+        A = case.build(rng, quick)
+        label = case.label(quick)
+        for name, pair in frameworks:
+            if progress:
+                progress(step, total, f"autodiff {name} {label}")
+            step += 1
+            fns = pair(case, A)
+            if fns is None:
+                continue
+            target = case.targets.get(name)
+            try:
+                (fm, gm), (fn_, gn) = _timed(fns[0]), _timed(fns[1])
+                gm, gn = np.asarray(gm), np.asarray(gn)
+                diff = float(np.abs(gm - gn).max() / np.abs(gn).max())
+                tm: list[float] = []
+                tn: list[float] = []
+                for i in range(repeats):
+                    order = ((fns[0], tm), (fns[1], tn))
+                    for fn, into in (order if i % 2 == 0 else order[::-1]):
+                        into.append(_timed(fn)[0])
+            except Exception as exc:  # noqa: BLE001 - reported in the table
+                results.append(AutodiffResult(name, label, [], [], (float("nan"),) * 2,
+                                              target, float("nan"),
+                                              f"{type(exc).__name__}: {exc}"))
+                continue
+            results.append(AutodiffResult(name, label, tm, tn, (fm, fn_), target, diff))
+    if progress:
+        progress(total, total, "done")
+    return results
+
+
+AUTODIFF_HEADERS = ["framework", "workload (forward + backward)", "matgrad s (IQR)",
+                    "framework s (IQR)", "speed-up", "per-pair IQR", "target", "met",
+                    "grad diff"]
+
+
+def autodiff_table(results: list[AutodiffResult]) -> list[list[str]]:
+    """One row per (framework, workload): medians with their IQRs, the ratio
+    of medians, the IQR of the per-pair ratios, the target (``> 1x``:
+    faster in at least three of four pairs; ``>= k``: ratio of medians),
+    and the largest difference between the two gradients relative to the
+    largest entry."""
+    rows = []
+    for r in results:
+        if r.error:
+            rows.append([r.framework, r.workload, "error", "", "", "", "", "", r.error[:60]])
+            continue
+        q = r.pair_quartiles
+        rows.append([
+            r.framework,
+            r.workload,
+            f"{statistics.median(r.matgrad_s):.4g} ({_iqr(r.matgrad_s):.2g})",
+            f"{statistics.median(r.native_s):.4g} ({_iqr(r.native_s):.2g})",
+            f"{r.speedup:.2f}x",
+            f"{q[0]:.2f}-{q[1]:.2f}x",
+            "-" if r.target is None else ("> 1x" if r.target == 1.0 else f">= {r.target:g}x"),
+            {None: "-", True: "yes", False: "MISS"}[r.met],
+            f"{r.grad_diff:.1e}",
+        ])
+    return rows
+
+
+def load_autodiff(text: str) -> list[AutodiffResult]:
+    """The autodiff results of a ``matgrad bench --json`` file (to render the
+    table again without re-running it)."""
+    fields = {f.name for f in dataclasses.fields(AutodiffResult)}
+    out = []
+    for r in json.loads(text).get("autodiff", []):
+        kw = {k: v for k, v in r.items() if k in fields}
+        kw["first_s"] = tuple(kw["first_s"])
+        out.append(AutodiffResult(**kw))
+    return out
+
+
 def machine_info() -> dict[str, Any]:
     import scipy
 
@@ -327,9 +562,13 @@ def table(results: list[Result]) -> list[list[str]]:
     return rows
 
 
-def to_json(results: list[Result]) -> str:
-    return json.dumps({"machine": machine_info(),
-                       "results": [dataclasses.asdict(r) for r in results]}, indent=1)
+def to_json(results: list[Result], autodiff: list[AutodiffResult] | None = None) -> str:
+    out: dict[str, Any] = {"machine": machine_info(),
+                           "results": [dataclasses.asdict(r) for r in results]}
+    if autodiff is not None:
+        out["autodiff"] = [{**dataclasses.asdict(r), "speedup": r.speedup if not r.error
+                            else None, "met": r.met} for r in autodiff]
+    return json.dumps(out, indent=1)
 
 
 def plot(results: list[Result], path: str) -> None:

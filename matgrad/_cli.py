@@ -1,14 +1,17 @@
-"""The ``matgrad`` command: ``backends``, ``check`` (and ``bench``)."""
+"""The ``matgrad`` command: ``backends``, ``check``, ``bench`` and ``warmup``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from ._registry import entries, list_backends
 
 __all__ = ["main"]
+
+T = TypeVar("T")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -35,9 +38,15 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Exit status of ``matgrad check --fuzz`` when hypothesis is not installed.
+EXIT_NO_HYPOTHESIS = 3
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from ._check import run_check
 
+    if args.fuzz is not None:
+        return _cmd_fuzz(args)
     found = entries()
     names = args.backend or [n for n, e in found.items() if e.available]
     for name in names:
@@ -54,7 +63,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             print(f"\r\033[K{msg}", end="", file=sys.stderr, flush=True)
 
-    rows = run_check(names, progress=progress)
+    rows = _quiet_compiles(lambda: run_check(names, progress=progress), "check")
     if sys.stderr.isatty():
         print("\r\033[K", end="", file=sys.stderr)
     table = [
@@ -70,7 +79,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         for r in rows
     ]
     print("errors against 60-digit mpmath references; 'err/allowed' must be <= 1")
-    print("(allowed = backward-stability bound of NUMERICS §4 for each input)\n")
+    print("(allowed = the backward-stability bound for each input)\n")
     print(_table(["backend", "operation", "cases", "err/allowed", "max rel err",
                   "worst case", "status"], table))
     failed = [f"{r.backend} {r.op}: {f}" for r in rows for f in r.failures]
@@ -80,6 +89,70 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print(f"  {f}")
         return 1
     print(f"\nall {sum(r.cases for r in rows)} checks passed")
+    return 0
+
+
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    """``matgrad check --fuzz SECONDS``: hostile inputs until the time is up."""
+    try:
+        from . import _fuzz
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != "hypothesis":
+            raise
+        print("matgrad check --fuzz needs hypothesis, which is not installed:\n"
+              "    pip install 'matgrad[testing]'", file=sys.stderr)
+        return EXIT_NO_HYPOTHESIS
+    import random
+
+    import hypothesis
+
+    found = entries()
+    names: list[str] | None = args.backend or None  # None: every available backend
+    for name in args.backend or []:
+        if name not in found:
+            print(f"matgrad check: unknown backend {name!r}; known: {', '.join(found)}",
+                  file=sys.stderr)
+            return 2
+        if not found[name].available:
+            print(f"matgrad check: backend {name!r} is unavailable: {found[name].reason}",
+                  file=sys.stderr)
+            return 2
+    for what, given, known in (("--op", args.op, _fuzz.OPS), ("--property", args.property,
+                                                                _fuzz.CHECKS)):
+        bad = [g for g in given or [] if g not in known]
+        if bad:
+            print(f"matgrad check: unknown {what} {', '.join(bad)}; known: {', '.join(known)}",
+                  file=sys.stderr)
+            return 2
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    ops = tuple(args.op or _fuzz.OPS)
+    checks = tuple(args.property or _fuzz.CHECKS)
+    print(f"matgrad check --fuzz {args.fuzz:g}: hostile inputs against "
+          f"{', '.join(names) if names else 'every available backend'} "
+          f"(hypothesis {hypothesis.__version__}, --seed {seed})")
+    print(f"properties: {', '.join(checks)}; operations: {', '.join(ops)}")
+
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    result = _fuzz.fuzz(args.fuzz, names, checks=checks, ops=ops, progress=progress, seed=seed)
+    rows = [[b, str(sum(per.values())), ", ".join(f"{k} {v}" for k, v in sorted(per.items()))]
+            for b, per in result.counts.items()]
+    print(f"\n{_table(['backend', 'examples', 'by property'], rows)}")
+    print(f"\n{result.seconds:.1f} s")
+    if result.failure is not None:
+        f = result.failure
+        print(f"\nFAILED: backend {f.backend!r}, operation {f.op}, property {f.check} "
+              "(minimal example after shrinking)")
+        print(f"expected: {f.expected}")
+        print(f"got:      {f.got}")
+        print("\nreproducer (inputs round-trip bit for bit):\n")
+        print(f.reproducer())
+        return 1
+    if result.error is not None:
+        print(f"\nFAILED: {type(result.error).__name__}: {result.error}")
+        return 1
+    print("no failures")
     return 0
 
 
@@ -123,24 +196,84 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             why = found[name].reason if name in found else "unknown"
             print(f"matgrad bench: backend {name!r} cannot run: {why}", file=sys.stderr)
             return 2
-    results = _bench.run_bench(args.backend, quick=args.quick, repeats=args.repeats,
-                               compare=not args.no_compare, progress=_Progress())
+    ops = args.group in ("ops", "all")
+    results = (_bench.run_bench(args.backend, quick=args.quick, repeats=args.repeats,
+                                compare=not args.no_compare, progress=_Progress())
+               if ops else [])
+    autodiff = (_bench.run_autodiff(quick=args.quick, repeats=args.repeats,
+                                    progress=_Progress())
+                if args.group in ("autodiff", "all") else None)
     info = _bench.machine_info()
     print(f"matgrad bench ({'quick' if args.quick else 'full'}) — {info['date']}")
     print(", ".join(f"{k} {v}" for k, v in info.items() if k != "date"))
-    print("median seconds per call after one warm-up call; 'first' is the warm-up "
-          "(includes JIT compilation);\n'speed-up' is the NumPy formula's time over this "
-          "one; '/floor' is this time over the floor's\n")
-    print(_table(["workload", "contestant", "median s", "first s", "speed-up", "/floor",
-                  "note"], _bench.table(results)))
+    if ops:
+        print("median seconds per call after one warm-up call; 'first' is the warm-up "
+              "(includes JIT compilation);\n'speed-up' is the NumPy formula's time over this "
+              "one; '/floor' is this time over the floor's\n")
+        print(_table(["workload", "contestant", "median s", "first s", "speed-up", "/floor",
+                      "note"], _bench.table(results)))
+    if autodiff is not None:
+        print("\nautodiff: forward + backward through matgrad.torch / matgrad.jax against "
+              "the framework's own\nlinalg (jitted for JAX), float64; medians of interleaved "
+              "repeats after one warm-up each;\n'speed-up' is the framework's median over "
+              "matgrad's\n")
+        print(_table(_bench.AUTODIFF_HEADERS, _bench.autodiff_table(autodiff)))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(_bench.to_json(results))
+            fh.write(_bench.to_json(results, autodiff))
         print(f"\nwrote {args.json}")
-    if args.plot:
+    if args.plot and results:
         _bench.plot(results, args.plot)
         print(f"wrote {args.plot}")
     return 0
+
+
+def _quiet_compiles(work: Callable[[], T], command: str) -> T:
+    """``work()`` with its compile warnings summed up in one line on stderr."""
+    import warnings
+
+    from ._backend import CompileWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CompileWarning)
+        result = work()
+    compiles = 0
+    for w in caught:
+        if issubclass(w.category, CompileWarning):
+            compiles += 1
+        else:  # any other warning is shown as usual
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+    if compiles:
+        print(f"matgrad {command}: {compiles} calls waited for kernels to compile (cached for "
+              "later runs; 'matgrad warmup' compiles them ahead of time)", file=sys.stderr)
+    return result
+
+
+def _cmd_warmup(args: argparse.Namespace) -> int:
+    """``matgrad warmup``: compile every kernel into the on-disk cache."""
+    import time
+
+    from ._warmup import parse_dtypes, run_warmup
+
+    try:
+        dtypes = parse_dtypes(args.dtypes)
+    except ValueError as exc:
+        print(f"matgrad warmup: {exc}", file=sys.stderr)
+        return 2
+    found = entries()
+    for name in args.backend or []:
+        if name not in found or not found[name].available:
+            why = found[name].reason if name in found else "unknown"
+            print(f"matgrad warmup: backend {name!r} cannot run: {why}", file=sys.stderr)
+            return 2
+    t0 = time.perf_counter()
+    results = run_warmup(dtypes, args.backend)
+    failed = [r for r in results if r.error]
+    for r in failed:
+        print(f"matgrad warmup: {r.backend} {r.label}: {r.error}", file=sys.stderr)
+    print(f"matgrad warmup: {len(results) - len(failed)} of {len(results)} steps done for "
+          f"{', '.join(map(str, dtypes))} in {time.perf_counter() - t0:.1f} s")
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="check backends against mpmath references")
     p.add_argument("--backend", action="append",
                    help="backend to check (repeatable); default: every available one")
+    p.add_argument("--fuzz", type=float, metavar="SECONDS",
+                   help="instead, run adversarial property-based checks (hypothesis) for "
+                        "about SECONDS; needs 'matgrad[testing]'")
+    p.add_argument("--op", action="append", help="with --fuzz: only this operation (repeatable)")
+    p.add_argument("--property", action="append",
+                   help="with --fuzz: only this property: reference, known, scaling, "
+                        "column-scaling, batch, agreement (repeatable)")
+    p.add_argument("--seed", type=int, help="with --fuzz: random seed (default: a fresh one, "
+                                            "printed)")
     p.set_defaults(func=_cmd_check)
     p = sub.add_parser("bench", help="time every operation side by side")
     p.add_argument("--backend", action="append",
@@ -163,7 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the NumPy formula, PyTorch and JAX")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="write a log-scale chart (matplotlib)")
+    p.add_argument("--group", choices=("ops", "autodiff", "all"), default="ops",
+                   help="ops: every operation against formulas and frameworks (default); "
+                        "autodiff: forward + backward through matgrad.torch / matgrad.jax "
+                        "against torch.linalg / jax.numpy.linalg; all: both")
     p.set_defaults(func=_cmd_bench)
+    p = sub.add_parser("warmup", help="compile every kernel into the on-disk cache")
+    p.add_argument("--dtypes", metavar="LIST",
+                   help="comma-separated dtypes (default: float64,float32,complex64,complex128)")
+    p.add_argument("--backend", action="append",
+                   help="backend to warm up (repeatable); default: every available one")
+    p.set_defaults(func=_cmd_warmup)
     return parser
 
 

@@ -9,16 +9,19 @@ wrong answer or an ``AttributeError`` deep inside matgrad.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ._backend import Backend, array_module_of
+from ._backend import DEFERRABLE, Backend, Defer, array_module_of
 from ._interop import FRAMEWORKS, Framework, framework_of
 from ._registry import entries
-from ._select import BackendLike, resolve
+from ._select import BackendLike, resolve, resolve_call
+
+_log = logging.getLogger("matgrad")
 
 __all__ = ["BackendResultError", "Call", "input_module", "result_dtype"]
 
@@ -229,13 +232,41 @@ class Call:
         # orchestrating backend, with the backend for its pieces resolved here.
         owner = native_backend_for(self.module)
         self.orchestrator = owner if owner is not None and owner.orchestrates else None
+        self.fallback: Backend | None = None  # runs the call if the backend defers
         if self.orchestrator is not None:
             piece = next(x for x in inputs.values() if array_module_of(x) == self.module)
             self.inner = resolve(backend, self.orchestrator.block_module(piece), inner=True)
             self.backend = self.orchestrator
         else:
-            self.backend = resolve(backend, self.module)
+            self.backend, self.fallback = resolve_call(backend, self.module)
         self.xp = self.backend.xp
+
+    def _call_backend(self, op: str, args: tuple[Any, ...]) -> Any:
+        """``op`` on the chosen backend; where ``auto`` chose it and a fallback
+        exists, the backend may raise :class:`Defer` and the fallback runs the
+        call instead.  Which backend ran is logged at debug level."""
+        ran = self.backend
+        deferred: Defer | None = None
+        if self.fallback is None:
+            result = getattr(ran, op)(*args)
+        else:
+            token = DEFERRABLE.set(True)
+            try:
+                result = getattr(ran, op)(*args)
+            except Defer as why:
+                deferred = why
+            finally:
+                DEFERRABLE.reset(token)
+        if deferred is not None and self.fallback is not None:
+            _log.debug("%s: backend %r deferred %s to %r: %s", self.func, ran.name, op,
+                       self.fallback.name, deferred)
+            ran = self.fallback
+            result = getattr(ran, op)(*args)
+        if _log.isEnabledFor(logging.DEBUG):
+            shapes = ", ".join(str(getattr(a, "shape", "?")) for a in args)
+            _log.debug("%s: backend %r ran %s on %s %s", self.func, ran.name, op,
+                       self.dtype, shapes)
+        return result
 
     def orchestrate(self, op: str, shape: Sequence[int], **options: Any) -> Any:
         """Hand the validated call to the orchestrating backend; check that
@@ -261,7 +292,7 @@ class Call:
         the result: of the type of ``args[0]`` (the backend's array type), of
         shape ``shape``, of the call's dtype, sharing no memory with ``args``.
         ``charpoly_deriv`` must return a pair, each part checked so."""
-        result = getattr(self.backend, op)(*args)
+        result = self._call_backend(op, args)
         expected = type(args[0])
         parts = self._parts(op, result, tuple(shape))
         for label, r, want, dtype in parts:

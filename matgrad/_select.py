@@ -6,6 +6,11 @@ comma-separated priority list of names, or ``auto`` (every available backend,
 highest priority first).  Resolution picks the first available backend of the
 list that natively accepts the input's array type, else the first available
 one (the front end then converts through NumPy).
+
+When ``auto`` picked the backend, the next backend in ``auto``'s order that
+takes the same arrays is kept as a fallback: a backend may hand a call to it
+by raising :class:`matgrad.Defer` (the Numba backend does, for a small call
+whose kernel is not compiled yet; see docs/numba.md).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ __all__ = [
     "get_backend",
     "load_backend",
     "resolve",
+    "resolve_call",
     "set_backend",
     "use_backend",
 ]
@@ -151,10 +157,25 @@ def resolve(backend: BackendLike, array_module: str, *, inner: bool = False) -> 
     ``auto``; a selection whose other backends are all unavailable is the
     same error as for an input that is not orchestrated.
     """
+    return _resolve(backend, array_module, inner)[0]
+
+
+def resolve_call(backend: BackendLike, array_module: str) -> tuple[Backend, Backend | None]:
+    """:func:`resolve`, plus the backend that runs the call if the chosen one
+    raises :class:`~matgrad.Defer`: the next backend in ``auto``'s order that
+    takes ``array_module`` natively and does not orchestrate, and only when
+    ``auto`` picked the chosen backend (it is not named in the selection);
+    else None."""
+    return _resolve(backend, array_module, False)
+
+
+def _resolve(
+    backend: BackendLike, array_module: str, inner: bool
+) -> tuple[Backend, Backend | None]:
     if isinstance(backend, Backend):
         if inner and backend.orchestrates:
-            return resolve(None, array_module, inner=True)
-        return backend
+            return _resolve(None, array_module, True)
+        return backend, None
     if backend is None:
         names, origin = _current()
     else:
@@ -164,15 +185,19 @@ def resolve(backend: BackendLike, array_module: str, *, inner: bool = False) -> 
         candidates = [b for b in candidates if not b.orchestrates]
         if not candidates and _only_orchestrators(names):
             if backend is not None:
-                return resolve(None, array_module, inner=True)
+                return _resolve(None, array_module, True)
             names, origin = (AUTO,), f"auto, as {origin} names only orchestrators"
             candidates = [b for b in _candidates(names) if not b.orchestrates]
     if not candidates:
         raise _none_available(names, origin)
-    for b in candidates:
+    for i, b in enumerate(candidates):
         if array_module in b.array_modules:
-            return b
-    return candidates[0]
+            fallback = None
+            if AUTO in names and b.name not in names:  # picked by auto
+                fallback = next((c for c in candidates[i + 1:] if not c.orchestrates
+                                 and array_module in c.array_modules), None)
+            return b, fallback
+    return candidates[0], None
 
 
 def load_backend(name: str | BackendInfo) -> Backend:

@@ -332,6 +332,7 @@ def test_signalling_nan_1x1_charpoly_is_quiet(backend: str) -> None:
     A = np.array([0x7FF0000000000001], dtype=np.uint64).view(np.float64).reshape(1, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.simplefilter("ignore", matgrad.CompileWarning)  # a one-time compile notice
         p, dp = matgrad.charpoly_deriv(A, 0.5, return_value=True, backend=backend)
     assert np.isnan(p) and dp == 1
 
@@ -342,6 +343,7 @@ def test_float32_charpoly_true_overflow_is_quiet(backend: str) -> None:
     A = np.full((65, 65), -4.254940735159905e37, dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.simplefilter("ignore", matgrad.CompileWarning)  # a one-time compile notice
         p, dp = matgrad.charpoly_deriv(A, np.array([-1.0, -1.75], dtype=np.float32),
                                        return_value=True, backend=backend)
     # p = x^64 (x − 65a) overflows float32; with 64 zero eigenvalues a backward error of
@@ -357,6 +359,7 @@ def test_float32_signalling_nan_is_quiet(backend: str, op: str) -> None:
     A.view(np.uint32)[0, 1] = 0x7F800001  # a signalling NaN
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.simplefilter("ignore", matgrad.CompileWarning)  # a one-time compile notice
         args = (A, np.float32(0.5)) if op == "charpoly_deriv" else (A,)
         out = np.asarray(getattr(matgrad, op)(*args, backend=backend))
     if op != "charpoly_deriv":
@@ -370,13 +373,13 @@ def test_float32_signalling_nan_is_quiet(backend: str, op: str) -> None:
 def test_bilinear_overflow_is_quiet(backend: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.simplefilter("ignore", matgrad.CompileWarning)  # a one-time compile notice
         G = np.asarray(matgrad.bilinear_grad(np.array([1e200]), np.array([-1e200]),
                                              backend=backend))
     assert G[0, 0] == -np.inf
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@_xfail(WIDE_EXPONENTS)
 def test_det_grad_wide_exponents_no_false_overflow(backend: str) -> None:
     W = np.array([
         [-2.62753127e-073, -1.41269140e+020, -5.61094865e-062, -5.95414007e+250, 6.28599585e+055],
@@ -390,7 +393,6 @@ def test_det_grad_wide_exponents_no_false_overflow(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@_xfail("det_grad(2^702 A) gives -inf at an entry whose exact cofactor is 0")
 def test_det_grad_no_inf_for_an_exact_zero_cofactor(backend: str) -> None:
     A0 = np.array([[0.0, 0.0, 0.0, 0.25], [0.0, 0.0, 0.0, 0.25], [0.0, 0.25, 0.0, 0.0],
                    [0.0, 0.0, 0.25, 0.25]])
@@ -416,13 +418,9 @@ def test_charpoly_float32_graded_no_false_overflow(backend: str) -> None:
     assert ref.charpoly_exact_error_ratio(p[0], dp[0], A, x[0]).ratio <= 1
 
 
-SINGULAR_DIAGONAL = ("det_grad(diag(0, 1, ..., 1, -1e25, 1e25)) for n >= 32 gives "
-                     "C[1,1] = -5.2e33 (exact 0); in float32 it becomes ±inf")
-
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("n", [12, *(pytest.param(n, marks=_xfail(SINGULAR_DIAGONAL))
-                                     for n in (32, 47, 65))])
+@pytest.mark.parametrize("n", [12, 32, 47, 65])
 def test_det_grad_singular_diagonal_keeps_zero_cofactors(backend: str, n: int) -> None:
     d = np.ones(n)
     d[0], d[-2], d[-1] = 0.0, -1e25, 1e25

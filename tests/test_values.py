@@ -233,3 +233,169 @@ def test_bad_value_results_are_errors(what: str, message: str) -> None:
 def test_bad_logabsdet_dtype_is_an_error() -> None:
     with pytest.raises(matgrad.BackendResultError, match="logabsdet = an array of dtype"):
         matgrad.logdet_grad(np.eye(3)[None], return_value=True, backend=_BadValues("x"))
+
+
+# ------------------------------------------------------------- one pass
+@pytest.mark.parametrize("name", ["numpy", "numba"])
+def test_builtin_backends_take_values_from_their_own_pass(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The NumPy and Numba backends override the value methods (one
+    factorisation, one sum of squares): the host helpers of the base class's
+    defaults are never called."""
+    if name == "numba":
+        pytest.importorskip("numba")
+    from matgrad import _values
+
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("the base-class default ran")
+
+    for helper in ("det_value", "slogdet_value", "frobenius_value"):
+        monkeypatch.setattr(_values, helper, refuse)
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 4, 5, 8, 70):
+        A = rng.standard_normal((3, n, n))
+        matgrad.det_grad(A, return_value=True, backend=name)
+        matgrad.logdet_grad(A, return_value=True, backend=name)
+        matgrad.frobenius_grad(A, return_value=True, backend=name)
+
+
+def _graded(rng: np.random.Generator, n: int, spread: int) -> tuple[np.ndarray, Any]:
+    """``(D₁ M D₂, det)``: a small-integer matrix (well conditioned) between
+    power-of-two diagonals with exponents in ±spread, and its exact
+    determinant ``det M·Π d``; equilibration undoes the grading."""
+    M = rng.integers(-9, 10, size=(n, n)).astype(np.float64) + 10 * np.eye(n)
+    e1 = rng.integers(-spread, spread + 1, n)
+    e2 = rng.integers(-spread, spread + 1, n)
+    A = np.ldexp(1.0, e1)[:, None] * M * np.ldexp(1.0, e2)[None, :]
+    with mpmath.workdps(60):
+        return A, ref_det(M) * mpmath.mpf(2) ** int(e1.sum() + e2.sum())
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 9, 50, 66])
+def test_values_on_every_path(backend: str, n: int) -> None:
+    """Closed forms in and out of their safe range (entries beyond 2^±250),
+    Gauss-Jordan, LAPACK, exponents beyond ±1000 (the host finish of the
+    Numba kernels): the value is the exact determinant to a few ulp and
+    ``log|det|`` matches it; the gradient is the plain call's, bit for bit."""
+    rng = np.random.default_rng(n)
+    cases = [_graded(rng, n, s) for s in (0, 100, 280, 400, 480)]
+    M, dM = cases[0]
+    with mpmath.workdps(60):
+        big = M.copy()
+        big[0] *= 2.0**1000  # a row near the top of the range: det overflows
+        wide = M.copy()
+        wide[0] *= 2.0**1000  # row exponents 2000 apart, det representable
+        wide[1] *= 2.0**-1000
+        cases += [(big, dM * mpmath.mpf(2) ** 1000), (wide, dM)]
+    A = np.stack([a for a, _ in cases])
+    d, C = matgrad.det_grad(A, return_value=True, backend=backend)
+    (s, l), G = matgrad.logdet_grad(A, return_value=True, backend=backend)
+    np.testing.assert_array_equal(_np(C), _np(matgrad.det_grad(A, backend=backend)))
+    np.testing.assert_array_equal(_np(G), _np(matgrad.logdet_grad(A, backend=backend)))
+    d, s, l = _np(d), _np(s), _np(l)
+    for b, (_, want) in enumerate(cases):
+        with mpmath.workdps(60):
+            if abs(want) > mpmath.mpf(2) ** 1024:  # a true overflow
+                assert d[b] == np.inf * float(mpmath.sign(want)), (b, d[b])
+            elif abs(want) < mpmath.mpf(2) ** -1022:  # subnormal or a true underflow
+                assert abs(d[b] - want) <= 2.0**-1074, (b, d[b], want)
+            else:
+                assert _close(d[b], want, 1e-12 * n), (b, d[b], want)
+            assert s[b] == float(mpmath.sign(want))
+            assert abs(l[b] - mpmath.log(abs(want))) <= 1e-12 * max(1, abs(l[b])), b
+
+
+def test_values_singular_and_tiny_pivots(backend: str) -> None:
+    """Duplicated rows (exactly singular, rank n − 1): det and
+    (sign, log|det|) come from one elimination and agree — det is exactly 0
+    where (sign, log|det|) is (0, −inf) and ``A⁻ᵀ`` NaN — and are otherwise
+    of the order of the rounding (relative to the matrix's scale).  A pivot
+    that is tiny but not zero (graded, nonsingular) keeps its true value
+    where the cofactors come from the SVD."""
+    rng = np.random.default_rng(5)
+    for n in (5, 6, 12, 47, 70):
+        A = rng.integers(-4, 5, size=(n, n)).astype(np.float64)
+        A[1] = A[0]
+        d, _ = matgrad.det_grad(A, return_value=True, backend=backend)
+        (s, l), G = matgrad.logdet_grad(A, return_value=True, backend=backend)
+        d, s, l, G = _np(d), _np(s), _np(l), _np(G)
+        singular = bool(np.isnan(G).all())
+        assert (s == 0 and np.isneginf(l)) == singular, n
+        if n > 4:  # closed forms for n ≤ 4; one elimination for det and logdet
+            assert (d == 0) == singular, (n, d, s)
+        scale = np.prod(np.linalg.norm(A, axis=1))  # Hadamard's bound
+        assert abs(d) <= 1e-13 * n * scale, (n, d, scale)
+    # upper triangular with one pivot of 2^-160: nonsingular, det exact
+    T = np.triu(rng.integers(1, 5, size=(6, 6)).astype(np.float64))
+    T[3, 3] = 2.0**-160
+    d, _ = matgrad.det_grad(T, return_value=True, backend=backend)
+    assert _close(_np(d), ref_det(T), 1e-14), (_np(d), ref_det(T))
+
+
+def test_values_do_not_depend_on_the_batch(backend: str) -> None:
+    """A slot's value is the same bits alone, in a batch of hostile
+    neighbours (NaN, inf, zero, singular, 1e300) and in reversed order."""
+    rng = np.random.default_rng(9)
+
+    def values(op: str, A: np.ndarray) -> list[np.ndarray]:
+        v = getattr(matgrad, op)(A, return_value=True, backend=backend)[0]
+        return [_np(p) for p in (v if op == "logdet_grad" else (v,))]
+
+    for n in (2, 3, 4, 6):
+        good = rng.standard_normal((3, n, n))
+        hostile = np.stack([np.full((n, n), np.nan), np.full((n, n), np.inf),
+                            np.zeros((n, n)), np.ones((n, n)), 1e300 * np.eye(n)])
+        batch = np.concatenate([hostile[:2], good, hostile[2:]])
+        for op in ("det_grad", "logdet_grad", "frobenius_grad"):
+            together = values(op, batch)
+            rev = values(op, batch[::-1].copy())
+            for i in range(3):
+                alone = values(op, good[i])
+                for part, want in enumerate(alone):
+                    assert together[part][2 + i].tobytes() == want.tobytes(), (op, n, i)
+                    assert rev[part][len(batch) - 3 - i].tobytes() == want.tobytes(), (op, n, i)
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+@pytest.mark.parametrize("func", ["det", "slogdet", "frobenius_norm"])
+def test_frameworks_factor_once(framework: str, func: str,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forward plus backward through matgrad.torch / matgrad.jax is one
+    backend call that returns value and gradient together: no second
+    factorisation for the backward, no separate value."""
+    pytest.importorskip(framework)
+    from matgrad_numpy import NumpyBackend
+
+    calls: list[str] = []
+    for op in ("det_grad", "logdet_grad", "frobenius_grad", "det_value_grad",
+               "logdet_value_grad", "frobenius_value_grad"):
+        orig = getattr(NumpyBackend, op)
+
+        def counted(self: Any, A: Any, _orig: Any = orig, _op: str = op) -> Any:
+            calls.append(_op)
+            return _orig(self, A)
+
+        monkeypatch.setattr(NumpyBackend, op, counted)
+    A = np.random.default_rng(2).standard_normal((5, 4, 4)) + 4 * np.eye(4)
+    if framework == "torch":
+        import torch
+
+        import matgrad.torch as mt
+
+        t = torch.tensor(A, requires_grad=True)
+        out = getattr(mt, func)(t, backend="numpy")
+        (out[1] if func == "slogdet" else out).sum().backward()
+    else:
+        import jax
+
+        import matgrad.jax as mj
+
+        def loss(a: Any) -> Any:
+            out = getattr(mj, func)(a, backend="numpy")
+            return (out[1] if func == "slogdet" else out).sum()
+
+        with jax.enable_x64(True):
+            jax.grad(loss)(jax.numpy.asarray(A)).block_until_ready()
+    op = {"det": "det", "slogdet": "logdet", "frobenius_norm": "frobenius"}[func]
+    assert calls == [f"{op}_value_grad"]

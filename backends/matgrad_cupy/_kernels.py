@@ -158,7 +158,8 @@ def gauss_jordan(A, out, W, perm, fr, fc, status, inverse_t):  # type: ignore[no
         if A.shape[1] == 4 and not inverse_t and cofactor4_one(A[b], out[b]):
             status[b] = 0  # OK: the guarded 4×4 closed form
         else:
-            status[b] = gauss_jordan_one(A[b], out[b], W[b], perm[b], fr[b], fc[b], inverse_t)
+            status[b] = gauss_jordan_one(A[b], out[b], W[b], perm[b], fr[b], fc[b],
+                                         inverse_t)[0]
 
 
 @cuda.jit

@@ -112,6 +112,27 @@ class DaskBackend(matgrad.Backend):
     def logdet_grad(self, A: np.ndarray) -> np.ndarray:
         return self._eager("logdet_grad", A)  # type: ignore[no-any-return]
 
+    # value and gradient from one pass per block, through the same graphs as
+    # Dask input (not the base class's gradient-then-host-value default)
+    def _eager_values(self, op: str, A: np.ndarray) -> Any:
+        import dask
+        import dask.array as da
+
+        from . import _values
+
+        inner = matgrad._select.resolve(None, "numpy", inner=True).name
+        lazy = da.from_array(A, chunks=_awkward_chunks(A.shape))
+        return dask.compute(*getattr(_values, op)(lazy, inner, A.dtype))
+
+    def frobenius_value_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._eager_values("frobenius_value_grad", X)  # type: ignore[no-any-return]
+
+    def det_value_grad(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._eager_values("det_value_grad", A)  # type: ignore[no-any-return]
+
+    def logdet_value_grad(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._eager_values("logdet_value_grad", A)  # type: ignore[no-any-return]
+
     def charpoly_deriv(self, A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import dask
         import dask.array as da

@@ -8,10 +8,14 @@ lazily, on the first computation, so listing backends stays fast.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 import matgrad
+
+from ._compile import first_use
 
 __all__ = ["NumbaBackend", "matgrad_backend"]
 
@@ -25,6 +29,7 @@ def _settle() -> None:
     ensure()
 
 
+@first_use  # a small call whose kernel is not compiled yet may defer to NumPy
 class NumbaBackend(matgrad.Backend):
     """Numba ``njit(parallel=True)`` kernels; NumPy arrays in and out."""
 
@@ -51,6 +56,13 @@ class NumbaBackend(matgrad.Backend):
         import numba
 
         return f"cpu ({numba.config.NUMBA_NUM_THREADS} threads)"
+
+    def warmup_tasks(
+        self, dtypes: Sequence[np.dtype[Any]]
+    ) -> list[tuple[str, Callable[[], None]]]:
+        from ._compile import warmup_tasks
+
+        return warmup_tasks(self, dtypes)
 
     def frobenius_grad(self, X: np.ndarray) -> np.ndarray:
         from . import _ops
@@ -81,6 +93,25 @@ class NumbaBackend(matgrad.Backend):
 
         _settle()
         return _ops.charpoly_deriv(A, x)
+
+    # value and gradient from one pass (see _values.py)
+    def frobenius_value_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from . import _values
+
+        _settle()
+        return _values.frobenius_value_grad(X)
+
+    def det_value_grad(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from . import _values
+
+        _settle()
+        return _values.det_value_grad(A)
+
+    def logdet_value_grad(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from . import _values
+
+        _settle()
+        return _values.logdet_value_grad(A)
 
 
 @matgrad.hookimpl

@@ -58,5 +58,5 @@ def lu_kernel(A, out, inverse_t, nchunks):  # type: ignore[no-untyped-def]
             if n == 4 and not inverse_t and cofactor4_one(A[b], out[b]):
                 status[b] = OK
             else:
-                status[b] = gauss_jordan_one(A[b], out[b], W, perm, fr, fc, inverse_t)
+                status[b] = gauss_jordan_one(A[b], out[b], W, perm, fr, fc, inverse_t)[0]
     return status

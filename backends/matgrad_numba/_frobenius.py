@@ -22,7 +22,8 @@ not depend on its neighbours, the batch size or the thread count:
   and ``G = (X·2⁻ᵏ) / sqrt(Σ(x·2⁻ᵏ)²)``, so ``‖X‖`` is never formed unscaled.
 
 No temporaries beyond the output and O(rows·chunks) partials.  Every kernel
-is launched through ``_runtime.parallel_call``.
+is launched through ``_runtime.parallel_call``.  :func:`frobenius_norm_grad`
+also returns ``‖X‖_F`` from the very sums ``G`` is divided by.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from numba import prange
 
 from ._runtime import parallel_call
 
-__all__ = ["CHUNK", "bilinear_grad_into", "frobenius_grad"]
+__all__ = ["CHUNK", "bilinear_grad_into", "frobenius_grad", "frobenius_norm_grad"]
 
 CHUNK = 1 << 14
 _FAST_MIN = 1e-280
@@ -196,10 +197,17 @@ def _pow2_factors(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frobenius_grad(X: np.ndarray) -> np.ndarray:
+    return frobenius_norm_grad(X)[1]
+
+
+def frobenius_norm_grad(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(‖X‖_F in float64, X/‖X‖_F)``: ``sqrt(s)`` on the fast path,
+    ``2ᵏ·sqrt(Σ(x·2⁻ᵏ)²)`` on the scaled one, 0 for a zero matrix, inf for an
+    infinite entry and NaN for a NaN (which wins)."""
     B = X.shape[0]
     out = np.empty(X.shape, dtype=X.dtype)
     if X.size == 0:
-        return out
+        return np.zeros(B), out
     rdt = np.dtype(X.dtype).type(0).real.dtype
     flat = np.ascontiguousarray(X).reshape(B, -1).view(rdt)  # complex: re, im, re, …
     res = out.reshape(B, -1).view(rdt)
@@ -211,6 +219,7 @@ def frobenius_grad(X: np.ndarray) -> np.ndarray:
         fast = finite & (s > 0) if single else finite & (s >= _FAST_MIN)
     mode = np.full(B, _FAST, np.int8)
     norm = np.sqrt(np.where(fast, s, 1.0))
+    value = norm
     f1, f2 = ones, ones
     if not fast.all():
         slow = ~fast
@@ -234,8 +243,14 @@ def frobenius_grad(X: np.ndarray) -> np.ndarray:
             action = np.where(scaled, _SCALED_SUMSQ, _SKIP).astype(np.int8)
             t2 = _rowsum(parallel_call(_partials, flat, action, f1, f2, CHUNK))
             norm = np.where(scaled, np.sqrt(np.where(scaled, t2, 1.0)), norm)
+            with np.errstate(over="ignore"):  # a true overflow of ‖X‖_F: inf
+                value = np.where(scaled, np.ldexp(norm, np.where(scaled, k, 0)), norm)
+        with np.errstate(invalid="ignore"):
+            # an inf entry: s (float32) or the maximum is inf; NaN wins
+            nonfinite = s if single else absmax
+            value = np.where(bad, nonfinite, np.where(zero, 0.0, value))
     parallel_call(_write, flat, res, mode, norm, f1, f2, CHUNK)
-    return out
+    return value, out
 
 
 @nb.njit(parallel=True, cache=True)

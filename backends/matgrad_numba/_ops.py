@@ -6,7 +6,7 @@ import numpy as np
 import scipy.linalg
 from matgrad_numpy import _charpoly as np_charpoly
 from matgrad_numpy import _cofactor as np_cofactor
-from matgrad_numpy._scaling import mantissa_product, narrow, work_dtype
+from matgrad_numpy._scaling import mantissa_product, narrow, widen, work_dtype
 
 from . import _charpoly, _cofactor, _frobenius
 from ._runtime import chunks, parallel_call
@@ -30,7 +30,7 @@ def bilinear_grad(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _lu_path(A: np.ndarray, inverse_t: bool) -> tuple[np.ndarray, np.ndarray]:
-    W = A.astype(work_dtype(A.dtype), copy=False)
+    W = widen(A)
     out = np.empty_like(W)
     status = parallel_call(_cofactor.lu_kernel, W, out, inverse_t, chunks())
     return out, status
@@ -41,7 +41,7 @@ def det_grad(A: np.ndarray) -> np.ndarray:
     if n == 1:
         return np.ones_like(A)
     if n <= 3:
-        W = A.astype(work_dtype(A.dtype), copy=False)
+        W = widen(A)
         C = np.empty_like(W)
         parallel_call(_cofactor.closed_form, W, C)
         return narrow(C, A.dtype)

@@ -39,6 +39,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import _compile
+
 __all__ = ["FALLBACK", "chunks", "describe", "ensure", "layer", "parallel_call"]
 
 #: The layer matgrad chooses when TBB cannot be loaded and the user chose none.
@@ -185,10 +187,13 @@ def describe() -> str:
 
 def parallel_call(fn: Callable[..., Any], *args: Any) -> Any:
     """Launch a Numba kernel: the one entry point for every kernel call of
-    this backend.  Settles the threading layer first and serialises the
+    this backend.  Settles the threading layer first, checks that the kernel
+    is compiled or cached for these arguments (else defers the call, or
+    announces the compile: see ``_compile.prepare``), and serialises the
     launch when that layer needs it."""
     if _state["layer"] is None:
         ensure()
+    args = _compile.prepare(fn, args)  # compiled, cached, or not yet: see _compile.py
     if _state["serialise"]:
         with _launch_lock:
             return fn(*args)

@@ -321,7 +321,10 @@ def equilibrate_one(A, W, fr, fc):  # type: ignore[no-untyped-def]
 
 @device(inline=True)
 def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-untyped-def]
-    """One matrix: returns OK, FALLBACK or NONFINITE; fills ``out`` when OK.
+    """One matrix: returns ``(status, dm, de)`` with status OK, FALLBACK or
+    NONFINITE; fills ``out`` when OK.  ``det A = dm·2^de`` from the same
+    elimination's pivots (OK, or NONFINITE at an exactly zero pivot with
+    ``inverse_t``: then ``dm = 0``); ``dm`` is NaN when no value was formed.
 
     Power-of-two equilibration ``Ã = D_r A D_c`` (always, decided from this
     matrix alone), then in-place Gauss-Jordan inversion with partial pivoting
@@ -332,9 +335,10 @@ def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-unt
     ``C`` that does not depend on a huge row keeps all its bits.
     """
     n = A.shape[0]
+    nan = A[0, 0] * 0 + math.nan  # of A's type: "no value"
     status, cmax, rsum, csum = equilibrate_one(A, W, fr, fc)
     if status != OK:
-        return status
+        return status, nan, 0
     for i in range(n):
         perm[i] = i
     # every |ã_ij| < 1 (each part), so the pivot test is absolute
@@ -357,9 +361,9 @@ def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-unt
         piv = W[k, k]
         if inverse_t:
             if piv == 0:
-                return NONFINITE
+                return NONFINITE, dm - dm, 0  # singular: det = +0 exactly
         elif abs(piv) <= tol:
-            return FALLBACK
+            return FALLBACK, nan, 0
         dm = dm * piv
         mag = abs(dm)
         if mag > 1e150 or mag < 1e-150:
@@ -406,8 +410,8 @@ def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-unt
         for j in range(n):
             v = out[i, j]
             if v != v:
-                return FALLBACK
-    return OK
+                return FALLBACK, nan, 0
+    return OK, dm, de - rsum - csum
 
 
 @device(inline=True)
@@ -447,7 +451,9 @@ def hyman_point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
             h = H[i, j]
             s -= h * v[j]
             ds -= h * dv[j]
-        hsub = sub[i] if i > 0 else H[0, 0] * 0
+        # sub[0] is 0 by construction: the top block always closes at i = 0,
+        # even when H holds NaN (H[0, 0]·0 would be NaN and skip the close)
+        hsub = sub[i]
         if hsub == 0:
             # block [i, end] done: p_b = s·Πh·2^S, p′_b = ds·Πh·2^S.  p and p′
             # keep exponents of their own (their ratio in the scaled problem

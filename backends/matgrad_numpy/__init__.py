@@ -11,8 +11,8 @@ import scipy
 import matgrad
 
 from ._charpoly import charpoly_deriv
-from ._cofactor import det_grad, logdet_grad
-from ._frobenius import frobenius_grad
+from ._cofactor import det_grad, det_value_grad, logdet_grad, logdet_value_grad
+from ._frobenius import frobenius_grad, frobenius_value_grad
 
 __all__ = ["NumpyBackend", "matgrad_backend"]
 
@@ -32,7 +32,9 @@ class NumpyBackend(matgrad.Backend):
         return frobenius_grad(X)
 
     def bilinear_grad(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        out: np.ndarray = np.multiply(x[:, :, None], y[:, None, :])
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            # a product that truly overflows is inf, silently, as on every backend
+            out: np.ndarray = np.multiply(x[:, :, None], y[:, None, :])
         return out
 
     def det_grad(self, A: np.ndarray) -> np.ndarray:
@@ -45,6 +47,16 @@ class NumpyBackend(matgrad.Backend):
         self, A: np.ndarray, x: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         return charpoly_deriv(A, x)
+
+    # value and gradient from one pass (one factorisation, one sum of squares)
+    def frobenius_value_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return frobenius_value_grad(X)
+
+    def det_value_grad(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return det_value_grad(A)
+
+    def logdet_value_grad(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return logdet_value_grad(A)
 
 
 @matgrad.hookimpl

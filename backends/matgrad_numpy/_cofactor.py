@@ -14,6 +14,19 @@ LAPACK ``getrf``/``getri`` per matrix for large ``n``), and
 mantissa·2ᵉ and mapped back entry by entry.  Slots whose elimination shows a
 pivot ``|u_kk| ≤ c·n·eps`` go to the SVD adjugate, which is right for every
 matrix, singular or not.  See docs/numerics.md.
+
+Values (``det_value_grad``, ``logdet_value_grad``) come from the same data:
+``det = Σ_j a_0j·C_0j`` on the closed-form paths where every nonzero entry
+lies within 2^±300 (2^±250 for n = 4), so that no product over- or
+underflows (other slots: the equilibrated closed form, or the elimination);
+``det = sign(P)·Π u_kk·2^-(Σr+Σc)`` from the elimination's pivots, as
+mantissa·2ᵉ, also for the slots whose cofactors come from the SVD (``d·Π σ_i``
+only where the elimination broke down); ``(sign, log|det|)`` from the pivots
+of the same elimination, which also gives ``A⁻ᵀ``.  So ``det`` is exactly 0,
+``(sign, log|det|)`` is ``(0, −inf)`` and ``A⁻ᵀ`` is NaN together, where that
+elimination meets an exactly zero pivot; an exactly singular matrix whose
+rounded elimination does not (duplicated rows can leave a residual of the
+order of eps) gives a value of that order, as ``numpy.linalg.det`` does.
 """
 
 from __future__ import annotations
@@ -31,15 +44,26 @@ from ._scaling import (
     magnitude,
     mantissa_product,
     narrow,
-    work_dtype,
+    widen,
 )
 
-__all__ = ["LAPACK_MIN_N", "LU", "det_grad", "logdet_grad", "lu_batched"]
+__all__ = [
+    "LAPACK_MIN_N",
+    "LU",
+    "det_grad",
+    "det_value_grad",
+    "equilibrated_small_det",
+    "logdet_grad",
+    "logdet_value_grad",
+    "lu_batched",
+    "slogdet_from_mantissa",
+]
 
 #: From this size on, LAPACK per matrix beats the vectorised NumPy LU.
 LAPACK_MIN_N = 48
 #: Pivot threshold constant c in |u_kk| ≤ c·n·eps·max|a_ij|.
 TINY_PIVOT_C = 4.0
+_LN2 = float(np.log(2.0))
 
 
 def _finite_slots(A: np.ndarray) -> np.ndarray:
@@ -75,13 +99,97 @@ def _closed_form_equilibrated(A: np.ndarray) -> np.ndarray:
 
 def _small_det_grad(A: np.ndarray) -> np.ndarray:
     # float32 products are exact in float64: compute there, round once.
-    W = A.astype(work_dtype(A.dtype), copy=False)
+    return narrow(_small_det_grad_wide(widen(A)), A.dtype)
+
+
+def _small_det_grad_wide(W: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         C = _closed_form(W)
         redo = ~np.isfinite(C).all(axis=(1, 2)) & _finite_slots(W)
         if redo.any():
             C[redo] = _closed_form_equilibrated(W[redo])
-    return narrow(C, A.dtype)
+    return C
+
+
+# ---------------------------------------------------------------- values
+def _row_expansion(W: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """``Σ_j a_0j·C_0j`` per slot, summed left to right."""
+    d: np.ndarray = W[:, 0, 0] * C[:, 0, 0]
+    for j in range(1, W.shape[-1]):
+        d = d + W[:, 0, j] * C[:, 0, j]
+    return d
+
+
+def _in_range(W: np.ndarray, k: int) -> np.ndarray:
+    """Per slot: every entry finite, and every nonzero real or imaginary part
+    within [2⁻ᵏ, 2ᵏ), so that products of up to ``1000 // k`` entries neither
+    over- nor underflow.  In blocks: no full-size temporary."""
+    B = W.shape[0]
+    parts = W.reshape(B, -1)
+    if np.iscomplexobj(parts):
+        parts = parts.view(parts.real.dtype)
+    ok = np.empty(B, dtype=bool)
+    step = max(1, BLOCK // parts.shape[1])
+    lo, hi = 2.0**-k, 2.0**k
+    for s in range(0, B, step):
+        mag = np.abs(parts[s:s + step])
+        ok[s:s + step] = ((mag < hi) & ((mag >= lo) | (mag == 0))).all(axis=1)
+    return ok
+
+
+def equilibrated_small_det(W: np.ndarray) -> np.ndarray:
+    """``det`` of finite 2×2 or 3×3 matrices by the closed form on
+    ``Ã = D_r W D_c``: ``det W = det Ã·2^-(Σr+Σc)``, over- or underflowing
+    only where the true value does."""
+    with np.errstate(all="ignore"):
+        At, r, c = _equilibrate(W)
+        d = _row_expansion(At, _closed_form(At))
+        return ldexp(d, -(r.sum(axis=1) + c.sum(axis=1)))
+
+
+def _small_det_value(W: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """``det`` beside the closed-form cofactors ``C`` of ``W`` (n = 2, 3): the
+    expansion along row 0 of ``C`` where no product can over- or underflow,
+    else (rare) the equilibrated closed form; NaN for a non-finite slot."""
+    with np.errstate(all="ignore"):
+        d = _row_expansion(W, C)
+        redo = np.flatnonzero(~_in_range(W, 300))
+        if redo.size:
+            Wr = W[redo]
+            fin = _finite_slots(Wr)
+            dr = np.full(redo.size, np.nan, dtype=W.dtype)
+            if fin.any():
+                dr[fin] = equilibrated_small_det(Wr[fin])
+            d[redo] = dr
+    return d
+
+
+def det_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(det A, C)`` from one pass (see the module docstring); ``C`` is
+    bit-identical to :func:`det_grad`'s."""
+    n = A.shape[-1]
+    W = widen(A)
+    with np.errstate(all="ignore"):
+        if n == 1:
+            d = np.where(_finite_slots(W), W[:, 0, 0], np.nan)
+            return narrow(d, A.dtype), np.ones_like(A)
+        if n <= 3:
+            C = _small_det_grad_wide(W)
+            return narrow(_small_det_value(W, C), A.dtype), narrow(C, A.dtype)
+        if n == 4:
+            C, ok = _cofactor4(W)
+            d = _row_expansion(W, C)
+            rest = np.flatnonzero(~ok)
+            if rest.size:
+                C[rest], d[rest] = _det_grad_general(W[rest])
+            # accepted closed form, but products of 4 entries may leave the
+            # range: the value from the elimination (the cofactors stay)
+            far = np.flatnonzero(ok & ~_in_range(W, 250))
+            if far.size:
+                d[far] = _det_grad_general(W[far])[1]
+            return narrow(d, A.dtype), narrow(C, A.dtype)
+        C, d = _det_grad_general(W)
+        return narrow(d, A.dtype), narrow(C, A.dtype)
 
 
 # ---------------------------------------------------------------- LU
@@ -189,8 +297,12 @@ def _lu_lapack(A: np.ndarray) -> LU:
 
 
 # ---------------------------------------------------------------- SVD
-def _svd_cofactor(A: np.ndarray, extra_exp: np.ndarray) -> np.ndarray:
-    """``C(A)·2^extra_exp`` (``extra_exp`` per entry) from the SVD, any rank.
+def _svd_cofactor(
+    A: np.ndarray, extra_exp: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(C(A)·2^extra_exp, dm, de)`` (``extra_exp`` per entry) from the SVD,
+    any rank, with ``det A ≈ d·Π σ_i = dm·2^de`` from the same SVD (0 where
+    ``C`` is 0 for numerical rank ≤ n − 2).
 
     ``A = U Σ Vᴴ`` ⇒ ``adj(A) = det(U) det(Vᴴ) V diag(π) Uᴴ`` with
     ``π_i = Π_{j≠i} σ_j``, so ``C = adj(A)ᵀ = d · conj(U) diag(π) conj(Vᴴ)``.
@@ -220,7 +332,16 @@ def _svd_cofactor(A: np.ndarray, extra_exp: np.ndarray) -> np.ndarray:
     emax = np.where(nonzero_pi.any(axis=1), emax, 0)
     pi = np.where(nonzero_pi, np.ldexp(np.exp2(tot_log), tot_e - emax[:, None]), 0.0)
     core = np.matmul(U.conj() * pi[:, None, :], Vh.conj())
-    return ldexp(core * d[:, None, None], emax[:, None, None] + extra_exp)
+    # Entries below the SVD's own normwise error (c·n·eps·max|core|) are
+    # rounding noise: flushed to exact zeros, which is as accurate, and
+    # keeps the per-entry exponents of a strongly equilibrated matrix from
+    # blowing that noise up into ±inf where the true cofactor is 0 (e.g. a
+    # diagonal with a zero and entries from 1e-200 to 1e200).
+    mag = magnitude(core)
+    core[mag <= TINY_PIVOT_C * n * np.finfo(np.float64).eps * mag.max(axis=(1, 2),
+                                                                        keepdims=True)] = 0
+    sm, se = mantissa_product(s)
+    return ldexp(core * d[:, None, None], emax[:, None, None] + extra_exp), d * sm, se
 
 
 # ---------------------------------------------------------------- public
@@ -367,33 +488,37 @@ def det_grad(A: np.ndarray) -> np.ndarray:
         return np.ones_like(A)
     if n <= 3:
         return _small_det_grad(A)
-    W = A.astype(work_dtype(A.dtype), copy=False)
+    W = widen(A)
     with np.errstate(all="ignore"):
         if n == 4:
             C, ok = _cofactor4(W)
             rest = np.flatnonzero(~ok)
             if rest.size:
-                C[rest] = _det_grad_general(W[rest])
+                C[rest] = _det_grad_general(W[rest])[0]
             return narrow(C, A.dtype)
-        return narrow(_det_grad_general(W), A.dtype)
+        return narrow(_det_grad_general(W)[0], A.dtype)
 
 
-def _det_grad_general(W: np.ndarray) -> np.ndarray:
+def _det_grad_general(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(C, det)`` by the equilibrated elimination (SVD for tiny pivots);
+    NaN for slots with a non-finite entry."""
     with np.errstate(all="ignore"):
         rmax = _abs_maxima(W, 2)
         finite = np.isfinite(rmax).all(axis=1)
         if finite.all():
             return _det_grad_finite(W, rmax)
         C = np.full(W.shape, np.nan, dtype=W.dtype)
+        d = np.full(W.shape[0], np.nan, dtype=W.dtype)
         idx = np.flatnonzero(finite)
         if idx.size:
-            C[idx] = _det_grad_finite(W[idx], rmax[idx])
-    return C
+            C[idx], d[idx] = _det_grad_finite(W[idx], rmax[idx])
+    return C, d
 
 
-def _det_grad_finite(W: np.ndarray, rmax: np.ndarray) -> np.ndarray:
+def _det_grad_finite(W: np.ndarray, rmax: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = W.shape[-1]
     At, r, c = _equilibrate(W, rmax)
+    g = -(r.sum(axis=1) + c.sum(axis=1))  # det A = det Ã · 2^g
     f = lu_batched(At)
     pivots = f.pivots()
     # every |ã_ij| < 1 after equilibration (complex: each part), so the
@@ -403,19 +528,32 @@ def _det_grad_finite(W: np.ndarray, rmax: np.ndarray) -> np.ndarray:
     good = np.flatnonzero(~tiny)
     bad = np.flatnonzero(tiny)
     if bad.size == 0:  # the common case: no copies of the factors
-        out = _lu_cofactor(f, pivots, r, c)
+        out, m, e = _lu_cofactor(f, pivots, r, c)
+        d = ldexp(m, e + g)
         bad = np.flatnonzero(_has_nan(out))
     else:
         out = np.empty_like(At)
+        d = np.empty(W.shape[0], dtype=W.dtype)
         if good.size:
-            out[good] = _lu_cofactor(f.take(good), pivots[good], r[good], c[good])
+            out[good], m, e = _lu_cofactor(f.take(good), pivots[good], r[good], c[good])
+            d[good] = ldexp(m, e + g[good])
             bad = np.union1d(bad, good[_has_nan(out[good])])
     if bad.size:
         # C(A)_ij = C(Ã)_ij · 2^(r_i + c_j − Σr − Σc)
         shift = (r[bad][:, :, None] + c[bad][:, None, :]
                  - (r[bad].sum(axis=1) + c[bad].sum(axis=1))[:, None, None])
-        out[bad] = _svd_cofactor(At[bad], shift)
-    return out
+        out[bad], sm, se = _svd_cofactor(At[bad], shift)
+        # det still from the elimination's pivots: for a graded matrix they
+        # carry it far more accurately than Π σ (whose smallest σ is only
+        # accurate to eps·σ₁), and det is 0 exactly where logdet_grad, from
+        # the same elimination, says singular.  Π σ only where the
+        # elimination broke down.
+        m, e = mantissa_product(pivots[bad])
+        m = m * f.sign[bad]
+        broke = ~np.isfinite(m)
+        m[broke], e[broke] = sm[broke], se[broke]
+        d[bad] = ldexp(m, e + g[bad])
+    return out, d
 
 
 def _has_nan(out: np.ndarray) -> np.ndarray:
@@ -424,20 +562,41 @@ def _has_nan(out: np.ndarray) -> np.ndarray:
     return np.isnan(out).any(axis=(1, 2))  # type: ignore[no-any-return]
 
 
-def _lu_cofactor(f: LU, pivots: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``C(A) = det(Ã)·Ã⁻ᵀ`` rescaled to ``A``: entry ``(i, j)`` carries
-    ``2^(e + r_i + c_j − Σr − Σc)`` with ``det(Ã) = m·2^e``."""
+def _lu_cofactor(
+    f: LU, pivots: np.ndarray, r: np.ndarray, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(C(A), dm, de)``: ``C(A) = det(Ã)·Ã⁻ᵀ`` rescaled to ``A``, entry
+    ``(i, j)`` carrying ``2^(e + r_i + c_j − Σr − Σc)``, with
+    ``det(Ã) = dm·2^de`` (``dm = sign(P)·m``)."""
     inv = f.inverse()
     m, e = mantissa_product(pivots)
     g = e - r.sum(axis=1) - c.sum(axis=1)
-    return _scale_entries(inv.transpose(0, 2, 1), m * f.sign, g, r, c)
+    dm = m * f.sign
+    return _scale_entries(inv.transpose(0, 2, 1), dm, g, r, c), dm, e
 
 
 def logdet_grad(A: np.ndarray) -> np.ndarray:
-    _B, _n, _ = A.shape
-    W = A.astype(work_dtype(A.dtype), copy=False)
+    return _logdet(A, value=False)[0]
+
+
+def logdet_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sign, log|det A|, A⁻ᵀ)`` from one elimination; ``G`` bit-identical
+    to :func:`logdet_grad`'s.  ``det Ã = sign(P)·Π u_kk = m·2ᵉ``, so
+    ``log|det A| = log|m| + (e − Σr − Σc)·ln 2``, never over- or underflowing;
+    sign 0 and −inf for an exactly zero pivot, NaN for a non-finite entry."""
+    G, values = _logdet(A, value=True)
+    assert values is not None
+    return values[0], values[1], G
+
+
+def _logdet(
+    A: np.ndarray, value: bool
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """``(A⁻ᵀ, (sign, log|det A|) if value else None)``."""
+    W = widen(A)
     with np.errstate(all="ignore"):
-        At, r, c = _equilibrate(W)
+        rmax = _abs_maxima(W, 2)
+        At, r, c = _equilibrate(W, rmax)
         f = lu_batched(At)
         pivots = f.pivots()
         ok = np.flatnonzero(np.isfinite(pivots).all(axis=1) & (pivots != 0).all(axis=1))
@@ -448,6 +607,29 @@ def logdet_grad(A: np.ndarray) -> np.ndarray:
             inv = sub.inverse().transpose(0, 2, 1)
             one = np.ones(ok.size)
             G[ok] = _scale_entries(inv, one, np.zeros(ok.size, np.int64), r[ok], c[ok]).conj()
-    return narrow(G, A.dtype)
+        G = narrow(G, A.dtype)
+        if not value:
+            return G, None
+        m, e = mantissa_product(pivots)
+        m = m * f.sign
+        sign, logabs = slogdet_from_mantissa(m, e - r.sum(axis=1) - c.sum(axis=1))
+        bad = ~np.isfinite(rmax).all(axis=1)
+        sign[bad] = np.nan
+        logabs[bad] = np.nan
+    return G, (narrow(sign, A.dtype), narrow(logabs, np.empty(0, A.dtype).real.dtype))
+
+
+def slogdet_from_mantissa(m: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(sign, log|x|)`` in the wide dtypes of ``x = m·2ᵉ`` (``m`` of modest
+    magnitude): ``(0, −inf)`` for ``m = 0``, NaN for a non-finite ``m``."""
+    with np.errstate(all="ignore"):
+        absm = np.abs(m)
+        nonzero = absm > 0
+        sign = np.where(nonzero, m / np.where(nonzero, absm, 1.0), m * 0)
+        logabs = np.log(absm) + e * _LN2
+        bad = ~np.isfinite(m)
+        sign = np.where(bad, np.nan, sign).astype(m.dtype)
+        logabs = np.where(bad, np.nan, logabs)
+    return sign, logabs
 
 

@@ -20,6 +20,10 @@ Streaming, blocked passes over the flattened real ``(B, L)`` batch:
 Every decision is per row, from that row's values alone, and a row's sums
 do not depend on the other rows, so a slot's result is the same in any batch.
 Temporaries are block-sized (``BLOCK`` elements) plus O(B) scalars.
+
+:func:`frobenius_value_grad` returns ``‖X‖_F`` from the very sums that
+``G`` is divided by: ``sqrt(s)`` on the fast path, ``2ᵏ·sqrt(Σ(x·2⁻ᵏ)²)`` on
+the slow one, 0 for a zero matrix, inf for an infinite entry, NaN for a NaN.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 
 from ._scaling import BLOCK, exponent_of_max, ldexp
 
-__all__ = ["frobenius_grad"]
+__all__ = ["frobenius_grad", "frobenius_value_grad"]
 
 _FAST_MIN = 1e-280  # below this, squares of small entries may have underflowed
 
@@ -82,14 +86,23 @@ def _abs_max(block: np.ndarray) -> np.ndarray:
 
 def frobenius_grad(X: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        return _frobenius_grad(X)
+        return _frobenius_grad(X)[1]
 
 
-def _frobenius_grad(X: np.ndarray) -> np.ndarray:
+def frobenius_value_grad(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(‖X‖_F, X/‖X‖_F)`` from one pass; the norm in ``X``'s real dtype."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        norm, G = _frobenius_grad(X)
+        rdt = np.empty(0, X.dtype).real.dtype
+        return norm.astype(rdt), G
+
+
+def _frobenius_grad(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(‖X‖_F in float64, G)``."""
     B = X.shape[0]
     out = np.empty(X.shape, dtype=X.dtype)
     if X.size == 0:
-        return out
+        return np.zeros(B), out
     rdt = np.dtype(X.dtype).type(0).real.dtype
     flat = np.ascontiguousarray(X).reshape(B, -1).view(rdt)  # complex: re, im, re, …
     res = out.reshape(B, -1).view(rdt)
@@ -102,8 +115,9 @@ def _frobenius_grad(X: np.ndarray) -> np.ndarray:
     norm = np.sqrt(np.where(fast, s, 1.0))
     _divide_into(res, flat, norm)
     if not fast.all():
-        _slow_rows(res, flat, np.flatnonzero(~fast), s if rdt == np.float32 else None)
-    return out
+        slow = np.flatnonzero(~fast)
+        norm[slow] = _slow_rows(res, flat, slow, s if rdt == np.float32 else None)
+    return norm, out
 
 
 def _divide_into(out: np.ndarray, X: np.ndarray, norm: np.ndarray) -> None:
@@ -112,9 +126,11 @@ def _divide_into(out: np.ndarray, X: np.ndarray, norm: np.ndarray) -> None:
         out[pos, cols] = np.divide(X[pos, cols], norm[pos, None], dtype=np.float64)
 
 
-def _slow_rows(out: np.ndarray, X: np.ndarray, rows: np.ndarray, s: np.ndarray | None) -> None:
+def _slow_rows(out: np.ndarray, X: np.ndarray, rows: np.ndarray,
+               s: np.ndarray | None) -> np.ndarray:
     """The always-safe path for ``rows``; ``s`` (float32 input only) is their
-    exact-enough sum of squares, which settles zero and non-finite rows."""
+    exact-enough sum of squares, which settles zero and non-finite rows.
+    Returns the rows' norms: ``2ᵏ·t``, 0, inf (an infinite entry) or NaN."""
     if s is not None:
         absmax = np.where(np.isfinite(s[rows]), s[rows], np.nan)
     else:
@@ -133,3 +149,8 @@ def _slow_rows(out: np.ndarray, X: np.ndarray, rows: np.ndarray, s: np.ndarray |
         g = np.divide(ldexp(X[sel, cols], -k[pos, None]), t[pos, None], dtype=np.float64)
         g[bad[pos]] = np.nan
         out[sel, cols] = g
+    # NaN beats inf: the sums and maxima propagate NaN; an inf entry alone
+    # gives an infinite sum or maximum
+    nonfinite = absmax if s is None else s[rows]
+    norm: np.ndarray = np.where(bad, nonfinite, np.where(zero, 0.0, ldexp(t, k)))
+    return norm

@@ -1,0 +1,380 @@
+"""First use of the Numba kernels: in memory, in the on-disk cache, or not yet.
+
+Numba compiles a kernel for each signature (dtype, layout, read-only flag of
+every argument) on its first launch, in seconds, and stores the result in its
+on-disk cache (``__pycache__`` next to the sources, or ``$NUMBA_CACHE_DIR``)
+for later processes.  Before every launch, :func:`prepare` (called by
+``_runtime.parallel_call``, the one launch path) finds out, without compiling,
+whether the signature is compiled in this process or present in the cache
+index, under the very key Numba will look up (which includes the Numba
+version, the CPU name and features and the kernel's source file).  Each
+(kernel, signature) is checked once per process.
+
+When it is neither, the call's *policy* decides:
+
+* ``defer``: raise :class:`matgrad.Defer`, so that the front end runs the
+  call on the next backend of ``auto`` (NumPy).  Only where ``auto`` picked
+  this backend and the call's inputs hold at most :data:`SMALL_MAX_ELEMENTS`
+  elements: for such a call the NumPy code path takes milliseconds, a compile
+  seconds.  The rule looks at nothing but the operation, the dtype and size of
+  the inputs, the path that ``n`` selects and the cache state.
+* ``compile`` (any other call): Numba compiles; the first such launch of a
+  call issues one :class:`matgrad.CompileWarning` with the expected wait.
+* ``quiet`` (``matgrad warmup``): Numba compiles, nothing is said.
+
+Arguments that a kernel only reads are passed read-only whatever the
+caller's flags (:data:`READ_ONLY_ARGS`), so that one compiled signature
+serves writable and read-only inputs.  See docs/numba.md for the
+measurements behind the threshold and the waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import logging
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, TypeVar
+
+import numpy as np
+
+import matgrad
+
+__all__ = [
+    "EXPECTED_SECONDS",
+    "OPERATIONS",
+    "READ_ONLY_ARGS",
+    "SMALL_MAX_ELEMENTS",
+    "cache_dir",
+    "dispatchers",
+    "first_use",
+    "in_disk_cache",
+    "prepare",
+    "quiet",
+    "warmup_tasks",
+]
+
+_log = logging.getLogger("matgrad")
+
+#: Under ``auto``, a call whose inputs hold at most this many elements runs on
+#: the NumPy backend while its kernel is not compiled (neither in memory nor
+#: in the on-disk cache).  Measured (docs/numba.md): at this size the NumPy
+#: code path of every operation took at most about 14 ms (about 10 ms more
+#: than the compiled kernel), while a cold compile takes 1 to 24 s.  Read at
+#: call time.
+SMALL_MAX_ELEMENTS = 1 << 16
+
+#: Expected compile time in seconds of each kernel, per dtype kind (real,
+#: complex), measured with an empty cache on a 2-core x86-64 machine; used
+#: for the wait announced by :class:`matgrad.CompileWarning`.
+EXPECTED_SECONDS: dict[str, tuple[float, float]] = {
+    "_partials": (2.0, 2.0),  # complex Frobenius runs on the real view
+    "_write": (1.0, 1.0),
+    "bilinear_grad_into": (1.0, 1.5),
+    "closed_form": (18.0, 24.0),
+    "lu_kernel": (11.0, 18.0),
+    "hessenberg": (2.0, 2.5),
+    "hyman": (6.0, 9.0),
+    "closed_form_value": (23.0, 24.0),
+    "lu_value_kernel": (20.0, 22.0),
+}
+#: Arguments (by position) that a kernel only reads.  They are always passed
+#: read-only, so that one compiled signature serves a writable array and a
+#: read-only one (the front end's canonical arrays are often read-only views,
+#: JAX arrays always are), instead of one compile for each.
+READ_ONLY_ARGS: dict[str, tuple[int, ...]] = {
+    "_partials": (0,),
+    "_write": (0,),
+    "bilinear_grad_into": (0, 1),
+    "closed_form": (0,),
+    "lu_kernel": (0,),
+    "closed_form_value": (0,),
+    "lu_value_kernel": (0,),
+}
+#: Kernels that a call launches after the given one (added to its estimate).
+_FOLLOWERS = {"_partials": ("_write",), "hessenberg": ("hyman",)}
+_DEFAULT_SECONDS = 5.0
+
+DEFER, COMPILE, QUIET = "defer", "compile", "quiet"
+
+
+@dataclass
+class _Policy:
+    op: str
+    mode: str
+    size: int
+    warned: bool = False
+
+
+_policy: contextvars.ContextVar[_Policy | None] = contextvars.ContextVar(
+    "matgrad_numba_policy", default=None
+)
+_lock = threading.Lock()
+_ready: set[tuple[Any, ...]] = set()  # (kernel, argument fingerprints) known compiled
+_absent: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # ... not on disk: their signatures
+
+
+@functools.cache
+def _fingerprinter() -> Callable[[Any], Any] | None:
+    """Numba's C-level argument fingerprint (what its dispatcher caches
+    argument types by): microseconds, where computing the types takes tens."""
+    try:
+        from numba._dispatcher import compute_fingerprint
+    except ImportError:  # pragma: no cover - other numba versions
+        return None
+    return compute_fingerprint
+
+
+def _key(fn: Any, args: Sequence[Any]) -> tuple[Any, ...]:
+    fingerprint = _fingerprinter()
+    if fingerprint is not None:
+        try:
+            return (fn, *map(fingerprint, args))
+        except (TypeError, ValueError):
+            pass
+    return (fn, *_signature(fn, args))
+
+
+def _signature(fn: Any, args: Sequence[Any]) -> tuple[Any, ...]:
+    """The argument types Numba compiles ``fn`` for, as its dispatcher computes them."""
+    return tuple(fn.typeof_pyval(a) for a in args)
+
+
+def in_disk_cache(fn: Any, sig: tuple[Any, ...]) -> bool:
+    """Whether Numba's on-disk cache holds ``fn`` compiled for ``sig`` for this
+    machine, looked up under the key Numba's own cache uses (signature, CPU
+    name and features, bytecode; the index is stale when the source file
+    changed or Numba's version differs).  Reads the small index file only."""
+    cache = getattr(fn, "_cache", None)
+    if cache is None or not getattr(cache, "_enabled", False):
+        return False
+    try:
+        key = cache._index_key(sig, fn.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception as exc:  # noqa: BLE001 - unreadable cache or changed internals
+        _log.debug("matgrad: could not read Numba's cache index for %s: %r",
+                   getattr(fn, "__name__", fn), exc)
+        return False
+
+
+def cache_dir(fn: Any) -> str:
+    """Where Numba caches ``fn`` (for messages)."""
+    return str(getattr(getattr(fn, "_cache", None), "cache_path", "") or
+               os.environ.get("NUMBA_CACHE_DIR", "__pycache__"))
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Compile whatever is needed, silently (``matgrad warmup``)."""
+    token = _policy.set(_Policy("warmup", QUIET, 0))
+    try:
+        yield
+    finally:
+        _policy.reset(token)
+
+
+def _expected(name: str, complex_: bool) -> float:
+    total = 0.0
+    for k in (name, *_FOLLOWERS.get(name, ())):
+        secs = EXPECTED_SECONDS.get(k)
+        total += _DEFAULT_SECONDS if secs is None else secs[complex_]
+    return total
+
+
+def _dtype_of(args: Sequence[Any]) -> str:
+    for a in args:
+        if isinstance(a, np.ndarray) and a.dtype.kind in "fc":
+            return str(a.dtype)
+    return "?"
+
+
+def _stacklevel() -> int:
+    """``warnings.warn``'s stacklevel for the first frame outside matgrad and
+    its backends (so that the warning names the user's line)."""
+    inside = (os.path.dirname(os.path.abspath(matgrad.__file__)),
+              os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    frame: FrameType | None = sys._getframe(2)  # the caller of _warn: stacklevel 2 in _warn
+    level = 2
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, matgrad.CompileWarning, stacklevel=_stacklevel())
+
+
+def _read_only(a: Any) -> Any:
+    if isinstance(a, np.ndarray) and a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def prepare(fn: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Before launching kernel ``fn``: ``args`` with the arguments it only
+    reads made read-only (see :data:`READ_ONLY_ARGS`).  If ``fn`` is neither
+    compiled for them in this process nor cached on disk, by the running
+    policy: raise :class:`matgrad.Defer`, announce the compile, or let it
+    happen quietly."""
+    name = getattr(fn, "__name__", str(fn))
+    frozen = READ_ONLY_ARGS.get(name)
+    if frozen:
+        args = tuple(_read_only(a) if i in frozen else a for i, a in enumerate(args))
+    key = _key(fn, args)
+    if key in _ready:
+        return args
+    sig = _absent.get(key)  # not on disk when last looked (the index is read once)
+    first_look = sig is None
+    if sig is None:
+        sig = _signature(fn, args)
+    if sig in fn.overloads or (first_look and in_disk_cache(fn, sig)):
+        with _lock:
+            _ready.add(key)
+        return args
+    with _lock:
+        _absent[key] = sig
+    pol = _policy.get()
+    mode = COMPILE if pol is None else pol.mode
+    dtype = _dtype_of(args)
+    op = pol.op if pol is not None else name
+    if mode == DEFER:
+        assert pol is not None
+        raise matgrad.Defer(
+            f"Numba kernel {name} for {dtype} is not compiled yet (neither in memory nor "
+            f"in the on-disk cache) and the input is small ({pol.size} ≤ "
+            f"{SMALL_MAX_ELEMENTS} elements)"
+        )
+    if mode == COMPILE and not (pol is not None and pol.warned):
+        if pol is not None:
+            pol.warned = True
+        secs = _expected(name, dtype.startswith("complex"))
+        message = (
+            f"matgrad: the Numba backend compiles its {op} kernel ({name}) for {dtype} "
+            f"before this call can run: expect about {secs:.0f} s, once.  Compiled "
+            f"kernels are cached in {cache_dir(fn)} for later processes; run "
+            "'matgrad warmup' to compile them all ahead of time"
+        )
+        _log.debug("%s", message)
+        _warn(message)
+    # launched next: compiled (or loaded) by Numba, then in memory
+    with _lock:
+        _ready.add(key)
+    return args
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The canonical operations of a backend whose first use is watched.
+OPERATIONS = (
+    "frobenius_grad",
+    "bilinear_grad",
+    "det_grad",
+    "logdet_grad",
+    "charpoly_deriv",
+    "frobenius_value_grad",
+    "det_value_grad",
+    "logdet_value_grad",
+)
+
+
+def _watched(op: str, method: F) -> F:
+    @functools.wraps(method)
+    def run(self: Any, *args: Any) -> Any:
+        if _policy.get() is not None:  # nested (a value method calling a gradient one)
+            return method(self, *args)
+        size = sum(int(getattr(a, "size", 1)) for a in args)
+        small = size <= SMALL_MAX_ELEMENTS and matgrad.Backend.may_defer()
+        token = _policy.set(_Policy(op, DEFER if small else COMPILE, size))
+        try:
+            return method(self, *args)
+        finally:
+            _policy.reset(token)
+
+    return run  # type: ignore[return-value]
+
+
+C = TypeVar("C", bound=type)
+
+
+def first_use(cls: C) -> C:
+    """Class decorator: every canonical operation of ``cls`` (its own or
+    inherited) runs under the first-use policy described in this module."""
+    for op in OPERATIONS:
+        method = getattr(cls, op, None)
+        if method is not None:
+            setattr(cls, op, _watched(op, method))
+    return cls
+
+
+def dispatchers() -> list[Any]:
+    """Every Numba dispatcher defined in this package's loaded modules."""
+    from numba.core.dispatcher import Dispatcher
+
+    found: list[Any] = []
+    for name, module in list(sys.modules.items()):
+        if name.startswith(__package__ + ".") and module is not None:
+            for value in vars(module).values():
+                if isinstance(value, Dispatcher) and value not in found:
+                    found.append(value)
+    return found
+
+
+def _sample(dtype: np.dtype[Any], *shape: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape)
+    if dtype.kind == "c":
+        a = a + 1j * rng.standard_normal(shape)
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _inputs(dtype: np.dtype[Any]) -> list[tuple[str, str, tuple[np.ndarray, ...]]]:
+    """(label, operation, canonical inputs) covering every kernel path."""
+    A3, A6 = _sample(dtype, 2, 3, 3), _sample(dtype, 2, 6, 6)
+    X = _sample(dtype, 2, 3, 4)
+    x, y = _sample(dtype, 2, 3), _sample(dtype, 2, 4)
+    pts = _sample(dtype, 2, 3)
+    return [
+        ("frobenius_grad", "frobenius_grad", (X,)),
+        ("bilinear_grad", "bilinear_grad", (x, y)),
+        ("det_grad n ≤ 3", "det_grad", (A3,)),
+        ("det_grad n ≥ 4", "det_grad", (A6,)),
+        ("logdet_grad", "logdet_grad", (A6,)),
+        ("charpoly_deriv", "charpoly_deriv", (A6, pts)),
+        ("values", "frobenius_value_grad", (X,)),
+        ("values", "det_value_grad", (A3,)),
+        ("values", "det_value_grad", (A6,)),
+        ("values", "logdet_value_grad", (A6,)),
+    ]
+
+
+def warmup_tasks(backend: Any, dtypes: Sequence[np.dtype[Any]]) -> list[
+        tuple[str, Callable[[], None]]]:
+    """One task per (dtype, operation path): run it on a small input with
+    compiling allowed and silent, so that every kernel lands in the on-disk
+    cache (inputs that kernels only read are passed read-only whatever the
+    caller's flags, so these signatures are those of every later call)."""
+    grouped: dict[tuple[str, str], list[tuple[str, tuple[np.ndarray, ...]]]] = {}
+    for dt in dtypes:
+        dtype = np.dtype(dt)
+        for label, op, args in _inputs(dtype):
+            if getattr(backend, op, None) is not None:
+                grouped.setdefault((str(dtype), label), []).append((op, args))
+
+    def task(items: list[tuple[str, tuple[np.ndarray, ...]]]) -> Callable[[], None]:
+        def run() -> None:
+            with quiet(), np.errstate(all="ignore"):
+                for op, args in items:
+                    getattr(backend, op)(*args)
+
+        return run
+
+    return [(f"numba {label} {dt}", task(items)) for (dt, label), items in grouped.items()]
