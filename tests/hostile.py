@@ -258,3 +258,16 @@ def check_slot_independent_of_batch(backend: Any, sizes: tuple[int, ...] = (2, 3
                                 assert _same(_np(t)[i], _np(a)[0]), (name, n, dtype, i)
                         else:
                             assert _same(_np(together)[i], _np(alone)[0]), (name, n, dtype, i)
+
+
+#: The checks that run the same on every backend and on the CUDA simulator
+#: (the simulator runs check_slot_independent_of_batch with small sizes).
+KERNEL_CHECKS = [
+    check_huge_row_keeps_other_cofactors,
+    check_row_scaling_is_exact,
+    check_subnormal_matrix,
+    check_complex_beyond_dbl_max,
+    check_charpoly_structured,
+    check_charpoly_far_points,
+    check_charpoly_graded_triangular,
+]

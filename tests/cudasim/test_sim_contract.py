@@ -91,15 +91,7 @@ def test_large_n_goes_to_the_host_path() -> None:
                                matgrad.det_grad(A, backend="numpy"), rtol=1e-12)
 
 
-HOSTILE = [
-    hostile.check_huge_row_keeps_other_cofactors,
-    hostile.check_row_scaling_is_exact,
-    hostile.check_subnormal_matrix,
-    hostile.check_complex_beyond_dbl_max,
-    hostile.check_charpoly_structured,
-    hostile.check_charpoly_far_points,
-    hostile.check_charpoly_graded_triangular,
-]
+HOSTILE = hostile.KERNEL_CHECKS
 
 
 @pytest.mark.parametrize("check", HOSTILE, ids=lambda f: f.__name__.removeprefix("check_"))
