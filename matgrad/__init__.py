@@ -11,13 +11,12 @@ from ._api import (
     frobenius_grad,
     logdet_grad,
 )
-from ._backend import Backend, BackendInfo, CompileWarning, Defer
+from ._backend import Backend, BackendInfo, CompileWarning, Defer, ModuleBackend
 from ._frontend import BackendResultError
 from ._hooks import hookimpl, hookspec
 from ._registry import list_backends, refresh_backends
 from ._select import get_backend, load_backend, set_backend, use_backend
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "Backend",
@@ -25,6 +24,7 @@ __all__ = [
     "BackendResultError",
     "CompileWarning",
     "Defer",
+    "ModuleBackend",
     "__version__",
     "bilinear_grad",
     "charpoly",

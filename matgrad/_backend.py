@@ -13,14 +13,24 @@ from __future__ import annotations
 import abc
 import contextvars
 import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Backend", "BackendInfo", "CompileWarning", "Defer", "array_module_of"]
+from ._operations import METHODS, Method
+
+__all__ = [
+    "Backend",
+    "BackendInfo",
+    "CompileWarning",
+    "Defer",
+    "ModuleBackend",
+    "array_module_of",
+]
 
 
 class CompileWarning(UserWarning):
@@ -63,7 +73,7 @@ def array_module_of(x: object) -> str:
     return "numpy" if module == "builtins" else module
 
 
-class Backend(abc.ABC):
+class Backend(abc.ABC):  # noqa: B024 - abstract methods attached from the table below
     """Abstract base class of every matgrad backend.
 
     Subclasses set the class attributes :attr:`name`, :attr:`priority` and
@@ -138,73 +148,16 @@ class Backend(abc.ABC):
         return np.asarray(y)
 
     # -- canonical operations --------------------------------------------
-    @abc.abstractmethod
-    def frobenius_grad(self, X: Any) -> Any:
-        """``X (B, m, n)`` → ``X / ‖X‖_F`` per matrix, same shape and dtype."""
+    # The abstract canonical methods (frobenius_grad, bilinear_grad,
+    # det_grad, logdet_grad, charpoly_deriv) and the value-and-gradient
+    # methods with their host defaults (frobenius_value_grad,
+    # det_value_grad, logdet_value_grad) are attached below from the
+    # operation table (matgrad._operations.METHODS), with its signatures
+    # and documentation.
 
-    @abc.abstractmethod
-    def bilinear_grad(self, x: Any, y: Any) -> Any:
-        """``x (B, m)``, ``y (B, n)`` → ``x yᵀ`` of shape ``(B, m, n)``."""
-
-    @abc.abstractmethod
-    def det_grad(self, A: Any) -> Any:
-        """``A (B, n, n)``, ``n ≥ 1`` → cofactor matrices ``(B, n, n)``."""
-
-    @abc.abstractmethod
-    def logdet_grad(self, A: Any) -> Any:
-        """``A (B, n, n)``, ``n ≥ 1`` → ``A⁻ᵀ`` (``A⁻ᴴ`` if complex) ``(B, n, n)``."""
-
-    @abc.abstractmethod
-    def charpoly_deriv(self, A: Any, x: Any) -> tuple[Any, Any]:
-        """``A (B, n, n)``, ``n ≥ 1``, ``x (B, K)`` → ``(p, p′)``, each ``(B, K)``.
-
-        ``p(x) = det(xI − A)``.  ``A`` and ``x`` share one dtype.  A matrix is
-        reduced at most once per call, never once per point.
-        """
-
-    # -- value and gradient from one pass ----------------------------------
-    # Defaults, correct for every backend: the canonical gradient from the
-    # backend plus an overflow-safe value computed on the host with NumPy
-    # (see :mod:`matgrad._values`).  A backend that can take the value from
-    # the factorisation it already made (one pass, no host round trip)
-    # overrides them.
-    def frobenius_value_grad(self, X: Any) -> tuple[Any, Any]:
-        """``X (B, m, n)`` → ``(‖X‖_F (B,), X / ‖X‖_F (B, m, n))``.
-
-        The norm has ``X``'s real dtype (float32 for complex64) and is the
-        true value: inf or 0 only where ‖X‖_F itself over- or underflows.
-        """
-        from ._values import frobenius_value
-
-        G = self.frobenius_grad(X)
-        norm = frobenius_value(np.ascontiguousarray(self.to_numpy(X)))
-        return self._native_like(norm, G), G
-
-    def det_value_grad(self, A: Any) -> tuple[Any, Any]:
-        """``A (B, n, n)``, ``n ≥ 1`` → ``(det A (B,), cofactor (B, n, n))``.
-
-        ``det`` has ``A``'s dtype and is the true value to rounding: 0 where
-        the factorisation meets an exactly zero pivot, inf or 0 only where
-        the true value over- or underflows.
-        """
-        from ._values import det_value
-
-        C = self.det_grad(A)
-        det = det_value(np.ascontiguousarray(self.to_numpy(A)))
-        return self._native_like(det, C), C
-
-    def logdet_value_grad(self, A: Any) -> tuple[Any, Any, Any]:
-        """``A (B, n, n)``, ``n ≥ 1`` → ``(sign (B,), log|det A| (B,), A⁻ᵀ)``.
-
-        ``sign`` has ``A``'s dtype (unit modulus for complex, 0 when ``A`` is
-        singular), ``log|det A|`` its real dtype (−inf when singular); the
-        gradient is as :meth:`logdet_grad`.
-        """
-        from ._values import slogdet_value
-
-        G = self.logdet_grad(A)
-        sign, logabs = slogdet_value(np.ascontiguousarray(self.to_numpy(A)))
-        return self._native_like(sign, G), self._native_like(logabs, G), G
+    #: Names of the canonical methods, in table order: what the front end
+    #: may call on a backend.
+    methods: ClassVar[tuple[str, ...]] = tuple(METHODS)
 
     def _native_like(self, values: np.ndarray, like: Any) -> Any:
         """A host result as an array of the type of ``like`` (this backend's)."""
@@ -228,6 +181,100 @@ class Backend(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<matgrad backend {self.name!r}>"
+
+
+def _signature(m: Method) -> inspect.Signature:
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    params += [P(a, P.POSITIONAL_OR_KEYWORD, annotation=Any) for a in m.args]
+    return inspect.Signature(params, return_annotation=Any)
+
+
+def _named(fn: Callable[..., Any], m: Method, owner: type) -> Callable[..., Any]:
+    fn.__name__ = m.name
+    fn.__qualname__ = f"{owner.__name__}.{m.name}"
+    fn.__doc__ = m.doc
+    fn.__signature__ = _signature(m)  # type: ignore[attr-defined]
+    return fn
+
+
+def _abstract_method(m: Method) -> Callable[..., Any]:
+    def method(self: Backend, *args: Any) -> Any:
+        raise NotImplementedError(f"{self.name} does not implement {m.name}")
+
+    return abc.abstractmethod(_named(method, m, Backend))
+
+
+def _host_value_method(m: Method) -> Callable[..., Any]:
+    """Default of a value method: the backend's gradient, and the values
+    computed from the canonical input on the host with NumPy (overflow-safe,
+    see :mod:`matgrad._values`), returned in the gradient's array type."""
+    assert m.host_value is not None
+    host_value = m.host_value
+
+    def method(self: Backend, *args: Any) -> Any:
+        grad = getattr(self, m.gradient)(*args)
+        values = host_value(np.ascontiguousarray(self.to_numpy(args[0])))
+        return (*(self._native_like(v, grad) for v in values), grad)
+
+    return _named(method, m, Backend)
+
+
+for _m in METHODS.values():
+    setattr(Backend, _m.name, _abstract_method(_m) if _m.required else _host_value_method(_m))
+abc.update_abstractmethods(Backend)
+
+
+class ModuleBackend(Backend):
+    """A backend whose canonical methods are functions of Python modules.
+
+    Each canonical method ``name(self, *args)`` runs :meth:`before_launch`,
+    then ``module.name(*args, *self.launch_args())`` from the first of
+    :attr:`operation_modules` that defines ``name``.  Value methods that no
+    module defines keep :class:`Backend`'s host defaults.  The modules are
+    imported at the first call, so listing backends imports nothing heavy.
+    """
+
+    #: Modules searched, in order, for a function named after each method.
+    operation_modules: ClassVar[tuple[str, ...]] = ()
+
+    def before_launch(self) -> None:
+        """Called before every canonical method (e.g. to settle a runtime)."""
+
+    def launch_args(self) -> tuple[Any, ...]:
+        """Extra trailing arguments of every operation function (e.g. a device)."""
+        return ()
+
+    def operation(self, name: str) -> Callable[..., Any] | None:
+        """The function implementing canonical method ``name``, or None."""
+        for module_name in self.operation_modules:
+            fn = getattr(importlib.import_module(module_name), name, None)
+            if fn is not None:
+                return fn  # type: ignore[no-any-return]
+        return None
+
+
+def _delegating_method(m: Method) -> Callable[..., Any]:
+    default = getattr(Backend, m.name)
+
+    def method(self: ModuleBackend, *args: Any) -> Any:
+        fn = self.operation(m.name)
+        if fn is None:
+            if m.required:
+                raise NotImplementedError(
+                    f"{self.name}: no function {m.name} in {', '.join(self.operation_modules)}"
+                )
+            return default(self, *args)
+        self.before_launch()
+        return fn(*args, *self.launch_args())
+
+    return _named(method, m, ModuleBackend)
+
+
+for _m in METHODS.values():
+    setattr(ModuleBackend, _m.name, _delegating_method(_m))
+abc.update_abstractmethods(ModuleBackend)
+del _m
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import _api
+from ._operations import OPERATIONS, Workload
 from ._registry import entries
 
 __all__ = [
@@ -51,59 +52,9 @@ Array = np.ndarray
 Fn = Callable[[], Any]
 
 
-@dataclass
-class Workload:
-    """One timed problem: builds its inputs, names its floor."""
-
-    op: str
-    label: str
-    build: Callable[[np.random.Generator], tuple[Any, ...]]
-    floor: str  # "copy", "fill" or "inv"
-    quick_label: str = ""
-    quick_build: Callable[[np.random.Generator], tuple[Any, ...]] | None = None
-
-
-def _mats(B: int, n: int) -> Callable[[np.random.Generator], tuple[Any, ...]]:
-    return lambda r: (r.standard_normal((B, n, n)),)
-
-
-def _well(n: int) -> Callable[[np.random.Generator], tuple[Any, ...]]:
-    # well conditioned: I + G/(2√n)
-    return lambda r: (np.eye(n) + r.standard_normal((n, n)) / (2 * np.sqrt(n)),)
-
-
-def _vecs(B: int, m: int, n: int) -> Callable[[np.random.Generator], tuple[Any, ...]]:
-    if B == 1:
-        return lambda r: (r.standard_normal(m), r.standard_normal(n))
-    return lambda r: (r.standard_normal((B, m)), r.standard_normal((B, n)))
-
-
-def _points(n: int, k: int) -> Callable[[np.random.Generator], tuple[Any, ...]]:
-    return lambda r: (_well(n)(r)[0], r.standard_normal(k))
-
-
-WORKLOADS: list[Workload] = [
-    Workload("frobenius_grad", "4096x4096", lambda r: (r.standard_normal((4096, 4096)),),
-             "copy", "1024x1024", lambda r: (r.standard_normal((1024, 1024)),)),
-    Workload("frobenius_grad", "200000x8x8", _mats(200_000, 8), "copy",
-             "20000x8x8", _mats(20_000, 8)),
-    Workload("bilinear_grad", "4096x4096", _vecs(1, 4096, 4096), "fill",
-             "1024x1024", _vecs(1, 1024, 1024)),
-    Workload("bilinear_grad", "200000x16x16", _vecs(200_000, 16, 16), "fill",
-             "20000x16x16", _vecs(20_000, 16, 16)),
-    Workload("det_grad", "1000000x3x3", _mats(1_000_000, 3), "copy",
-             "100000x3x3", _mats(100_000, 3)),
-    Workload("det_grad", "200000x4x4", _mats(200_000, 4), "copy", "20000x4x4", _mats(20_000, 4)),
-    Workload("det_grad", "20000x16x16", _mats(20_000, 16), "copy",
-             "2000x16x16", _mats(2_000, 16)),
-    Workload("det_grad", "1000x1000", _well(1000), "inv", "300x300", _well(300)),
-    Workload("det_grad", "2000x2000", _well(2000), "inv", "500x500", _well(500)),
-    Workload("charpoly_deriv", "200x200, 1000 pts", _points(200, 1000), "",
-             "100x100, 100 pts", _points(100, 100)),
-    Workload("charpoly_deriv", "50x50, 10000 pts", _points(50, 10_000), "",
-             "50x50, 1000 pts", _points(50, 1000)),
-    Workload("charpoly_deriv", "1000x1000, 1 pt", _points(1000, 1), "",
-             "300x300, 1 pt", _points(300, 1)),
+#: Every benchmark workload of the operation table: (operation, workload).
+WORKLOADS: list[tuple[str, Workload]] = [
+    (op.name, w) for op in OPERATIONS.values() for w in op.workloads
 ]
 
 
@@ -114,25 +65,8 @@ def _matgrad(op: str, args: tuple[Any, ...], backend: str) -> Fn:
 
 
 def _numpy_formula(op: str, args: tuple[Any, ...]) -> Fn:
-    import numpy.linalg as la
-
-    if op == "frobenius_grad":
-        (X,) = args
-        return lambda: X / np.sqrt((X * X).sum(axis=(-2, -1), keepdims=True))
-    if op == "bilinear_grad":
-        x, y = args
-        return lambda: x[..., :, None] * y[..., None, :]
-    if op == "det_grad":
-        (A,) = args
-        return lambda: la.det(A)[..., None, None] * np.swapaxes(la.inv(A), -1, -2)
-    (A, x) = args
-    eye = np.eye(A.shape[-1])
-
-    def charpoly() -> Any:
-        M = x[:, None, None] * eye - A
-        return la.det(M) * np.trace(la.inv(M), axis1=-2, axis2=-1)
-
-    return charpoly
+    textbook = OPERATIONS[op].textbook
+    return lambda: textbook(*args)
 
 
 def _torch(op: str, args: tuple[Any, ...]) -> Fn | None:
@@ -157,7 +91,12 @@ def _torch(op: str, args: tuple[Any, ...]) -> Fn | None:
             A = ts[0].detach().requires_grad_(True)
             torch.linalg.det(A).sum().backward()
             return A.grad
-    else:
+    elif op == "logdet_grad":
+        def f() -> Any:
+            A = ts[0].detach().requires_grad_(True)
+            torch.linalg.slogdet(A).logabsdet.sum().backward()
+            return A.grad
+    else:  # charpoly_deriv
         def f() -> Any:
             A, x0 = ts
             x = x0.detach().requires_grad_(True)
@@ -190,6 +129,9 @@ def _jax(op: str, args: tuple[Any, ...]) -> Fn | None:
     if op == "det_grad":
         g = jax.jit(jax.grad(lambda A: jnp.linalg.det(A).sum()))
         return lambda: g(js[0]).block_until_ready()
+    if op == "logdet_grad":
+        g = jax.jit(jax.grad(lambda A: jnp.linalg.slogdet(A)[1].sum()))
+        return lambda: g(js[0]).block_until_ready()
     A, x = js
     eye = jnp.eye(A.shape[-1])
     g = jax.jit(jax.grad(lambda x: jnp.linalg.det(x[:, None, None] * eye - A).sum()))
@@ -221,81 +163,105 @@ class Result:
     repeats: int
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: quartiles of the repeats (the interquartile range is q3_s − q1_s)
+    q1_s: float = float("nan")
+    q3_s: float = float("nan")
 
 
-#: Pause before each contestant: thread pools of the previous one (OpenBLAS,
-#: PyTorch, XLA) spin for a while after their last call and would steal the
-#: cores of a small machine from the next contestant's threads.
+#: Pause before each timed call: thread pools of the previous contestant
+#: (OpenBLAS, PyTorch, XLA) spin for a while after their last call and would
+#: steal the cores of a small machine from the next contestant's threads.
 SETTLE_S = 0.3
+#: The same pause in quick runs (shorter: a quick run trades some noise for
+#: minutes).
+SETTLE_QUICK_S = 0.1
+#: Interleaved rounds per workload, at least: every contestant is timed once
+#: per round, so that a noisy stretch of the machine hits all of them alike.
+MIN_REPEATS = 7
+
+_FLOOR_NAMES = {"copy": "floor: X.copy()", "fill": "floor: np.full",
+                "inv": "floor: scipy.linalg.inv"}
 
 
-def _time(fn: Fn, repeats: int, budget_s: float) -> tuple[float, float, int]:
-    time.sleep(SETTLE_S)
+def _contestants(
+    op: str, w: Workload, args: tuple[Any, ...], names: Sequence[str], compare: bool
+) -> list[tuple[str, Fn]]:
+    """(name, zero-argument call) of everything timed on one workload."""
+    found: list[tuple[str, Fn | None]] = [
+        (f"matgrad[{n}]", _matgrad(op, args, n)) for n in names
+    ]
+    if compare:
+        found += [("numpy formula", _numpy_formula(op, args)), ("pytorch", _torch(op, args)),
+                  ("jax", _jax(op, args))]
+    found.append((_FLOOR_NAMES.get(w.floor, "floor"), _floor(w.floor, op, args)))
+    return [(name, fn) for name, fn in found if fn is not None]
+
+
+def _timed_call(fn: Fn, settle_s: float) -> float:
+    time.sleep(settle_s)
     t0 = time.perf_counter()
     fn()
-    first = time.perf_counter() - t0
-    times: list[float] = []
-    while len(times) < repeats:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if sum(times) > budget_s and len(times) >= 1:
-            break
-    return statistics.median(times), first, len(times)
+    return time.perf_counter() - t0
+
+
+def _quartiles(times: Sequence[float]) -> tuple[float, float, float]:
+    if len(times) < 2:
+        return times[0], times[0], times[0]
+    q1, q2, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def _run_workload(
+    op: str, label: str, contestants: list[tuple[str, Fn]], repeats: int, settle_s: float
+) -> list[Result]:
+    """First call of each contestant (compilation, caches), then ``repeats``
+    interleaved rounds; medians and quartiles per contestant."""
+    first: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for name, fn in contestants:
+        try:
+            first[name] = _timed_call(fn, settle_s)
+        except Exception as exc:  # noqa: BLE001 - a formula that raises is reported
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    live = [(name, fn) for name, fn in contestants if name not in errors]
+    times: dict[str, list[float]] = {name: [] for name, _ in live}
+    for _ in range(repeats):
+        for name, fn in live:
+            times[name].append(_timed_call(fn, settle_s))
+    results = []
+    for name, _ in contestants:
+        if name in errors:
+            results.append(Result(op, label, name, float("nan"), float("nan"), 0, errors[name]))
+            continue
+        q1, med, q3 = _quartiles(times[name])
+        results.append(Result(op, label, name, med, first[name], len(times[name]),
+                              q1_s=q1, q3_s=q3))
+    return results
 
 
 def run_bench(
     backends: Sequence[str] | None = None,
     quick: bool = False,
-    repeats: int = 5,
+    repeats: int = MIN_REPEATS,
     compare: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Result]:
+    """Every workload of the operation table, its contestants interleaved."""
     found = entries()
     names = list(backends) if backends else [n for n, e in found.items() if e.available]
     rng = np.random.default_rng(0)
-    plan: list[tuple[Workload, str]] = []
-    extra = ["numpy formula", "pytorch", "jax", "floor"] if compare else ["floor"]
-    for w in WORKLOADS:
-        for c in [*(f"matgrad[{n}]" for n in names), *extra]:
-            plan.append((w, c))
+    settle_s = SETTLE_QUICK_S if quick else SETTLE_S
     results: list[Result] = []
-    built: dict[str, tuple[Any, ...]] = {}
-    budget = 2.0 if quick else 10.0
-    for i, (w, contestant) in enumerate(plan):
+    for i, (op, w) in enumerate(WORKLOADS):
         label = w.quick_label if quick else w.label
         if progress:
-            progress(i, len(plan), f"{w.op} {label}: {contestant}")
-        key = f"{w.op} {label}"
-        if key not in built:
-            built.clear()  # one workload's inputs in memory at a time
-            build = (w.quick_build or w.build) if quick else w.build
-            built[key] = build(rng)
-        args = built[key]
-        fn: Fn | None
-        if contestant.startswith("matgrad["):
-            fn = _matgrad(w.op, args, contestant[8:-1])
-        elif contestant == "numpy formula":
-            fn = _numpy_formula(w.op, args)
-        elif contestant == "pytorch":
-            fn = _torch(w.op, args)
-        elif contestant == "jax":
-            fn = _jax(w.op, args)
-        else:
-            fn = _floor(w.floor, w.op, args)
-            contestant = {"copy": "floor: X.copy()", "fill": "floor: np.full",
-                          "inv": "floor: scipy.linalg.inv"}.get(w.floor, contestant)
-        if fn is None:
-            continue
-        try:
-            med, first, n = _time(fn, repeats, budget)
-        except Exception as exc:  # noqa: BLE001 - a formula that raises is reported
-            results.append(Result(w.op, label, contestant, float("nan"), float("nan"), 0,
-                                  f"{type(exc).__name__}: {exc}"))
-            continue
-        results.append(Result(w.op, label, contestant, med, first, n))
+            progress(i, len(WORKLOADS), f"{op} {label}")
+        args = (w.quick_build if quick else w.build)(rng)  # one workload in memory at a time
+        contestants = _contestants(op, w, args, names, compare)
+        results += _run_workload(op, label, contestants, repeats, settle_s)
+        del args, contestants
     if progress:
-        progress(len(plan), len(plan), "done")
+        progress(len(WORKLOADS), len(WORKLOADS), "done")
     return results
 
 
@@ -538,7 +504,8 @@ def machine_info() -> dict[str, Any]:
 
 
 def table(results: list[Result]) -> list[list[str]]:
-    """Rows: workload, contestant, median, first call, × NumPy formula, × floor."""
+    """Rows: workload, contestant, median [interquartile range], first call,
+    speed-up over the NumPy formula, multiple of the floor (ratios of medians)."""
     rows = []
     for key in dict.fromkeys((r.op, r.workload) for r in results):
         group = [r for r in results if (r.op, r.workload) == key]
@@ -552,7 +519,7 @@ def table(results: list[Result]) -> list[list[str]]:
             rows.append([
                 f"{r.op} {r.workload}",
                 r.contestant,
-                f"{r.median_s:.4g}",
+                f"{r.median_s:.4g} [{r.q1_s:.3g}–{r.q3_s:.3g}]",
                 f"{r.first_call_s:.3g}",
                 f"{base / r.median_s:.2f}x" if base else "",
                 f"{r.median_s / floor:.2f}" if floor and not r.contestant.startswith("floor")

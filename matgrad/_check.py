@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _api
 from . import _reference as ref
+from ._operations import OPERATIONS
 from ._registry import entries
 
 __all__ = ["CASES", "Case", "evaluate", "run_check"]
@@ -144,33 +144,13 @@ CASES: list[Case] = _cases()
 
 
 def evaluate(case: Case, backend: Any) -> ref.Score:
-    """Run ``case`` on ``backend`` (name or instance) and score it."""
-    args = case.args
-    if case.op == "frobenius_grad":
-        (X,) = args
-        got = np.asarray(_api.frobenius_grad(X, backend=backend))
-        return _worst(ref.frobenius_error_ratio(got[i], X[i]) for i in np.ndindex(X.shape[:-2]))
-    if case.op == "bilinear_grad":
-        x, y = args
-        got = np.asarray(_api.bilinear_grad(x, y, backend=backend))
-        return ref.bilinear_error_ratio(got, x, y)
-    if case.op == "det_grad":
-        (A,) = args
-        return ref.det_grad_error_ratio(np.asarray(_api.det_grad(A, backend=backend)), A)
-    if case.op == "logdet_grad":
-        (A,) = args
-        return ref.logdet_grad_error_ratio(np.asarray(_api.logdet_grad(A, backend=backend)), A)
-    if case.op == "charpoly_deriv":
-        A, x = args
-        p, dp = _api.charpoly_deriv(A, x, return_value=True, backend=backend)
-        p, dp = np.asarray(p), np.asarray(dp)
-        return _worst(ref.charpoly_error_ratio(p[k], dp[k], A, x[k]) for k in range(len(x)))
-    raise ValueError(f"unknown operation {case.op!r}")
-
-
-def _worst(scores: Iterable[ref.Score]) -> ref.Score:
-    scores = list(scores)
-    return ref.Score(max(s.ratio for s in scores), _nanmax(s.rel for s in scores))
+    """Run ``case`` on ``backend`` (name or instance) and score it against
+    its operation's high-precision reference (see the operation table)."""
+    try:
+        op = OPERATIONS[case.op]
+    except KeyError:
+        raise ValueError(f"unknown operation {case.op!r}") from None
+    return op.score(case.args, backend)
 
 
 def _nanmax(values: Iterable[float]) -> float:

@@ -207,10 +207,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     print(f"matgrad bench ({'quick' if args.quick else 'full'}) — {info['date']}")
     print(", ".join(f"{k} {v}" for k, v in info.items() if k != "date"))
     if ops:
-        print("median seconds per call after one warm-up call; 'first' is the warm-up "
-              "(includes JIT compilation);\n'speed-up' is the NumPy formula's time over this "
-              "one; '/floor' is this time over the floor's\n")
-        print(_table(["workload", "contestant", "median s", "first s", "speed-up", "/floor",
+        print("median seconds per call [interquartile range] of interleaved rounds after "
+              "one warm-up call each;\n'first' is the warm-up (includes JIT compilation); "
+              "'speed-up' is the NumPy formula's median\nover this one; '/floor' is this "
+              "median over the floor's\n")
+        print(_table(["workload", "contestant", "median s [IQR]", "first s", "speed-up", "/floor",
                       "note"], _bench.table(results)))
     if autodiff is not None:
         print("\nautodiff: forward + backward through matgrad.torch / matgrad.jax against "
@@ -300,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", action="append",
                    help="backend to time (repeatable); default: every available one")
     p.add_argument("--quick", action="store_true", help="small workloads (under a minute)")
-    p.add_argument("--repeats", type=int, default=5, help="timed calls per contestant")
+    p.add_argument("--repeats", type=int, default=7,
+                   help="interleaved rounds (timed calls per contestant); default 7")
     p.add_argument("--no-compare", action="store_true",
                    help="skip the NumPy formula, PyTorch and JAX")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")

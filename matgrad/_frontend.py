@@ -18,6 +18,7 @@ import numpy as np
 
 from ._backend import DEFERRABLE, Backend, Defer, array_module_of
 from ._interop import FRAMEWORKS, Framework, framework_of
+from ._operations import OPERATIONS, method
 from ._registry import entries
 from ._select import BackendLike, resolve, resolve_call
 
@@ -38,40 +39,11 @@ class BackendResultError(RuntimeError):
     """
 
 
-# Names of the canonical arguments of each backend operation, for messages.
-_ARGS = {
-    "frobenius_grad": ("X",),
-    "bilinear_grad": ("x", "y"),
-    "det_grad": ("A",),
-    "logdet_grad": ("A",),
-    "charpoly_deriv": ("A", "x"),
-    "frobenius_value_grad": ("X",),
-    "det_value_grad": ("A",),
-    "logdet_value_grad": ("A",),
-}
-
-# Parts of a tuple result: (label for messages, kind).  Kind "grad" has the
-# shape passed to the check and the call's dtype; "value" one entry per
-# matrix (the shape without its two matrix axes) in the call's dtype; "real"
-# likewise in the call's real dtype (float32 for complex64).
-_TUPLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "charpoly_deriv": (("p = ", "grad"), ("p′ = ", "grad")),
-    "frobenius_value_grad": (("‖X‖_F = ", "real"), ("G = ", "grad")),
-    "det_value_grad": (("det = ", "value"), ("C = ", "grad")),
-    "logdet_value_grad": (("sign = ", "value"), ("logabsdet = ", "real"), ("G = ", "grad")),
-}
-# What the tuple is called in messages.
-_TUPLE_NAMES = {
-    "charpoly_deriv": "the pair (p, p′)",
-    "frobenius_value_grad": "the pair (‖X‖_F, G)",
-    "det_value_grad": "the pair (det, C)",
-    "logdet_value_grad": "the triple (sign, logabsdet, G)",
-}
-# Public operation with return_value=True → canonical operation.
+# Public operation with return_value=True → canonical value method.
 VALUE_OPS = {
-    "frobenius_grad": "frobenius_value_grad",
-    "det_grad": "det_value_grad",
-    "logdet_grad": "logdet_value_grad",
+    op.name: op.value_method
+    for op in OPERATIONS.values()
+    if op.value_method and op.value_method != op.method
 }
 
 
@@ -305,7 +277,7 @@ class Call:
             # may_share_memory compares address ranges only: O(1), and exact
             # enough here because results are contracted to be fresh arrays.
             if isinstance(r, np.ndarray):
-                for arg_name, a in zip(_ARGS.get(op, ()), args, strict=False):
+                for arg_name, a in zip(method(op).args, args, strict=False):
                     if isinstance(a, np.ndarray) and np.may_share_memory(r, a):
                         raise self._broken(
                             op, f"returned {label}an array that shares memory with "
@@ -324,20 +296,21 @@ class Call:
     ) -> list[tuple[str, Any, tuple[int, ...], np.dtype[Any]]]:
         """The arrays in a result, each with its label for messages and the
         shape and dtype it must have (``shape`` is the gradient's shape)."""
-        spec = _TUPLES.get(op)
-        if spec is None:
+        spec = method(op).parts
+        if not spec:
             return [("", result, shape, self.dtype)]
         if not isinstance(result, tuple) or len(result) != len(spec):
             what = (f"a tuple of length {len(result)}" if isinstance(result, tuple)
                     else _type_name(result))
-            raise self._broken(op, f"returned {what}, not {_TUPLE_NAMES[op]}")
+            raise self._broken(op, f"returned {what}, not {method(op).called}")
         real = np.empty(0, self.dtype).real.dtype
         out = []
-        for (label, kind), r in zip(spec, result, strict=True):
-            if kind == "grad":
-                out.append((label, r, shape, self.dtype))
+        for part, r in zip(spec, result, strict=True):
+            if part.kind == "grad":
+                out.append((part.label, r, shape, self.dtype))
             else:
-                out.append((label, r, shape[:-2], real if kind == "real" else self.dtype))
+                dtype = real if part.kind == "real" else self.dtype
+                out.append((part.label, r, shape[:-2], dtype))
         return out
 
     def _check_shape_dtype(

@@ -57,6 +57,7 @@ from hypothesis.errors import HypothesisException
 from . import _api
 from . import _reference as ref
 from ._backend import Backend
+from ._operations import OPERATIONS
 
 __all__ = [
     "CHECKS",
@@ -79,7 +80,9 @@ __all__ = [
 Array = np.ndarray
 BackendArg = str | Backend
 
-OPS = ("det_grad", "logdet_grad", "frobenius_grad", "charpoly_deriv", "bilinear_grad")
+#: Operations fuzzed: those the table runs through a canonical method of
+#: their own name (``charpoly`` is the first half of ``charpoly_deriv``).
+OPS = tuple(name for name, op in OPERATIONS.items() if op.method == name)
 DTYPES: tuple[type[np.generic], ...] = (np.float64, np.float32, np.complex128, np.complex64)
 #: Sizes with exact references: every small-size path (closed forms up to 4,
 #: the vectorised general path above).

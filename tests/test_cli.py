@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,11 +55,15 @@ def test_bench_table_json_plot(
 
     from matgrad import _bench
 
+    def workload(label: str, build: Any, floor: str) -> Any:
+        return _bench.Workload(label, build, floor, label, build)
+
     small = [
-        _bench.Workload("det_grad", "50x3x3", lambda r: (r.standard_normal((50, 3, 3)),), "copy"),
-        _bench.Workload("bilinear_grad", "8x9", lambda r: (np.ones(8), np.ones(9)), "fill"),
-        _bench.Workload("charpoly_deriv", "5x5, 7 pts",
-                        lambda r: (r.standard_normal((5, 5)), r.standard_normal(7)), ""),
+        ("det_grad", workload("50x3x3", lambda r: (r.standard_normal((50, 3, 3)),), "copy")),
+        ("bilinear_grad", workload("8x9", lambda r: (np.ones(8), np.ones(9)), "fill")),
+        ("charpoly_deriv", workload("5x5, 7 pts",
+                                    lambda r: (r.standard_normal((5, 5)),
+                                               r.standard_normal(7)), "")),
     ]
     monkeypatch.setattr(_bench, "WORKLOADS", small)
     monkeypatch.setattr(_bench, "SETTLE_S", 0.0)

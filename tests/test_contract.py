@@ -93,7 +93,7 @@ def test_det_grad_near_singular(backend: str, n: int) -> None:
 
 def test_det_grad_4x4_ill_conditioned(backend: str) -> None:
     """cond(A) up to 1e8: where an unguarded 4×4 closed form loses ~1e-3
-    (NUMERICS §2), the result must still meet the backward-stability bound."""
+    (docs/numerics.md §2), the result must still meet the backward-stability bound."""
     rng = np.random.default_rng(44)
     A = np.empty((40, 4, 4))
     for b in range(40):

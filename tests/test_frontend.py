@@ -10,17 +10,13 @@ import pytest
 from matgrad_numpy import NumpyBackend
 
 import matgrad
+from matgrad._operations import OPERATIONS
 
 Op = Callable[..., Any]
 
-# (name, function, input builder) for every public operation
+# (name, function, input builder) for every public operation of the table
 OPS: list[tuple[str, Op, Callable[[np.ndarray], tuple[Any, ...]]]] = [
-    ("frobenius_grad", matgrad.frobenius_grad, lambda A: (A,)),
-    ("bilinear_grad", matgrad.bilinear_grad, lambda A: (A[..., 0], A[..., -1, :])),
-    ("det_grad", matgrad.det_grad, lambda A: (A,)),
-    ("logdet_grad", matgrad.logdet_grad, lambda A: (A,)),
-    ("charpoly_deriv", matgrad.charpoly_deriv, lambda A: (A, 0.25)),
-    ("charpoly", matgrad.charpoly, lambda A: (A, 0.25)),
+    (name, getattr(matgrad, name), op.example) for name, op in OPERATIONS.items()
 ]
 OP_IDS = [o[0] for o in OPS]
 

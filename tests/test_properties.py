@@ -2,7 +2,7 @@
 
 Inputs are drawn as (seed, shape, dtype, scale) and generated with NumPy, and
 every result is scored against the exact / 60-digit references with the
-backward-stability bounds of NUMERICS §4.  ``deadline=None``: a JIT backend
+backward-stability bounds of docs/numerics.md.  ``deadline=None``: a JIT backend
 compiles on its first call.
 """
 

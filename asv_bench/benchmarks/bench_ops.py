@@ -1,7 +1,9 @@
 """Time and peak memory of every operation, per backend, size and dtype.
 
-Sizes are kept moderate so that ``asv run --quick`` finishes in minutes;
-``matgrad bench`` has the heavy workloads and the autodiff comparisons.
+One benchmark class per operation of matgrad's operation table
+(``matgrad._operations.OPERATIONS``), over the quick variants of its
+``matgrad bench`` workloads, so that ``asv run --quick`` finishes in minutes
+and a new operation is benchmarked as soon as it has a row in the table.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 import numpy as np
 
 import matgrad
+from matgrad._operations import OPERATIONS, Operation
 
 from .common import BACKENDS, finish, require, rng, to_backend
 
@@ -20,16 +23,17 @@ DTYPES = ["float64", "float32"]
 class _Op:
     param_names = ["backend", "size", "dtype"]
     timeout = 120.0
-    op: str = ""
+    operation: Operation
     args: tuple[Any, ...] = ()
 
     def build(self, size: str, dtype: str) -> tuple[np.ndarray, ...]:
-        raise NotImplementedError
+        w = next(w for w in self.operation.workloads if w.quick_label == size)
+        return tuple(np.asarray(a).astype(dtype) for a in w.quick_build(rng()))
 
     def setup(self, backend: str, size: str, dtype: str) -> None:
         require(backend)
         self.args = to_backend(backend, *self.build(size, dtype))
-        self.fn = getattr(matgrad, self.op)
+        self.fn = getattr(matgrad, self.operation.name)
         finish(backend, self.fn(*self.args, backend=backend))  # warm-up / JIT
 
     def time_op(self, backend: str, size: str, dtype: str) -> None:
@@ -39,52 +43,13 @@ class _Op:
         finish(backend, self.fn(*self.args, backend=backend))
 
 
-class FrobeniusGrad(_Op):
-    op = "frobenius_grad"
-    params = (BACKENDS, ["1024x1024", "20000x8x8"], DTYPES)
-
-    def build(self, size: str, dtype: str) -> tuple[np.ndarray, ...]:
-        shape = (1024, 1024) if size == "1024x1024" else (20000, 8, 8)
-        return (rng().standard_normal(shape).astype(dtype),)
+def _benchmark_class(op: Operation) -> type[_Op]:
+    name = "".join(part.title() for part in op.name.split("_"))  # det_grad -> DetGrad
+    sizes = [w.quick_label for w in op.workloads]
+    return type(name, (_Op,), {"operation": op, "params": (BACKENDS, sizes, DTYPES),
+                               "__module__": __name__})
 
 
-class BilinearGrad(_Op):
-    op = "bilinear_grad"
-    params = (BACKENDS, ["1024x1024", "20000x16x16"], DTYPES)
-
-    def build(self, size: str, dtype: str) -> tuple[np.ndarray, ...]:
-        r = rng()
-        if size == "1024x1024":
-            return r.standard_normal(1024).astype(dtype), r.standard_normal(1024).astype(dtype)
-        return (r.standard_normal((20000, 16)).astype(dtype),
-                r.standard_normal((20000, 16)).astype(dtype))
-
-
-class DetGrad(_Op):
-    op = "det_grad"
-    params = (BACKENDS, ["100000x3x3", "20000x4x4", "2000x16x16", "300x300"], DTYPES)
-
-    def build(self, size: str, dtype: str) -> tuple[np.ndarray, ...]:
-        parts = [int(p) for p in size.split("x")]
-        shape = tuple(parts) if len(parts) == 3 else (parts[0], parts[0])
-        A = rng().standard_normal(shape)
-        if len(parts) == 2:
-            A = np.eye(parts[0]) + A / (2 * np.sqrt(parts[0]))
-        return (A.astype(dtype),)
-
-
-class LogdetGrad(DetGrad):
-    op = "logdet_grad"
-    params = (BACKENDS, ["20000x4x4", "300x300"], DTYPES)
-
-
-class CharpolyDeriv(_Op):
-    op = "charpoly_deriv"
-    params = (BACKENDS, ["50x50,1000pts", "200x200,100pts", "300x300,1pt"], DTYPES)
-
-    def build(self, size: str, dtype: str) -> tuple[np.ndarray, ...]:
-        mat, pts = size.split(",")
-        n, k = int(mat.split("x")[0]), int(pts.removesuffix("pts").removesuffix("pt"))
-        r = rng()
-        A = np.eye(n) + r.standard_normal((n, n)) / (2 * np.sqrt(n))
-        return A.astype(dtype), r.standard_normal(k).astype(dtype)
+for _op in OPERATIONS.values():
+    if _op.workloads:
+        globals()[_benchmark_class(_op).__name__] = _benchmark_class(_op)

@@ -19,10 +19,12 @@ import matgrad
 __all__ = ["CupyBackend", "matgrad_backend"]
 
 
-class CupyBackend(matgrad.Backend):
+class CupyBackend(matgrad.ModuleBackend):
     name = "cupy"
     priority = 30
     array_modules = ("cupy",)
+    # the canonical methods are the functions of this module (device last)
+    operation_modules = ("matgrad_cupy._ops",)
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -68,39 +70,15 @@ class CupyBackend(matgrad.Backend):
 
         return cupy.asnumpy(y)  # type: ignore[no-any-return]
 
-    def _device(self) -> Any:
+    def launch_args(self) -> tuple[Any, ...]:
+        """The device context every operation of ``_ops`` takes last."""
         import cupy
         from numba import cuda
 
         from ._ops import Device
 
         stream = cuda.external_stream(cupy.cuda.get_current_stream().ptr)
-        return Device(cupy, stream)
-
-    def frobenius_grad(self, X: Any) -> Any:
-        from . import _ops
-
-        return _ops.frobenius_grad(X, self._device())
-
-    def bilinear_grad(self, x: Any, y: Any) -> Any:
-        from . import _ops
-
-        return _ops.bilinear_grad(x, y, self._device())
-
-    def det_grad(self, A: Any) -> Any:
-        from . import _ops
-
-        return _ops.det_grad(A, self._device())
-
-    def logdet_grad(self, A: Any) -> Any:
-        from . import _ops
-
-        return _ops.logdet_grad(A, self._device())
-
-    def charpoly_deriv(self, A: Any, x: Any) -> tuple[Any, Any]:
-        from . import _ops
-
-        return _ops.charpoly_deriv(A, x, self._device())
+        return (Device(cupy, stream),)
 
 
 @matgrad.hookimpl

@@ -30,12 +30,14 @@ def _settle() -> None:
 
 
 @first_use  # a small call whose kernel is not compiled yet may defer to NumPy
-class NumbaBackend(matgrad.Backend):
+class NumbaBackend(matgrad.ModuleBackend):
     """Numba ``njit(parallel=True)`` kernels; NumPy arrays in and out."""
 
     name = "numba"
     priority = 20  # preferred over the NumPy reference for NumPy input
     array_modules = ("numpy",)
+    # the canonical methods are the functions of these modules
+    operation_modules = ("matgrad_numba._ops", "matgrad_numba._values")
 
     def available(self) -> tuple[bool, str]:
         if importlib.util.find_spec("numba") is None:
@@ -64,54 +66,8 @@ class NumbaBackend(matgrad.Backend):
 
         return warmup_tasks(self, dtypes)
 
-    def frobenius_grad(self, X: np.ndarray) -> np.ndarray:
-        from . import _ops
-
+    def before_launch(self) -> None:
         _settle()
-        return _ops.frobenius_grad(X)
-
-    def bilinear_grad(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        from . import _ops
-
-        _settle()
-        return _ops.bilinear_grad(x, y)
-
-    def det_grad(self, A: np.ndarray) -> np.ndarray:
-        from . import _ops
-
-        _settle()
-        return _ops.det_grad(A)
-
-    def logdet_grad(self, A: np.ndarray) -> np.ndarray:
-        from . import _ops
-
-        _settle()
-        return _ops.logdet_grad(A)
-
-    def charpoly_deriv(self, A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from . import _ops
-
-        _settle()
-        return _ops.charpoly_deriv(A, x)
-
-    # value and gradient from one pass (see _values.py)
-    def frobenius_value_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from . import _values
-
-        _settle()
-        return _values.frobenius_value_grad(X)
-
-    def det_value_grad(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from . import _values
-
-        _settle()
-        return _values.det_value_grad(A)
-
-    def logdet_value_grad(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from . import _values
-
-        _settle()
-        return _values.logdet_value_grad(A)
 
 
 @matgrad.hookimpl

@@ -49,7 +49,6 @@ import matgrad
 
 __all__ = [
     "EXPECTED_SECONDS",
-    "OPERATIONS",
     "READ_ONLY_ARGS",
     "SMALL_MAX_ELEMENTS",
     "cache_dir",
@@ -273,17 +272,6 @@ def prepare(fn: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The canonical operations of a backend whose first use is watched.
-OPERATIONS = (
-    "frobenius_grad",
-    "bilinear_grad",
-    "det_grad",
-    "logdet_grad",
-    "charpoly_deriv",
-    "frobenius_value_grad",
-    "det_value_grad",
-    "logdet_value_grad",
-)
 
 
 def _watched(op: str, method: F) -> F:
@@ -308,7 +296,7 @@ C = TypeVar("C", bound=type)
 def first_use(cls: C) -> C:
     """Class decorator: every canonical operation of ``cls`` (its own or
     inherited) runs under the first-use policy described in this module."""
-    for op in OPERATIONS:
+    for op in matgrad.Backend.methods:
         method = getattr(cls, op, None)
         if method is not None:
             setattr(cls, op, _watched(op, method))

@@ -25,39 +25,17 @@ pytestmark = pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1",
                                 reason="needs NUMBA_ENABLE_CUDASIM=1")
 
 
-class SimulatedCuda(matgrad.Backend):
+class SimulatedCuda(matgrad.ModuleBackend):
+    """The CuPy backend's operations with NumPy arrays on the simulator."""
+
     name = "cuda-sim"
     array_modules = ("numpy",)
+    operation_modules = ("matgrad_cupy._ops",)
 
-    def _dev(self) -> Any:
+    def launch_args(self) -> tuple[Any, ...]:
         from matgrad_cupy._ops import Device
 
-        return Device(np, None, chunk=16)  # small chunks: many blocks per matrix
-
-    def frobenius_grad(self, X: np.ndarray) -> Any:
-        from matgrad_cupy import _ops
-
-        return _ops.frobenius_grad(X, self._dev())
-
-    def bilinear_grad(self, x: np.ndarray, y: np.ndarray) -> Any:
-        from matgrad_cupy import _ops
-
-        return _ops.bilinear_grad(x, y, self._dev())
-
-    def det_grad(self, A: np.ndarray) -> Any:
-        from matgrad_cupy import _ops
-
-        return _ops.det_grad(A, self._dev())
-
-    def logdet_grad(self, A: np.ndarray) -> Any:
-        from matgrad_cupy import _ops
-
-        return _ops.logdet_grad(A, self._dev())
-
-    def charpoly_deriv(self, A: np.ndarray, x: np.ndarray) -> Any:
-        from matgrad_cupy import _ops
-
-        return _ops.charpoly_deriv(A, x, self._dev())
+        return (Device(np, None, chunk=16),)  # small chunks: many blocks per matrix
 
 
 SIM = SimulatedCuda()

@@ -1,0 +1,341 @@
+"""The operation table: every operation of matgrad, described once.
+
+Each :class:`Operation` names a public function, the canonical backend
+methods behind it (:class:`Method`: arguments and the parts of a tuple
+result), the textbook NumPy formula, the high-precision reference that
+scores a result, an input builder for contract tests and the benchmark
+workloads.  What is generic over operations reads this table instead of
+listing the operations itself:
+
+* :mod:`matgrad._backend` — the abstract methods of :class:`matgrad.Backend`,
+  the host-side defaults of the value methods and :class:`ModuleBackend`'s
+  delegation;
+* :mod:`matgrad._frontend` — the result checks (argument names, parts of a
+  tuple result, what it is called in messages);
+* ``matgrad check`` (:mod:`matgrad._check`), ``matgrad bench``
+  (:mod:`matgrad._bench`), the asv suite, :mod:`matgrad.testing` and the
+  project's tests.
+
+Adding an operation means a row here, its public function in
+:mod:`matgrad._api` (signature and documentation), its kernels in each
+backend, and their tests (see ``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:  # the references import mpmath: loaded only when scoring
+    from ._reference import Score
+
+__all__ = [
+    "METHODS",
+    "OPERATIONS",
+    "Method",
+    "Operation",
+    "Part",
+    "Workload",
+    "method",
+]
+
+Array = np.ndarray
+Builder = Callable[[np.random.Generator], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One array of a tuple result.
+
+    ``kind``: ``"grad"`` has the gradient's shape and the call's dtype;
+    ``"value"`` one entry per matrix (the shape without its two matrix axes)
+    in the call's dtype; ``"real"`` likewise in the call's real dtype.
+    """
+
+    label: str
+    kind: Literal["grad", "value", "real"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A canonical backend method: what :class:`matgrad.Backend` declares.
+
+    ``parts`` is empty for a single gradient array.  ``host_value`` (value
+    methods only) computes the values on the host with NumPy from the
+    canonical input; the base class pairs it with the backend's gradient
+    where a backend does not compute both in one pass.
+    """
+
+    name: str
+    args: tuple[str, ...]
+    doc: str
+    parts: tuple[Part, ...] = ()
+    called: str = ""  # the tuple in messages: "the pair (p, p′)"
+    gradient: str = ""  # for a value method: the gradient method it extends
+    host_value: Callable[[Array], tuple[Array, ...]] | None = None
+
+    @property
+    def required(self) -> bool:
+        """Every backend implements it (value methods have defaults)."""
+        return self.host_value is None
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One benchmark problem: builds its float64 inputs, names its floor
+    (``"copy"`` of the input, ``"fill"`` of the output, ``"inv"``: one
+    LAPACK inverse), with a smaller variant for quick runs and asv."""
+
+    label: str
+    build: Builder
+    floor: str
+    quick_label: str
+    quick_build: Builder
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One public operation (see the module docstring)."""
+
+    name: str
+    method: str  # canonical method run by the public function
+    value_method: str  # with ``return_value=True`` ("" if not offered)
+    textbook: Callable[..., Any]  # NumPy formula on canonical float64 input
+    score: Callable[[tuple[Any, ...], Any], Score]  # (args, backend) -> Score
+    example: Callable[[Array], tuple[Any, ...]]  # (..., n, n) batch -> args
+    workloads: tuple[Workload, ...] = field(default=())
+
+
+# ------------------------------------------------------------ host values
+def _frobenius_value(X: Array) -> tuple[Array, ...]:
+    from ._values import frobenius_value
+
+    return (frobenius_value(X),)
+
+
+def _det_value(A: Array) -> tuple[Array, ...]:
+    from ._values import det_value
+
+    return (det_value(A),)
+
+
+def _slogdet_value(A: Array) -> tuple[Array, ...]:
+    from ._values import slogdet_value
+
+    return slogdet_value(A)
+
+
+_G = Part("G = ", "grad")
+
+#: Canonical backend methods, in the order of :class:`matgrad.Backend`.
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("frobenius_grad", ("X",),
+           "``X (B, m, n)`` → ``X / ‖X‖_F`` per matrix, same shape and dtype."),
+    Method("bilinear_grad", ("x", "y"),
+           "``x (B, m)``, ``y (B, n)`` → ``x yᵀ`` of shape ``(B, m, n)``."),
+    Method("det_grad", ("A",),
+           "``A (B, n, n)``, ``n ≥ 1`` → cofactor matrices ``(B, n, n)``."),
+    Method("logdet_grad", ("A",),
+           "``A (B, n, n)``, ``n ≥ 1`` → ``A⁻ᵀ`` (``A⁻ᴴ`` if complex) ``(B, n, n)``."),
+    Method("charpoly_deriv", ("A", "x"),
+           "``A (B, n, n)``, ``n ≥ 1``, ``x (B, K)`` → ``(p, p′)``, each ``(B, K)``.\n\n"
+           "``p(x) = det(xI − A)``.  ``A`` and ``x`` share one dtype.  A matrix is\n"
+           "reduced at most once per call, never once per point.",
+           (Part("p = ", "grad"), Part("p′ = ", "grad")), "the pair (p, p′)"),
+    Method("frobenius_value_grad", ("X",),
+           "``X (B, m, n)`` → ``(‖X‖_F (B,), X / ‖X‖_F (B, m, n))``.\n\n"
+           "The norm has ``X``'s real dtype (float32 for complex64) and is the\n"
+           "true value: inf or 0 only where ‖X‖_F itself over- or underflows.",
+           (Part("‖X‖_F = ", "real"), _G), "the pair (‖X‖_F, G)",
+           "frobenius_grad", _frobenius_value),
+    Method("det_value_grad", ("A",),
+           "``A (B, n, n)``, ``n ≥ 1`` → ``(det A (B,), cofactor (B, n, n))``.\n\n"
+           "``det`` has ``A``'s dtype and is the true value to rounding: 0 where\n"
+           "the factorisation meets an exactly zero pivot, inf or 0 only where\n"
+           "the true value over- or underflows.",
+           (Part("det = ", "value"), Part("C = ", "grad")), "the pair (det, C)",
+           "det_grad", _det_value),
+    Method("logdet_value_grad", ("A",),
+           "``A (B, n, n)``, ``n ≥ 1`` → ``(sign (B,), log|det A| (B,), A⁻ᵀ)``.\n\n"
+           "``sign`` has ``A``'s dtype (unit modulus for complex, 0 when ``A`` is\n"
+           "singular), ``log|det A|`` its real dtype (−inf when singular); the\n"
+           "gradient is as ``logdet_grad``.",
+           (Part("sign = ", "value"), Part("logabsdet = ", "real"), _G),
+           "the triple (sign, logabsdet, G)", "logdet_grad", _slogdet_value),
+)}
+
+
+def method(name: str) -> Method:
+    """The canonical method ``name`` (``KeyError`` names the known ones)."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise KeyError(f"unknown canonical method {name!r}; known: {', '.join(METHODS)}") from None
+
+
+# ------------------------------------------------------- textbook formulas
+def _textbook_frobenius(X: Array) -> Any:
+    return X / np.sqrt((X * X).sum(axis=(-2, -1), keepdims=True))
+
+
+def _textbook_bilinear(x: Array, y: Array) -> Any:
+    return x[..., :, None] * y[..., None, :]
+
+
+def _textbook_det(A: Array) -> Any:
+    return np.linalg.det(A)[..., None, None] * np.swapaxes(np.linalg.inv(A), -1, -2)
+
+
+def _textbook_logdet(A: Array) -> Any:
+    return np.swapaxes(np.linalg.inv(A), -1, -2)
+
+
+def _textbook_charpoly_value(A: Array, x: Array) -> Any:
+    return np.linalg.det(x[:, None, None] * np.eye(A.shape[-1]) - A)
+
+
+def _textbook_charpoly(A: Array, x: Array) -> Any:
+    M = x[:, None, None] * np.eye(A.shape[-1]) - A
+    return np.linalg.det(M) * np.trace(np.linalg.inv(M), axis1=-2, axis2=-1)
+
+
+# ------------------------------------------------------------- references
+def _public(op: str) -> Callable[..., Any]:
+    from . import _api
+
+    fn: Callable[..., Any] = getattr(_api, op)
+    return fn
+
+
+def _worst(scores: list[Score]) -> Score:
+    from ._reference import Score
+
+    rel = [s.rel for s in scores if s.rel == s.rel]
+    return Score(max(s.ratio for s in scores), max(rel) if rel else float("nan"))
+
+
+def _score_frobenius(args: tuple[Any, ...], backend: Any) -> Score:
+    from ._reference import frobenius_error_ratio
+
+    (X,) = args
+    got = np.asarray(_public("frobenius_grad")(X, backend=backend))
+    return _worst([frobenius_error_ratio(got[i], X[i]) for i in np.ndindex(X.shape[:-2])])
+
+
+def _score_bilinear(args: tuple[Any, ...], backend: Any) -> Score:
+    from ._reference import bilinear_error_ratio
+
+    x, y = args
+    return bilinear_error_ratio(np.asarray(_public("bilinear_grad")(x, y, backend=backend)), x, y)
+
+
+def _score_det(args: tuple[Any, ...], backend: Any) -> Score:
+    from ._reference import det_grad_error_ratio
+
+    (A,) = args
+    return det_grad_error_ratio(np.asarray(_public("det_grad")(A, backend=backend)), A)
+
+
+def _score_logdet(args: tuple[Any, ...], backend: Any) -> Score:
+    from ._reference import logdet_grad_error_ratio
+
+    (A,) = args
+    return logdet_grad_error_ratio(np.asarray(_public("logdet_grad")(A, backend=backend)), A)
+
+
+def _score_charpoly_value(args: tuple[Any, ...], backend: Any) -> Score:
+    from ._reference import charpoly_error_ratio
+
+    A, x = args
+    p = np.asarray(_public("charpoly")(A, x, backend=backend))
+    _, dp = _public("charpoly_deriv")(A, x, return_value=True, backend=backend)
+    dp = np.asarray(dp)
+    return _worst([charpoly_error_ratio(p[k], dp[k], A, x[k]) for k in range(len(x))])
+
+
+def _score_charpoly(args: tuple[Any, ...], backend: Any) -> Score:
+    from ._reference import charpoly_error_ratio
+
+    A, x = args
+    p, dp = _public("charpoly_deriv")(A, x, return_value=True, backend=backend)
+    p, dp = np.asarray(p), np.asarray(dp)
+    return _worst([charpoly_error_ratio(p[k], dp[k], A, x[k]) for k in range(len(x))])
+
+
+# -------------------------------------------------------------- workloads
+def _mats(B: int, n: int) -> Builder:
+    return lambda r: (r.standard_normal((B, n, n)),)
+
+
+def _full(m: int, n: int) -> Builder:
+    return lambda r: (r.standard_normal((m, n)),)
+
+
+def _well(n: int) -> Builder:
+    # well conditioned: I + G/(2√n)
+    return lambda r: (np.eye(n) + r.standard_normal((n, n)) / (2 * np.sqrt(n)),)
+
+
+def _vecs(B: int, m: int, n: int) -> Builder:
+    if B == 1:
+        return lambda r: (r.standard_normal(m), r.standard_normal(n))
+    return lambda r: (r.standard_normal((B, m)), r.standard_normal((B, n)))
+
+
+def _points(n: int, k: int) -> Builder:
+    return lambda r: (_well(n)(r)[0], r.standard_normal(k))
+
+
+def _batched(label: str, B: int, n: int, quick_B: int) -> Workload:
+    return Workload(label, _mats(B, n), "copy", f"{quick_B}x{n}x{n}", _mats(quick_B, n))
+
+
+# ------------------------------------------------------------------ table
+#: Every public operation, by public name.
+OPERATIONS: dict[str, Operation] = {op.name: op for op in (
+    Operation(
+        "frobenius_grad", "frobenius_grad", "frobenius_value_grad",
+        _textbook_frobenius, _score_frobenius, lambda A: (A,),
+        (Workload("4096x4096", _full(4096, 4096), "copy", "1024x1024", _full(1024, 1024)),
+         _batched("200000x8x8", 200_000, 8, 20_000)),
+    ),
+    Operation(
+        "bilinear_grad", "bilinear_grad", "",
+        _textbook_bilinear, _score_bilinear, lambda A: (A[..., 0], A[..., -1, :]),
+        (Workload("4096x4096", _vecs(1, 4096, 4096), "fill",
+                  "1024x1024", _vecs(1, 1024, 1024)),
+         Workload("200000x16x16", _vecs(200_000, 16, 16), "fill",
+                  "20000x16x16", _vecs(20_000, 16, 16))),
+    ),
+    Operation(
+        "det_grad", "det_grad", "det_value_grad",
+        _textbook_det, _score_det, lambda A: (A,),
+        (_batched("1000000x3x3", 1_000_000, 3, 100_000),
+         _batched("200000x4x4", 200_000, 4, 20_000),
+         _batched("20000x16x16", 20_000, 16, 2_000),
+         Workload("1000x1000", _well(1000), "inv", "300x300", _well(300)),
+         Workload("2000x2000", _well(2000), "inv", "500x500", _well(500))),
+    ),
+    Operation(
+        "logdet_grad", "logdet_grad", "logdet_value_grad",
+        _textbook_logdet, _score_logdet, lambda A: (A,),
+        (_batched("200000x4x4", 200_000, 4, 20_000),
+         Workload("1000x1000", _well(1000), "inv", "300x300", _well(300))),
+    ),
+    Operation(
+        "charpoly_deriv", "charpoly_deriv", "charpoly_deriv",
+        _textbook_charpoly, _score_charpoly, lambda A: (A, 0.25),
+        (Workload("200x200, 1000 pts", _points(200, 1000), "",
+                  "100x100, 100 pts", _points(100, 100)),
+         Workload("50x50, 10000 pts", _points(50, 10_000), "",
+                  "50x50, 1000 pts", _points(50, 1000)),
+         Workload("1000x1000, 1 pt", _points(1000, 1), "", "300x300, 1 pt", _points(300, 1))),
+    ),
+    Operation(
+        "charpoly", "charpoly_deriv", "",
+        _textbook_charpoly_value, _score_charpoly_value, lambda A: (A, 0.25),
+    ),
+)}
