@@ -124,7 +124,7 @@ def _jax(op: str, args: tuple[Any, ...]) -> Fn | None:
             return jnp.einsum("...i,...ij,...j->", x, A, y)
         g = jax.jit(jax.grad(bil))
         x, y = js
-        A = jnp.zeros(x.shape + y.shape[-1:])
+        A = jnp.zeros(x.shape + y.shape[-1:], dtype=x.dtype)
         return lambda: g(A, x, y).block_until_ready()
     if op == "det_grad":
         g = jax.jit(jax.grad(lambda A: jnp.linalg.det(A).sum()))
@@ -144,7 +144,7 @@ def _floor(kind: str, op: str, args: tuple[Any, ...]) -> Fn | None:
     if kind == "fill":
         x, y = args
         shape = (*np.broadcast_shapes(x.shape[:-1], y.shape[:-1]), x.shape[-1], y.shape[-1])
-        return lambda: np.full(shape, 1.0)
+        return lambda: np.full(shape, 1.0, dtype=x.dtype)
     if kind == "inv":
         import scipy.linalg
 
@@ -252,16 +252,20 @@ def run_bench(
     rng = np.random.default_rng(0)
     settle_s = SETTLE_QUICK_S if quick else SETTLE_S
     results: list[Result] = []
-    for i, (op, w) in enumerate(WORKLOADS):
+    plan = [(op, w, dtype) for op, w in WORKLOADS for dtype in w.dtypes]
+    for i, (op, w, dtype) in enumerate(plan):
         label = w.quick_label if quick else w.label
+        if dtype != "float64":
+            label += f" {dtype}"
         if progress:
-            progress(i, len(WORKLOADS), f"{op} {label}")
-        args = (w.quick_build if quick else w.build)(rng)  # one workload in memory at a time
+            progress(i, len(plan), f"{op} {label}")
+        # one workload in memory at a time
+        args = tuple(np.asarray(a, dtype=dtype) for a in (w.quick_build if quick else w.build)(rng))
         contestants = _contestants(op, w, args, names, compare)
         results += _run_workload(op, label, contestants, repeats, settle_s)
         del args, contestants
     if progress:
-        progress(len(WORKLOADS), len(WORKLOADS), "done")
+        progress(len(plan), len(plan), "done")
     return results
 
 

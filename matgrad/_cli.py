@@ -196,6 +196,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             why = found[name].reason if name in found else "unknown"
             print(f"matgrad bench: backend {name!r} cannot run: {why}", file=sys.stderr)
             return 2
+    if args.group == "sweep":
+        return _bench_sweep(args)
     ops = args.group in ("ops", "all")
     results = (_bench.run_bench(args.backend, quick=args.quick, repeats=args.repeats,
                                 compare=not args.no_compare, progress=_Progress())
@@ -225,6 +227,27 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"\nwrote {args.json}")
     if args.plot and results:
         _bench.plot(results, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _bench_sweep(args: argparse.Namespace) -> int:
+    from . import _sweep
+
+    points = _sweep.run_sweep(args.backend, repeats=args.repeats, progress=_Progress())
+    print("median seconds per call of interleaved rounds, by input size; the last "
+          "columns are each\nbackend's median over the first's\n")
+    headers, rows = _sweep.sweep_table(points)
+    print(_table(headers, rows))
+    if args.json:
+        import dataclasses
+        import json
+
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump([dataclasses.asdict(p) for p in points], fh, indent=1)
+        print(f"\nwrote {args.json}")
+    if args.plot:
+        _sweep.plot_sweep(points, args.plot)
         print(f"wrote {args.plot}")
     return 0
 
@@ -307,10 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the NumPy formula, PyTorch and JAX")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="write a log-scale chart (matplotlib)")
-    p.add_argument("--group", choices=("ops", "autodiff", "all"), default="ops",
+    p.add_argument("--group", choices=("ops", "autodiff", "all", "sweep"), default="ops",
                    help="ops: every operation against formulas and frameworks (default); "
                         "autodiff: forward + backward through matgrad.torch / matgrad.jax "
-                        "against torch.linalg / jax.numpy.linalg; all: both")
+                        "against torch.linalg / jax.numpy.linalg; all: both; sweep: each "
+                        "backend from one 2x2 matrix to large inputs")
     p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("warmup", help="compile every kernel into the on-disk cache")
     p.add_argument("--dtypes", metavar="LIST",

@@ -87,13 +87,15 @@ class Method:
 class Workload:
     """One benchmark problem: builds its float64 inputs, names its floor
     (``"copy"`` of the input, ``"fill"`` of the output, ``"inv"``: one
-    LAPACK inverse), with a smaller variant for quick runs and asv."""
+    LAPACK inverse), with a smaller variant for quick runs and asv, and the
+    dtypes it is timed in (inputs cast from float64)."""
 
     label: str
     build: Builder
     floor: str
     quick_label: str
     quick_build: Builder
+    dtypes: tuple[str, ...] = ("float64",)
 
 
 @dataclass(frozen=True)
@@ -289,8 +291,12 @@ def _points(n: int, k: int) -> Builder:
     return lambda r: (_well(n)(r)[0], r.standard_normal(k))
 
 
+#: Batched and bandwidth-bound workloads are timed in float32 too.
+_BOTH = ("float64", "float32")
+
+
 def _batched(label: str, B: int, n: int, quick_B: int) -> Workload:
-    return Workload(label, _mats(B, n), "copy", f"{quick_B}x{n}x{n}", _mats(quick_B, n))
+    return Workload(label, _mats(B, n), "copy", f"{quick_B}x{n}x{n}", _mats(quick_B, n), _BOTH)
 
 
 # ------------------------------------------------------------------ table
@@ -299,16 +305,17 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     Operation(
         "frobenius_grad", "frobenius_grad", "frobenius_value_grad",
         _textbook_frobenius, _score_frobenius, lambda A: (A,),
-        (Workload("4096x4096", _full(4096, 4096), "copy", "1024x1024", _full(1024, 1024)),
+        (Workload("4096x4096", _full(4096, 4096), "copy", "1024x1024", _full(1024, 1024),
+                  _BOTH),
          _batched("200000x8x8", 200_000, 8, 20_000)),
     ),
     Operation(
         "bilinear_grad", "bilinear_grad", "",
         _textbook_bilinear, _score_bilinear, lambda A: (A[..., 0], A[..., -1, :]),
         (Workload("4096x4096", _vecs(1, 4096, 4096), "fill",
-                  "1024x1024", _vecs(1, 1024, 1024)),
+                  "1024x1024", _vecs(1, 1024, 1024), _BOTH),
          Workload("200000x16x16", _vecs(200_000, 16, 16), "fill",
-                  "20000x16x16", _vecs(20_000, 16, 16))),
+                  "20000x16x16", _vecs(20_000, 16, 16), _BOTH)),
     ),
     Operation(
         "det_grad", "det_grad", "det_value_grad",
