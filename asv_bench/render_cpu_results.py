@@ -17,6 +17,55 @@ def _groups(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, dict[str, A
             for op, w in keys]
 
 
+#: Speed targets: workload (without dtype) -> [(contestant, kind, k)].  "faster":
+#: the contestant's median over matgrad[numba]'s is at least k; "floor": matgrad's
+#: median over the floor's is at most k.
+TARGETS: dict[str, list[tuple[str, str, float]]] = {
+    "frobenius_grad 4096x4096": [("floor", "floor", 1.5), ("jax", "faster", 1.0)],
+    "frobenius_grad 200000x8x8": [("floor", "floor", 1.5), ("jax", "faster", 1.0)],
+    "bilinear_grad 4096x4096": [("floor", "floor", 1.5), ("jax", "faster", 1.0)],
+    "bilinear_grad 200000x16x16": [("floor", "floor", 1.5), ("jax", "faster", 1.0)],
+    "det_grad 200000x4x4": [("floor", "floor", 3.0)],
+    "det_grad 20000x16x16": [("pytorch", "faster", 4.0)],
+    "det_grad 1000x1000": [("pytorch", "faster", 1.0)],
+    "det_grad 2000x2000": [("pytorch", "faster", 1.0)],
+    "charpoly_deriv 1000x1000, 1 pt": [("pytorch", "faster", 1.0)],
+}
+
+
+def _iqr(r: dict[str, Any]) -> tuple[float, float]:
+    q1, q3 = r.get("q1_s"), r.get("q3_s")
+    if q1 is None or q3 is None or q1 != q1:
+        return r["median_s"], r["median_s"]
+    return q1, q3
+
+
+def _target(name: str, g: dict[str, dict[str, Any]]) -> str:
+    """Each target of the workload: met or missed by the ratio of medians, with
+    the ratio's range over the two interquartile ranges, and a warning where
+    that range straddles the target."""
+    base = name.removesuffix(" float32")
+    out = []
+    mine = g["matgrad[numba]"]
+    m1, m3 = _iqr(mine)
+    for who, kind, k in TARGETS.get(base, []):
+        other = next((r for c, r in g.items() if c.startswith(who) and not r["error"]), None)
+        if other is None:
+            out.append(f"{who}: not measured")
+            continue
+        o1, o3 = _iqr(other)
+        if kind == "faster":
+            ratio, lo, hi = other["median_s"] / mine["median_s"], o1 / m3, o3 / m1
+            met, want = ratio >= k, f"≥{k:g}× {who}"
+        else:
+            ratio, lo, hi = mine["median_s"] / other["median_s"], m1 / o3, m3 / o1
+            met, want = ratio <= k, f"≤{k:g}× floor"
+        verdict = "met" if met else "MISSED"
+        overlap = ", IQRs overlap it" if lo <= k <= hi else ""
+        out.append(f"{want}: {verdict} ({ratio:.2f}×, {lo:.2f}–{hi:.2f}{overlap})")
+    return "; ".join(out) or "—"
+
+
 def full_table(data: dict[str, Any]) -> str:
     m = data["machine"]
     lines = [
@@ -27,9 +76,9 @@ def full_table(data: dict[str, Any]) -> str:
         f"Versions: Python {m['python']}, NumPy {m['numpy']}, SciPy {m['scipy']}, "
         f"Numba {m.get('numba')}, PyTorch {m.get('torch')} (CPU), JAX {m.get('jax')} (CPU)",
         "",
-        "Median seconds per call after one warm-up call (the warm-up, with JIT "
-        "compilation, in parentheses); every call returns a fresh array, and the floors "
-        "are measured the same way.",
+        "Median seconds per call of interleaved rounds after one warm-up call; for "
+        "matgrad, [interquartile range] and (the warm-up, with JIT compilation); every "
+        "call returns a fresh array, and the floors are measured the same way.",
         "",
         "| workload | matgrad[numba] | matgrad[numpy] | NumPy formula | PyTorch autograd "
         "| JAX jit(grad) | floor |",
@@ -41,7 +90,8 @@ def full_table(data: dict[str, Any]) -> str:
             if r is None or r["error"]:
                 return "—"
             if c.startswith("matgrad"):
-                return f"{r['median_s']:.4g} ({r['first_call_s']:.2g})"
+                q1, q3 = _iqr(r)
+                return f"{r['median_s']:.4g} [{q1:.3g}–{q3:.3g}] ({r['first_call_s']:.2g})"
             return f"{r['median_s']:.4g}"
         floors = [r for c, r in g.items() if c.startswith("floor")]
         floor = f"{floors[0]['median_s']:.4g} ({floors[0]['contestant'][7:]})" if floors else "—"
@@ -51,8 +101,9 @@ def full_table(data: dict[str, Any]) -> str:
 
 
 def ratio_table(data: dict[str, Any]) -> str:
-    lines = ["| workload | matgrad[numba] s | vs NumPy formula | vs PyTorch | vs JAX | vs floor |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| workload | matgrad[numba] s | vs NumPy formula | vs PyTorch | vs JAX | vs floor "
+             "| targets (ratio of medians, range over the IQRs) |",
+             "|---|---|---|---|---|---|---|"]
     for name, g in _groups(data["results"]):
         t = g["matgrad[numba]"]["median_s"]
         def vs(c: str, g: dict[str, dict[str, Any]] = g, t: float = t) -> str:
@@ -61,7 +112,7 @@ def ratio_table(data: dict[str, Any]) -> str:
         floors = [r for c, r in g.items() if c.startswith("floor")]
         floor = f"{t / floors[0]['median_s']:.2f}× {floors[0]['contestant'][7:]}" if floors else "—"
         lines.append(f"| {name} | {t:.3g} | {vs('numpy formula')} faster | {vs('pytorch')} | "
-                     f"{vs('jax')} | {floor} |")
+                     f"{vs('jax')} | {floor} | {_target(name, g)} |")
     return "\n".join(lines) + "\n"
 
 
