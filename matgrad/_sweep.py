@@ -121,11 +121,15 @@ def plot_sweep(points: Sequence[SweepPoint], path: str) -> None:
     plt.close(fig)
 
 
+def _on_line(p: SweepPoint, label: str) -> bool:
+    """One matrix of growing n, or a growing batch of 4×4 (one 4×4 on both)."""
+    return p.B == 1 if label == "one matrix" else (p.B > 1 or p.n == 4)
+
+
 def _panel(ax: Any, points: Sequence[SweepPoint], op: str) -> None:
     for backend in dict.fromkeys(p.backend for p in points):
-        for label, keep in (("one matrix", lambda p: p.B == 1), ("batch of 4x4", lambda p: p.B > 1
-                                                                  or p.n == 4)):
-            mine = sorted((p for p in points if p.backend == backend and keep(p)),
+        for label in ("one matrix", "batch of 4x4"):
+            mine = sorted((p for p in points if p.backend == backend and _on_line(p, label)),
                           key=lambda p: p.elements)
             ax.errorbar([p.elements for p in mine], [p.median_s for p in mine],
                         yerr=[[p.median_s - p.q1_s for p in mine],

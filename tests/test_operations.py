@@ -129,6 +129,7 @@ def test_module_backend_delegates_every_method(operations_module: Any) -> None:
     np.testing.assert_array_equal(C, _NUMPY.det_grad(A))
     sign, logabs, G = b.logdet_value_grad(A)
     np.testing.assert_allclose(sign * np.exp(logabs), np.linalg.det(A), rtol=1e-14)
+    np.testing.assert_array_equal(G, _NUMPY.logdet_grad(A))
     assert operations_module.calls == [("det_grad", 7), ("det_grad", 7), ("logdet_grad", 7)]
     assert b.launched == 3
     # the public functions accept it as any backend
