@@ -183,8 +183,7 @@ def test_large_call_compiles_with_one_silenceable_warning(tmp_path: Path) -> Non
     """Above the size threshold ``auto`` compiles: one CompileWarning per call
     however many kernels compile (Frobenius has two), none once compiled."""
     out = _child("""
-        from matgrad_numba import _compile
-        _compile.SMALL_MAX_ELEMENTS = 10  # every input below is 'large'
+        matgrad.config.numba_defer_max_elements = 10  # every input below is 'large'
         X = sample("float64", 3, 4, 5)
         with warnings.catch_warnings(record=True) as w1:
             warnings.simplefilter("always")
@@ -209,29 +208,45 @@ def test_large_call_compiles_with_one_silenceable_warning(tmp_path: Path) -> Non
 def test_second_process_compiles_nothing(tmp_path: Path) -> None:
     """Kernels stay in the on-disk cache: a second process with the same cache
     loads them (cache hits), compiles nothing, and ``auto`` runs Numba even on
-    small inputs; read-only and writable inputs share one signature."""
+    small inputs; read-only and writable inputs share one signature.  This
+    covers the kernels that call the algorithms ``compile_scalar("cpu")``
+    builds (closed form, Gauss-Jordan, Hyman): they are module-level kernels
+    with those algorithms as globals, so their cache key is the same in every
+    process."""
     calls = """
         X = sample("float64", 3, 4, 5)
         x, y = sample("float32", 4, 3), sample("float32", 4, 2)
         matgrad.frobenius_grad(X, backend=BACKEND)
         matgrad.bilinear_grad(x, y, backend=BACKEND)
+        matgrad.det_grad(sample("float64", 3, 3, 3), backend=BACKEND)  # closed_form
+        matgrad.det_grad(sample("float64", 3, 6, 6), backend=BACKEND)  # lu_kernel
+        matgrad.charpoly_deriv(sample("float64", 3, 1, 6, 6), sample("float64", 3, 2),
+                               backend=BACKEND)  # hessenberg, hyman
     """
-    first = _child("\n        BACKEND = 'numba'" + calls + """
-        print(json.dumps(compiled()))
+    algorithms = """
+        from matgrad.kernels.scalar import ALGORITHMS, compile_scalar
+        S = compile_scalar("cpu")
+        algorithms = sum(len(getattr(S, name).overloads) for name in ALGORITHMS)
+    """
+    first = _child("\n        BACKEND = 'numba'" + calls + algorithms + """
+        print(json.dumps({"algorithms": algorithms, **compiled()}))
     """, tmp_path)
-    assert first["misses"] >= 3
-    second = _child("\n        BACKEND = None" + calls + """
-        from matgrad_numba import _compile, _frobenius
+    assert first["misses"] >= 7
+    assert first["algorithms"] > 0  # the Gauss-Jordan steps compiled beside lu_kernel
+    second = _child("\n        BACKEND = None" + calls + algorithms + """
+        from matgrad_numba import _cofactor, _compile, _frobenius
         Xr = np.asfortranarray(sample("float64", 3, 4, 5))  # copied: writable
         matgrad.frobenius_grad(Xr)
         matgrad.frobenius_grad(np.broadcast_to(X, X.shape))  # read-only
-        sig = next(iter(_frobenius._partials.overloads))
-        print(json.dumps({"ran": ran(), "probe": _compile.in_disk_cache(
-            _frobenius._partials, sig), **compiled()}))
+        probe = {f.__name__: _compile.in_disk_cache(f, next(iter(f.overloads)))
+                 for f in (_frobenius._partials, _cofactor.lu_kernel)}
+        print(json.dumps({"ran": ran(), "probe": probe, "algorithms": algorithms,
+                          **compiled()}))
     """, tmp_path)
-    assert second["misses"] == 0 and second["hits"] >= 3, second
-    assert second["ran"] == ["numba"] * 4
-    assert second["probe"] is True
+    assert second["misses"] == 0 and second["hits"] >= 7, second
+    assert second["algorithms"] == 0  # none compiled: all in the cached kernels
+    assert second["ran"] == ["numba"] * 7
+    assert second["probe"] == {"_partials": True, "lu_kernel": True}
 
 
 @needs_numba

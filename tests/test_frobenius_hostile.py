@@ -245,9 +245,8 @@ def test_slot_result_does_not_depend_on_its_batch(
     monkeypatch: pytest.MonkeyPatch, chunk: int | None, data: st.DataObject, dtype: Any
 ) -> None:
     if chunk is not None and "numba" in AVAILABLE:
-        from matgrad_numba import _frobenius
-
-        monkeypatch.setattr(_frobenius, "CHUNK", chunk)  # several chunks per tiny matrix
+        # several chunks per tiny matrix
+        monkeypatch.setattr(matgrad.config, "frobenius_chunk", chunk)
     X = data.draw(_matrices(dtype, max_b=2))
     slots = [X[i] for i in range(X.shape[0])]
     for name in data.draw(st.lists(st.sampled_from(sorted(NEIGHBOURS)), max_size=4)):

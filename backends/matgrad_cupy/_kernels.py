@@ -6,8 +6,9 @@ Design note — why numba-cuda rather than CuPy ``RawKernel``s:
   power-of-two equilibration and a running mantissa/exponent determinant;
   Hyman's recurrence with block splitting and exponent tracking; the 3×3
   closed form with its row-scaled redo) are written once, in
-  ``matgrad_numba/_scalar.py``, and compiled for both targets, so the GPU
-  cannot drift from the CPU code that the contract suite proves;
+  :mod:`matgrad.kernels.scalar`, and compiled for both targets by
+  ``compile_scalar``, so the GPU cannot drift from the CPU code that the
+  contract suite proves;
 * numba-cuda kernels run on Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``)
   over NumPy arrays, so CI — which has no GPU — executes every kernel's
   logic; CuPy RawKernels have no simulator;
@@ -29,18 +30,20 @@ from typing import Any
 import numpy as np
 from numba import cuda
 
-from ._device import scalar_cuda
+from matgrad.kernels.codes import ABSMAX, FAST, OK, SCALED, SCALED_SUMSQ, SUMSQ, ZERO
+from matgrad.kernels.scalar import compile_scalar
 
-S = scalar_cuda()
+# The algorithms as CUDA device functions, bound at module level as globals
+# of the kernels below.
+S = compile_scalar("cuda")
 closed_form_one = S.closed_form_one
-gauss_jordan_one = S.gauss_jordan_one
 cofactor4_one = S.cofactor4_one
+gauss_jordan_det_one = S.gauss_jordan_det_one
+gauss_jordan_inv_one = S.gauss_jordan_inv_one
 hyman_point = S.hyman_point
 
 #: threads per block of the reduction kernel (a power of two)
 TPB = 256
-_SKIP, _SUMSQ, _ABSMAX, _SCALED_SUMSQ = 0, 1, 2, 3
-_FAST, _SCALED, _ZERO, _NAN = 0, 1, 2, 3
 
 
 @cuda.jit
@@ -64,13 +67,13 @@ def fro_partials(X, action, f1, f2, chunk, out):  # type: ignore[no-untyped-def]
     i = start + tid
     while i < stop:
         v = np.float64(X[b, i])
-        if act == _SUMSQ:
+        if act == SUMSQ:
             acc += v * v
-        elif act == _ABSMAX:
+        elif act == ABSMAX:
             a = abs(v)
             if a > acc or a != a:  # once NaN, acc stays NaN
                 acc = a
-        elif act == _SCALED_SUMSQ:
+        elif act == SCALED_SUMSQ:
             w = v * g1 * g2
             acc += w * w
         i += cuda.blockDim.x
@@ -79,7 +82,7 @@ def fro_partials(X, action, f1, f2, chunk, out):  # type: ignore[no-untyped-def]
     s = cuda.blockDim.x // 2
     while s > 0:
         if tid < s:
-            if act == _ABSMAX:
+            if act == ABSMAX:
                 o = buf[tid + s]
                 if o > buf[tid] or o != o:
                     buf[tid] = o
@@ -101,7 +104,7 @@ def fro_rows(P, action, out):  # type: ignore[no-untyped-def]
         acc = 0.0
         for c in range(P.shape[1]):
             v = P[b, c]
-            if act == _ABSMAX:
+            if act == ABSMAX:
                 if v > acc or v != v:
                     acc = v
             else:
@@ -120,11 +123,11 @@ def fro_write(X, out, mode, norm, f1, f2):  # type: ignore[no-untyped-def]
         b = t // N
         i = t - b * N
         m = mode[b]
-        if m == _FAST:
+        if m == FAST:
             out[b, i] = np.float64(X[b, i]) / norm[b]
-        elif m == _SCALED:
+        elif m == SCALED:
             out[b, i] = (np.float64(X[b, i]) * f1[b] * f2[b]) / norm[b]
-        elif m == _ZERO:
+        elif m == ZERO:
             out[b, i] = X[b, i]
         else:
             out[b, i] = math.nan
@@ -153,13 +156,16 @@ def closed_form(A, C):  # type: ignore[no-untyped-def]
 
 @cuda.jit
 def gauss_jordan(A, out, W, perm, fr, fc, status, inverse_t):  # type: ignore[no-untyped-def]
+    """``inverse_t``: ``A⁻ᵀ``; else cofactors, by the guarded 4×4 closed form
+    where it is accepted."""
     b = cuda.grid(1)
     if b < A.shape[0]:
-        if A.shape[1] == 4 and not inverse_t and cofactor4_one(A[b], out[b]):
-            status[b] = 0  # OK: the guarded 4×4 closed form
+        if inverse_t:
+            status[b] = gauss_jordan_inv_one(A[b], out[b], W[b], perm[b], fr[b], fc[b])[0]
+        elif A.shape[1] == 4 and cofactor4_one(A[b], out[b]):
+            status[b] = OK
         else:
-            status[b] = gauss_jordan_one(A[b], out[b], W[b], perm[b], fr[b], fc[b],
-                                         inverse_t)[0]
+            status[b] = gauss_jordan_det_one(A[b], out[b], W[b], perm[b], fr[b], fc[b])[0]
 
 
 @cuda.jit

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 import matgrad
+from matgrad.kernels.scaling import exponent_of_max, ldexp, magnitude, namespace
 
 __all__ = ["bilinear_grad", "charpoly_deriv", "det_grad", "frobenius_grad", "logdet_grad"]
 
@@ -24,19 +25,13 @@ def _charpoly_pair(inner: str, dtype: Any, A: Any, x: Any) -> Any:
     """``(p, p′)`` stacked on a last axis, rounded once to ``dtype`` (a block
     of A may come pre-reduced in the wider work dtype)."""
     p, dp = matgrad.charpoly_deriv(A, x, return_value=True, backend=inner)
-    xp = _namespace(p)
+    xp = namespace(p)
     with np.errstate(over="ignore", under="ignore"):  # true float32 overflow: inf
         return xp.stack([xp.asarray(p), xp.asarray(dp)], axis=-1).astype(dtype, copy=False)
 
 
-def _namespace(x: Any) -> Any:
-    import importlib
-
-    return importlib.import_module(type(x).__module__.partition(".")[0])
-
-
 def _meta(like: Any, dtype: Any, ndim: int) -> Any:
-    xp = _namespace(like._meta)
+    xp = namespace(like._meta)
     return xp.empty((0,) * ndim, dtype=dtype)
 
 
@@ -63,28 +58,11 @@ def logdet_grad(A: Any, inner: str, dtype: Any) -> Any:
 def _parts(Xb: Any, wide: Any) -> tuple[Any, Any, Any]:
     """(namespace, real part, imaginary part or None) of a block, in the wide
     dtype (float32 values are exact in float64)."""
-    xp = _namespace(Xb)
+    xp = namespace(Xb)
     Y = Xb.astype(wide)
     if xp.iscomplexobj(Y):
         return xp, Y.real, Y.imag
     return xp, Y, None
-
-
-def _part_abs(Xb: Any) -> Any:
-    """max(|re|, |im|) elementwise (|x| for real X), NaN-propagating.  ``|z|``
-    would overflow for parts near the largest float; the parts cannot."""
-    xp = _namespace(Xb)
-    if xp.iscomplexobj(Xb):
-        return xp.maximum(abs(Xb.real), abs(Xb.imag))
-    return abs(Xb)
-
-
-def _exponents(mb: Any) -> Any:
-    """frexp exponent of a finite nonzero max; 0 for zero, NaN or inf."""
-    xp = _namespace(mb)
-    with np.errstate(all="ignore"):
-        ok = xp.isfinite(mb) & (mb > 0)
-        return xp.where(ok, xp.frexp(xp.where(ok, mb, 1.0))[1], 0).astype(np.int64)
 
 
 def _scaled_squares(wide: Any, Xb: Any, kb: Any) -> Any:
@@ -130,8 +108,10 @@ def frobenius_grad(X: Any, inner: str, dtype: Any) -> Any:
     axes = (X.ndim - 2, X.ndim - 1)
     wide = np.complex128 if np.dtype(dtype).kind == "c" else np.float64
     real = np.dtype(dtype).type(0).real.dtype
-    m = X.map_blocks(_part_abs, dtype=real).max(axis=axes, keepdims=True)  # NaN propagates
-    k = m.map_blocks(_exponents, dtype=np.int64)
+    # max(|re|, |im|) per matrix (|z| could overflow where its parts do not);
+    # NaN propagates; then its frexp exponent (0 for zero, NaN or inf)
+    m = X.map_blocks(magnitude, dtype=real).max(axis=axes, keepdims=True)
+    k = m.map_blocks(exponent_of_max, dtype=np.int64)
     s = da.map_blocks(partial(_scaled_squares, wide), X, k, dtype=np.float64).sum(
         axis=axes, keepdims=True)
     return da.map_blocks(partial(_finish, wide, dtype), X, k, s, m, dtype=dtype,
@@ -154,8 +134,7 @@ def _hessenberg_block(A: np.ndarray) -> np.ndarray:
     """Upper Hessenberg form of each matrix in a NumPy block, similar to it
     exactly up to rounding, with an exact power-of-two pre-scaling (the
     characteristic polynomial is unchanged)."""
-    from matgrad_numpy._charpoly import hessenberg_batched, scale_matrices
-    from matgrad_numpy._scaling import ldexp
+    from matgrad.kernels.charpoly import hessenberg_batched, scale_matrices
 
     shape = A.shape
     flat = A.reshape((-1, *shape[-2:]))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import matgrad
+from matgrad.kernels.scaling import exponent_of_max, namespace
 
 from . import _graphs
 
@@ -41,7 +42,7 @@ def _pack(op: str, inner: str, Ab: Any) -> Any:
     else:
         value, G = out
         values = [value]
-    xp = _graphs._namespace(G)
+    xp = namespace(G)
     m, n = G.shape[-2:]
     packed = xp.zeros((*G.shape[:-2], m + len(values), n), dtype=G.dtype)
     packed[..., :m, :] = G
@@ -77,12 +78,12 @@ def _block_norms(inner: str, Xb: Any) -> Any:
 
 def _combine(norms: Any) -> Any:
     """``‖X‖`` from block norms (last two axes), overflow-free."""
-    xp = _graphs._namespace(norms)
+    xp = namespace(norms)
     with np.errstate(all="ignore"):
         w = norms.astype(np.float64)
         mx = w.max(axis=(-2, -1))
         ok = xp.isfinite(mx) & (mx > 0)
-        k = xp.where(ok, xp.frexp(xp.where(ok, mx, 1.0))[1], 0)
+        k = exponent_of_max(mx)  # 0 where not ok
         s = xp.square(xp.ldexp(w, -k[..., None, None])).sum(axis=(-2, -1))
         out = xp.where(ok, xp.ldexp(xp.sqrt(s), k), mx)
     return out.astype(norms.dtype)

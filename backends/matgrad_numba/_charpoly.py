@@ -1,12 +1,13 @@
-"""Characteristic-polynomial kernels (docs/numerics.md §4).
+"""Characteristic-polynomial kernels.
 
 ``hessenberg``: Householder reduction, one matrix per parallel iteration
-(LAPACK ``gehrd`` through the NumPy backend for large ``n``).  ``hyman``:
-for every (matrix, point) pair in parallel, Hyman's recurrence on
+(LAPACK ``gehrd`` through :mod:`matgrad.kernels.charpoly` for large ``n``).
+``hyman``: for every (matrix, point) pair in parallel, Hyman's recurrence on
 ``M = xI − H`` and its derivative, O(n²) per point, with the diagonal blocks
 of a reducible ``H`` handled one after another (``p = Π p_b``,
 ``p′ = Σ p′_b Π_{c≠b} p_c``) and every running quantity kept as
-mantissa·2ᵉ.  Nothing divides by ``x − λ``: exact at eigenvalues.
+mantissa·2ᵉ (:func:`matgrad.kernels.scalar.hyman_point`, compiled for the
+CPU and inlined).  Nothing divides by ``x − λ``: exact at eigenvalues.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import numba as nb
 import numpy as np
 from numba import prange
 
-from ._scalar import hyman_point
+from matgrad.kernels.scalar import compile_scalar
 
 __all__ = ["hessenberg", "hyman"]
+
+# bound at module level, a global of the kernel (see matgrad.kernels.scalar)
+hyman_point = compile_scalar("cpu").hyman_point
 
 
 @nb.njit(parallel=True, cache=True)

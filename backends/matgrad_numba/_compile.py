@@ -14,7 +14,7 @@ When it is neither, the call's *policy* decides:
 
 * ``defer``: raise :class:`matgrad.Defer`, so that the front end runs the
   call on the next backend of ``auto`` (NumPy).  Only where ``auto`` picked
-  this backend and the call's inputs hold at most :data:`SMALL_MAX_ELEMENTS`
+  this backend and the call's inputs hold at most ``matgrad.config.numba_defer_max_elements``
   elements: for such a call the NumPy code path takes milliseconds, a compile
   seconds.  The rule looks at nothing but the operation, the dtype and size of
   the inputs, the path that ``n`` selects and the cache state.
@@ -50,7 +50,6 @@ import matgrad
 __all__ = [
     "EXPECTED_SECONDS",
     "READ_ONLY_ARGS",
-    "SMALL_MAX_ELEMENTS",
     "cache_dir",
     "dispatchers",
     "first_use",
@@ -62,13 +61,10 @@ __all__ = [
 
 _log = logging.getLogger("matgrad")
 
-#: Under ``auto``, a call whose inputs hold at most this many elements runs on
-#: the NumPy backend while its kernel is not compiled (neither in memory nor
-#: in the on-disk cache).  Measured (docs/numba.md): at this size the NumPy
-#: code path of every operation took at most about 14 ms (about 10 ms more
-#: than the compiled kernel), while a cold compile takes 1 to 24 s.  Read at
-#: call time.
-SMALL_MAX_ELEMENTS = 1 << 16
+# The size below which a cold call defers is matgrad.config.numba_defer_max_elements:
+# measured (docs/numba.md), at 65 536 elements the NumPy code path of every
+# operation took at most about 14 ms (about 10 ms more than the compiled
+# kernel), while a cold compile takes 1 to 24 s.
 
 #: Expected compile time in seconds of each kernel, per dtype kind (real,
 #: complex), measured with an empty cache on a 2-core x86-64 machine; used
@@ -78,11 +74,11 @@ EXPECTED_SECONDS: dict[str, tuple[float, float]] = {
     "_write": (1.0, 1.0),
     "bilinear_grad_into": (1.0, 1.5),
     "closed_form": (18.0, 24.0),
-    "lu_kernel": (11.0, 18.0),
+    "lu_kernel": (8.0, 10.0),
     "hessenberg": (2.0, 2.5),
     "hyman": (6.0, 9.0),
     "closed_form_value": (23.0, 24.0),
-    "lu_value_kernel": (20.0, 22.0),
+    "lu_value_kernel": (8.5, 10.0),
 }
 #: Arguments (by position) that a kernel only reads.  They are always passed
 #: read-only, so that one compiled signature serves a writable array and a
@@ -250,7 +246,7 @@ def prepare(fn: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         raise matgrad.Defer(
             f"Numba kernel {name} for {dtype} is not compiled yet (neither in memory nor "
             f"in the on-disk cache) and the input is small ({pol.size} ≤ "
-            f"{SMALL_MAX_ELEMENTS} elements)"
+            f"{matgrad.config.numba_defer_max_elements} elements)"
         )
     if mode == COMPILE and not (pol is not None and pol.warned):
         if pol is not None:
@@ -280,7 +276,7 @@ def _watched(op: str, method: F) -> F:
         if _policy.get() is not None:  # nested (a value method calling a gradient one)
             return method(self, *args)
         size = sum(int(getattr(a, "size", 1)) for a in args)
-        small = size <= SMALL_MAX_ELEMENTS and matgrad.Backend.may_defer()
+        small = size <= matgrad.config.numba_defer_max_elements and matgrad.Backend.may_defer()
         token = _policy.set(_Policy(op, DEFER if small else COMPILE, size))
         try:
             return method(self, *args)

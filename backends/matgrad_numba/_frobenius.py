@@ -6,7 +6,7 @@ may exceed the largest float while both parts are finite), and each part is
 divided separately, so every rounding, and the sign of every zero, is that of
 a real computation.
 
-Work is split into chunks of ``CHUNK`` elements of each flattened row (read
+Work is split into chunks of ``matgrad.config.frobenius_chunk`` elements of each flattened row (read
 at call time, so tests can shrink it), so one
 4096² matrix and 200 000 small ones both spread over every thread.  Everything
 is decided per row (slot) from that row's own values, so a slot's result does
@@ -21,9 +21,11 @@ not depend on its neighbours, the batch size or the thread count:
   ``m = 0`` → ``G = X`` (zeros, signs kept); else a power-of-two ``2ᵏ ≈ m``
   and ``G = (X·2⁻ᵏ) / sqrt(Σ(x·2⁻ᵏ)²)``, so ``‖X‖`` is never formed unscaled.
 
-No temporaries beyond the output and O(rows·chunks) partials.  Every kernel
-is launched through ``_runtime.parallel_call``.  :func:`frobenius_norm_grad`
-also returns ``‖X‖_F`` from the very sums ``G`` is divided by.
+No temporaries beyond the output and O(rows·chunks) partials.  The
+decisions between the passes are :func:`matgrad.kernels.routing.frobenius_norm_grad`'s;
+this module supplies the passes, each kernel launched through
+``_runtime.parallel_call``.  :func:`frobenius_norm_grad` also returns
+``‖X‖_F`` from the very sums ``G`` is divided by.
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ import numba as nb
 import numpy as np
 from numba import prange
 
+from matgrad import config
+from matgrad.kernels import routing
+from matgrad.kernels.codes import ABSMAX, FAST, SCALED, SCALED_SUMSQ, SUMSQ, ZERO
+
 from ._runtime import parallel_call
 
-__all__ = ["CHUNK", "bilinear_grad_into", "frobenius_grad", "frobenius_norm_grad"]
+__all__ = ["bilinear_grad_into", "frobenius_grad", "frobenius_norm_grad"]
 
-CHUNK = 1 << 14
-_FAST_MIN = 1e-280
-_FAST, _SCALED, _ZERO, _NAN = 0, 1, 2, 3
-_SKIP, _SUMSQ, _ABSMAX, _SCALED_SUMSQ = 0, 1, 2, 3
 
 
 @nb.njit(cache=True)
@@ -141,11 +143,11 @@ def _partials(X, action, f1, f2, chunk):  # type: ignore[no-untyped-def]
         a = c * chunk
         e = min(N, a + chunk)
         act = action[b]
-        if act == _SUMSQ:
+        if act == SUMSQ:
             out[b, c] = _sumsq(X[b], a, e)
-        elif act == _ABSMAX:
+        elif act == ABSMAX:
             out[b, c] = _absmax(X[b], a, e)
-        elif act == _SCALED_SUMSQ:
+        elif act == SCALED_SUMSQ:
             out[b, c] = _sumsq_scaled(X[b], a, e, f1[b], f2[b])
     return out
 
@@ -160,17 +162,17 @@ def _write(X, out, mode, norm, f1, f2, chunk):  # type: ignore[no-untyped-def]
         a = c * chunk
         e = min(N, a + chunk)
         m = mode[b]
-        if m == _FAST:
+        if m == FAST:
             d = norm[b]
             for i in range(a, e):
                 out[b, i] = np.float64(X[b, i]) / d  # float32 input: divided in float64
-        elif m == _SCALED:
+        elif m == SCALED:
             d = norm[b]
             g1 = f1[b]
             g2 = f2[b]
             for i in range(a, e):
                 out[b, i] = (X[b, i] * g1 * g2) / d
-        elif m == _ZERO:
+        elif m == ZERO:
             for i in range(a, e):
                 out[b, i] = X[b, i]  # zeros, each keeping its sign
         else:
@@ -178,22 +180,23 @@ def _write(X, out, mode, norm, f1, f2, chunk):  # type: ignore[no-untyped-def]
                 out[b, i] = np.nan
 
 
-def _rowsum(partials: np.ndarray) -> np.ndarray:
-    # NumPy's pairwise row sum; the same for a row whatever the other rows are
-    s: np.ndarray = partials.sum(axis=1)
+def _reduce(flat: np.ndarray, kind: int, action: np.ndarray, f1: np.ndarray,
+            f2: np.ndarray) -> np.ndarray:
+    """One pass (see ``routing.Reduce``): chunk partials, combined per row by
+    NumPy's pairwise sum (the same for a row whatever the other rows are), or
+    by a NaN-propagating maximum."""
+    parts: np.ndarray = parallel_call(_partials, flat, action, f1, f2, config.frobenius_chunk)
+    if kind == ABSMAX:
+        with np.errstate(invalid="ignore"):
+            out: np.ndarray = np.where(np.isnan(parts).any(axis=1), np.nan, parts.max(axis=1))
+        return out
+    s: np.ndarray = parts.sum(axis=1)
     return s
 
 
-def _pow2_factors(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(f1, f2)`` with ``f1·f2 = 2⁻ᵏ`` and ``x·f1·f2`` equal to ``ldexp(x, −k)``
-    (one rounding at most) for ``|x| < 2^(k)``, ``k`` a frexp exponent of a
-    finite nonzero maximum (−1073 ≤ k ≤ 1024).  A single factor where ``2⁻ᵏ``
-    is a float; for a subnormal maximum (k < −1022 … −1073, ``2⁻ᵏ`` > 2^1023),
-    ``2^1000`` first (exact: the entries are subnormal) and the rest after."""
-    big = -k > 1023
-    f1 = np.where(big, 2.0**1000, np.ldexp(1.0, np.where(big, 0, -k)))
-    f2 = np.where(big, np.ldexp(1.0, np.where(big, -k - 1000, 0)), 1.0)
-    return f1, f2
+def _write_rows(flat: np.ndarray, res: np.ndarray, mode: np.ndarray, norm: np.ndarray,
+                f1: np.ndarray, f2: np.ndarray) -> None:
+    parallel_call(_write, flat, res, mode, norm, f1, f2, config.frobenius_chunk)
 
 
 def frobenius_grad(X: np.ndarray) -> np.ndarray:
@@ -201,56 +204,8 @@ def frobenius_grad(X: np.ndarray) -> np.ndarray:
 
 
 def frobenius_norm_grad(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(‖X‖_F in float64, X/‖X‖_F)``: ``sqrt(s)`` on the fast path,
-    ``2ᵏ·sqrt(Σ(x·2⁻ᵏ)²)`` on the scaled one, 0 for a zero matrix, inf for an
-    infinite entry and NaN for a NaN (which wins)."""
-    B = X.shape[0]
-    out = np.empty(X.shape, dtype=X.dtype)
-    if X.size == 0:
-        return np.zeros(B), out
-    rdt = np.dtype(X.dtype).type(0).real.dtype
-    flat = np.ascontiguousarray(X).reshape(B, -1).view(rdt)  # complex: re, im, re, …
-    res = out.reshape(B, -1).view(rdt)
-    ones = np.ones(B)
-    s = _rowsum(parallel_call(_partials, flat, np.full(B, _SUMSQ, np.int8), ones, ones, CHUNK))
-    single = rdt == np.float32  # float64 sums of float32 squares neither over- nor underflow
-    with np.errstate(invalid="ignore"):
-        finite = np.isfinite(s)
-        fast = finite & (s > 0) if single else finite & (s >= _FAST_MIN)
-    mode = np.full(B, _FAST, np.int8)
-    norm = np.sqrt(np.where(fast, s, 1.0))
-    value = norm
-    f1, f2 = ones, ones
-    if not fast.all():
-        slow = ~fast
-        if single:
-            absmax = np.where(finite, s, np.nan)  # only the zero / non-finite test matters
-        else:
-            action = np.where(slow, _ABSMAX, _SKIP).astype(np.int8)
-            parts = parallel_call(_partials, flat, action, ones, ones, CHUNK)
-            with np.errstate(invalid="ignore"):
-                absmax = np.where(np.isnan(parts).any(axis=1), np.nan, parts.max(axis=1))
-        with np.errstate(invalid="ignore"):
-            bad = slow & ~np.isfinite(absmax)
-            zero = slow & (absmax == 0)
-        scaled = slow & ~bad & ~zero
-        mode[bad] = _NAN
-        mode[zero] = _ZERO
-        if scaled.any():
-            mode[scaled] = _SCALED
-            k = np.frexp(np.where(scaled, absmax, 1.0))[1].astype(np.int64)
-            f1, f2 = _pow2_factors(np.where(scaled, k, 0))
-            action = np.where(scaled, _SCALED_SUMSQ, _SKIP).astype(np.int8)
-            t2 = _rowsum(parallel_call(_partials, flat, action, f1, f2, CHUNK))
-            norm = np.where(scaled, np.sqrt(np.where(scaled, t2, 1.0)), norm)
-            with np.errstate(over="ignore"):  # a true overflow of ‖X‖_F: inf
-                value = np.where(scaled, np.ldexp(norm, np.where(scaled, k, 0)), norm)
-        with np.errstate(invalid="ignore"):
-            # an inf entry: s (float32) or the maximum is inf; NaN wins
-            nonfinite = s if single else absmax
-            value = np.where(bad, nonfinite, np.where(zero, 0.0, value))
-    parallel_call(_write, flat, res, mode, norm, f1, f2, CHUNK)
-    return value, out
+    """``(‖X‖_F in float64, X/‖X‖_F)`` (see :func:`routing.frobenius_norm_grad`)."""
+    return routing.frobenius_norm_grad(X, _reduce, _write_rows)
 
 
 @nb.njit(parallel=True, cache=True)

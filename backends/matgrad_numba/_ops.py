@@ -1,23 +1,23 @@
-"""Python-level orchestration of the Numba kernels (dtype, paths, fallbacks)."""
+"""The Numba backend's operations: launches of its kernels, with the routing
+between paths and host fallbacks of :mod:`matgrad.kernels.routing` and the
+host algorithms of :mod:`matgrad.kernels`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.linalg
-from matgrad_numpy import _charpoly as np_charpoly
-from matgrad_numpy import _cofactor as np_cofactor
-from matgrad_numpy._scaling import mantissa_product, narrow, widen, work_dtype
+
+from matgrad import config
+from matgrad.kernels import charpoly as host_charpoly
+from matgrad.kernels import routing
+from matgrad.kernels.scaling import mantissa_product, widen, work_dtype
 
 from . import _charpoly, _cofactor, _frobenius
 from ._runtime import chunks, parallel_call
 
 __all__ = ["bilinear_grad", "charpoly_deriv", "det_grad", "frobenius_grad", "logdet_grad"]
-
-#: Below this many points per matrix (and from this size on), one LU per
-#: point (4/3·n³) beats a Hessenberg reduction (10/3·n³) + O(n²) per point.
-LU_ROUTE_MAX_POINTS = 2
-LU_ROUTE_MIN_N = 64
-
 
 def frobenius_grad(X: np.ndarray) -> np.ndarray:
     return _frobenius.frobenius_grad(X)
@@ -30,41 +30,33 @@ def bilinear_grad(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _lu_path(A: np.ndarray, inverse_t: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``routing.Eliminate``: the Gauss-Jordan kernel over the batch."""
     W = widen(A)
     out = np.empty_like(W)
     status = parallel_call(_cofactor.lu_kernel, W, out, inverse_t, chunks())
     return out, status
 
 
+def _closed_form(W: np.ndarray, C: np.ndarray) -> None:
+    parallel_call(_cofactor.closed_form, W, C)
+
+
+def _on_host(fn: Callable[[np.ndarray], np.ndarray], A: np.ndarray) -> np.ndarray:
+    return fn(A)  # NumPy arrays are host arrays already
+
+
 def det_grad(A: np.ndarray) -> np.ndarray:
-    n = A.shape[-1]
-    if n == 1:
-        return np.ones_like(A)
-    if n <= 3:
-        W = widen(A)
-        C = np.empty_like(W)
-        parallel_call(_cofactor.closed_form, W, C)
-        return narrow(C, A.dtype)
-    if n >= _cofactor.LAPACK_MIN_N:
-        return np_cofactor.det_grad(A)  # LAPACK getrf/getri per matrix
-    C, status = _lu_path(A, inverse_t=False)
-    C[status == _cofactor.NONFINITE] = np.nan
-    redo = np.flatnonzero(status == _cofactor.FALLBACK)
-    if redo.size:  # tiny pivot: rank-revealing adjugate (rare)
-        C[redo] = np_cofactor.det_grad(C.dtype.type(0) + A[redo].astype(C.dtype))
-    return narrow(C, A.dtype)
+    # the host (LAPACK getrf/getri per matrix) from config.numba_det_lapack_min_n on
+    C: np.ndarray = routing.det_grad(A, closed_form=_closed_form, eliminate=_lu_path,
+                                     host=_on_host, host_min_n=config.numba_det_lapack_min_n,
+                                     positive_zeros=True)
+    return C
 
 
 def logdet_grad(A: np.ndarray) -> np.ndarray:
-    n = A.shape[-1]
-    if n >= _cofactor.LAPACK_MIN_N:
-        return np_cofactor.logdet_grad(A)
-    G, status = _lu_path(A, inverse_t=True)
-    G[status == _cofactor.NONFINITE] = np.nan
-    redo = np.flatnonzero(status == _cofactor.FALLBACK)
-    if redo.size:  # exponents beyond plain power-of-two factors (rare)
-        G[redo] = np_cofactor.logdet_grad(A[redo].astype(G.dtype))
-    return narrow(G, A.dtype)
+    G: np.ndarray = routing.logdet_grad(A, eliminate=_lu_path, host=_on_host,
+                                        host_min_n=config.numba_det_lapack_min_n)
+    return G
 
 
 def _charpoly_lu(
@@ -116,9 +108,9 @@ def _charpoly_lu(
 def _hessenberg(As: np.ndarray) -> np.ndarray:
     """Upper Hessenberg forms of ``As`` (matrices that already are: copied)."""
     H = np.ascontiguousarray(As)
-    reduce = np.flatnonzero(~np_charpoly.is_hessenberg(H))  # skip reduced ones
-    if reduce.size and H.shape[-1] >= np_charpoly.LAPACK_MIN_N:
-        H[reduce] = np_charpoly.hessenberg_batched(H[reduce])
+    reduce = np.flatnonzero(~host_charpoly.is_hessenberg(H))  # skip reduced ones
+    if reduce.size and H.shape[-1] >= config.charpoly_lapack_min_n:
+        H[reduce] = host_charpoly.hessenberg_batched(H[reduce])
     elif reduce.size:
         part = np.ascontiguousarray(H[reduce])
         parallel_call(_charpoly.hessenberg, part)
@@ -130,44 +122,46 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     B, n, _ = A.shape
     K = x.shape[1]
     if n == 1:
-        return np_charpoly.linear_case(A, x)
-    As, k, kmax = np_charpoly.scale_matrices(A)
+        return host_charpoly.linear_case(A, x)
+    As, k, kmax = host_charpoly.scale_matrices(A)
     p = np.empty(x.shape, dtype=A.dtype)
     dp = np.empty_like(p)
     todo = np.ones(B, dtype=bool)
-    if K <= LU_ROUTE_MAX_POINTS and n >= LU_ROUTE_MIN_N:
+    # few points on a large matrix: one LU per point (4/3·n³) beats a
+    # Hessenberg reduction (10/3·n³) + O(n²) per point
+    if K <= config.charpoly_lu_route_max_points and n >= config.charpoly_lu_route_min_n:
         with np.errstate(all="ignore"):
-            pm, dpm, pe, ok = _charpoly_lu(As, np_charpoly.scale_points(x, k))
-        p[ok], dp[ok] = np_charpoly.unscale(pm[ok], dpm[ok], pe[ok], pe[ok], k[ok], n, A.dtype)
+            pm, dpm, pe, ok = _charpoly_lu(As, host_charpoly.scale_points(x, k))
+        p[ok], dp[ok] = host_charpoly.unscale(pm[ok], dpm[ok], pe[ok], pe[ok], k[ok], n, A.dtype)
         todo = ~ok
     idx = np.flatnonzero(todo)
     if idx.size == 0:
-        np_charpoly.apply_far_points(p, dp, x, kmax, n)
+        host_charpoly.apply_far_points(p, dp, x, kmax, n)
         return p, dp
     rows = slice(None) if idx.size == B else idx
     with np.errstate(all="ignore"):  # NaN/inf slots stay in their own slot
         H = _hessenberg(As[rows])
-        sub = np_charpoly.subdiagonal(H)
+        sub = host_charpoly.subdiagonal(H)
     work = np.result_type(H.dtype, work_dtype(x.dtype))
     Hw = H.astype(work, copy=False)
     sub = sub.astype(work)
     kk = k[rows]
     kkmax = kmax[rows]
     # Points in blocks: the (matrix, point) arrays below stay O(block)
-    for sl in np_charpoly.point_blocks(idx.size, 8, K):  # ~8 arrays of (rows, block)
-        xs = np.ascontiguousarray(np_charpoly.scale_points(x[rows, sl], kk))
+    for sl in host_charpoly.point_blocks(idx.size, 8, K):  # ~8 arrays of (rows, block)
+        xs = np.ascontiguousarray(host_charpoly.scale_points(x[rows, sl], kk))
         qm = np.empty(xs.shape, dtype=work)
         dqm = np.empty_like(qm)
         qe = np.zeros(xs.shape, dtype=np.int64)
         dqe = np.zeros(xs.shape, dtype=np.int64)
         with np.errstate(all="ignore"):
             parallel_call(_charpoly.hyman, Hw, sub, xs, qm, dqm, qe, dqe, chunks())
-        pb, dpb = np_charpoly.unscale(qm, dqm, qe, dqe, kk, n, A.dtype)
-        np_charpoly.apply_far_points(pb, dpb, x[rows, sl], kkmax, n)
+        pb, dpb = host_charpoly.unscale(qm, dqm, qe, dqe, kk, n, A.dtype)
+        host_charpoly.apply_far_points(pb, dpb, x[rows, sl], kkmax, n)
         p[rows, sl], dp[rows, sl] = pb, dpb
     if idx.size < B:
         done = np.flatnonzero(~todo)
         pd, dpd = p[done], dp[done]
-        np_charpoly.apply_far_points(pd, dpd, x[done], kmax[done], n)
+        host_charpoly.apply_far_points(pd, dpd, x[done], kmax[done], n)
         p[done], dp[done] = pd, dpd
     return p, dp

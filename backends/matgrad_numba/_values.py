@@ -1,4 +1,4 @@
-"""Value and gradient from one pass on the Numba backend (docs/numerics.md §7).
+"""Value and gradient from one pass on the Numba backend.
 
 The kernels here are those of the plain gradients with the value read off
 the same computation, so a slot's gradient is bit-identical to what
@@ -11,16 +11,16 @@ from the same data:
   other finite slots (rare) take the equilibrated closed form on the host.
 * ``n = 4``: the guarded closed form where it is accepted, with the same
   row expansion within 2^±250 (products of four entries); a slot out of that
-  range keeps its cofactors and takes its value from the NumPy backend's
-  elimination.
-* Gauss-Jordan (``4 ≤ n < LAPACK_MIN_N``): the kernel returns the running
+  range keeps its cofactors and takes its value from the host elimination
+  (:mod:`matgrad.kernels.cofactor`).
+* Gauss-Jordan (``4 ≤ n < config.numba_det_lapack_min_n``): the kernel returns the running
   determinant ``dm·2^de`` of the equilibrated elimination, already mapped
   back through the equilibration exponents, so ``det A = dm·2^de`` and
   ``log|det A| = log|dm| + de·ln 2``: never over- or underflowing on the way.
   An exactly zero pivot (``logdet``) gives sign 0 and −inf.
 * Slots the kernels hand to the host (tiny pivots, exponents beyond plain
-  power-of-two factors) and ``n ≥ LAPACK_MIN_N`` get value and gradient
-  together from the NumPy backend, as their gradients already do.
+  power-of-two factors) and ``n ≥ config.numba_det_lapack_min_n`` get value and gradient
+  together from the host algorithms, as their gradients already do.
 * Frobenius: ``‖X‖_F`` from the sums of squares the gradient divides by.
 
 Every decision is per slot, from that slot alone.
@@ -30,25 +30,26 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
-from matgrad_numpy import _cofactor as np_cofactor
-from matgrad_numpy._scaling import ldexp, narrow, widen
 from numba import prange
 
-from . import _cofactor, _frobenius
+from matgrad import config
+from matgrad.kernels import cofactor as host_cofactor
+from matgrad.kernels.codes import FALLBACK, HOST_VALUE, NONFINITE, OK
+from matgrad.kernels.scalar import compile_scalar
+from matgrad.kernels.scaling import ldexp, narrow, widen
+
+from . import _frobenius
 from ._runtime import chunks, parallel_call
-from ._scalar import (
-    FALLBACK,
-    NONFINITE,
-    OK,
-    closed_form_one,
-    cofactor4_one,
-    gauss_jordan_one,
-)
 
 __all__ = ["det_value_grad", "frobenius_value_grad", "logdet_value_grad"]
 
-#: Slot status: cofactors done, value to be computed on the host.
-HOST_VALUE = 3
+# The CPU-compiled algorithms, bound at module level as globals of the
+# kernels below (see matgrad.kernels.scalar: this keeps them cached).
+_S = compile_scalar("cpu")
+closed_form_one = _S.closed_form_one
+cofactor4_one = _S.cofactor4_one
+gauss_jordan_det_one = _S.gauss_jordan_det_one
+gauss_jordan_inv_one = _S.gauss_jordan_inv_one
 
 
 @nb.njit(cache=True)
@@ -109,18 +110,17 @@ def lu_value_kernel(A, out, dm, de, inverse_t, nchunks):  # type: ignore[no-unty
         fr = np.empty(n)
         fc = np.empty(n)
         for b in range(ch * B // nchunks, (ch + 1) * B // nchunks):
-            if n == 4 and not inverse_t and cofactor4_one(A[b], out[b]):
-                if _in_range(A[b], lo, hi):
-                    status[b] = OK
-                    dm[b] = _row_expansion(A[b], out[b])
-                    de[b] = 0
-                else:
-                    status[b] = HOST_VALUE
+            if inverse_t:
+                st, m, e = gauss_jordan_inv_one(A[b], out[b], W, perm, fr, fc)
+            elif n == 4 and cofactor4_one(A[b], out[b]):
+                # the row expansion, replaced on the host where out of range
+                st = OK if _in_range(A[b], lo, hi) else HOST_VALUE
+                m, e = _row_expansion(A[b], out[b]), 0
             else:
-                st, m, e = gauss_jordan_one(A[b], out[b], W, perm, fr, fc, inverse_t)
-                status[b] = st
-                dm[b] = m
-                de[b] = e
+                st, m, e = gauss_jordan_det_one(A[b], out[b], W, perm, fr, fc)
+            status[b] = st
+            dm[b] = m
+            de[b] = e
     return status
 
 
@@ -138,8 +138,8 @@ def _lu_value_path(
 def det_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(det A, C)``; ``C`` bit-identical to the backend's ``det_grad``."""
     n = A.shape[-1]
-    if n == 1 or n >= _cofactor.LAPACK_MIN_N:
-        return np_cofactor.det_value_grad(A)  # as det_grad: NumPy / LAPACK
+    if n == 1 or n >= config.numba_det_lapack_min_n:
+        return host_cofactor.det_value_grad(A)  # as det_grad: NumPy / LAPACK
     if n <= 3:
         W = widen(A)
         C = np.empty_like(W)
@@ -151,7 +151,7 @@ def det_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             fin = np.isfinite(Wh).all(axis=(1, 2))
             dh = np.full(host.size, np.nan, dtype=W.dtype)
             if fin.any():
-                dh[fin] = np_cofactor.equilibrated_small_det(Wh[fin])
+                dh[fin] = host_cofactor.equilibrated_small_det(Wh[fin])
             d[host] = dh
         return narrow(d, A.dtype), narrow(C, A.dtype)
     W, C, dm, de, status = _lu_value_path(A, inverse_t=False)
@@ -162,27 +162,27 @@ def det_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d[bad] = np.nan
     redo = np.flatnonzero(status == FALLBACK)
     if redo.size:  # tiny pivot: rank-revealing adjugate (rare)
-        d[redo], C[redo] = np_cofactor.det_value_grad(
+        d[redo], C[redo] = host_cofactor.det_value_grad(
             C.dtype.type(0) + A[redo].astype(C.dtype))
     host = np.flatnonzero(status == HOST_VALUE)
     if host.size:  # accepted 4×4 closed form, entries beyond 2^±250
-        d[host] = np_cofactor.det_value_grad(W[host])[0]
+        d[host] = host_cofactor.det_value_grad(W[host])[0]
     return narrow(d, A.dtype), narrow(C, A.dtype)
 
 
 def logdet_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(sign, log|det A|, A⁻ᵀ)``; ``G`` bit-identical to ``logdet_grad``."""
     n = A.shape[-1]
-    if n >= _cofactor.LAPACK_MIN_N:
-        return np_cofactor.logdet_value_grad(A)
+    if n >= config.numba_det_lapack_min_n:
+        return host_cofactor.logdet_value_grad(A)
     _W, G, dm, de, status = _lu_value_path(A, inverse_t=True)
     # NONFINITE: dm = 0 at an exactly zero pivot ((0, −inf)), NaN for a
     # non-finite entry
-    sign, logabs = np_cofactor.slogdet_from_mantissa(dm, de)
+    sign, logabs = host_cofactor.slogdet_from_mantissa(dm, de)
     G[status == NONFINITE] = np.nan
     redo = np.flatnonzero(status == FALLBACK)
     if redo.size:  # exponents beyond plain power-of-two factors (rare)
-        sign[redo], logabs[redo], G[redo] = np_cofactor.logdet_value_grad(
+        sign[redo], logabs[redo], G[redo] = host_cofactor.logdet_value_grad(
             A[redo].astype(G.dtype))
     real = np.empty(0, A.dtype).real.dtype
     return narrow(sign, A.dtype), narrow(logabs, real), narrow(G, A.dtype)

@@ -1,6 +1,8 @@
 """matgrad's NumPy + SciPy reference backend (always available).
 
 Registered through the ``matgrad.backends`` entry point like any plugin.
+Its operations are the host algorithms of :mod:`matgrad.kernels`, bound as
+they are (the other backends reuse them for their host paths).
 """
 
 from __future__ import annotations
@@ -9,10 +11,9 @@ import numpy as np
 import scipy
 
 import matgrad
-
-from ._charpoly import charpoly_deriv
-from ._cofactor import det_grad, det_value_grad, logdet_grad, logdet_value_grad
-from ._frobenius import frobenius_grad, frobenius_value_grad
+from matgrad.kernels.charpoly import charpoly_deriv
+from matgrad.kernels.cofactor import det_grad, det_value_grad, logdet_grad, logdet_value_grad
+from matgrad.kernels.frobenius import frobenius_grad, frobenius_value_grad
 
 __all__ = ["NumpyBackend", "matgrad_backend"]
 

@@ -1,4 +1,7 @@
-"""``X / ‖X‖_F`` per matrix without overflow, underflow or big temporaries.
+"""``X / ‖X‖_F`` per matrix without overflow, underflow or big temporaries, on the host.
+
+The NumPy backend's algorithm.  The kernel backends take the same decisions
+per row with their own reduction kernels (:func:`matgrad.kernels.routing.frobenius_norm_grad`).
 
 A complex batch is processed through its real view (``re, im, re, im, …``):
 ``‖X‖² = Σ re² + im²``, the scale comes from ``max(|re|, |im|)`` (``|z|`` itself
@@ -19,7 +22,8 @@ Streaming, blocked passes over the flattened real ``(B, L)`` batch:
 
 Every decision is per row, from that row's values alone, and a row's sums
 do not depend on the other rows, so a slot's result is the same in any batch.
-Temporaries are block-sized (``BLOCK`` elements) plus O(B) scalars.
+Temporaries are block-sized (``matgrad.config.scaling_block`` elements) plus
+O(B) scalars.
 
 :func:`frobenius_value_grad` returns ``‖X‖_F`` from the very sums that
 ``G`` is divided by: ``sqrt(s)`` on the fast path, ``2ᵏ·sqrt(Σ(x·2⁻ᵏ)²)`` on
@@ -29,26 +33,31 @@ the slow one, 0 for a zero matrix, inf for an infinite entry, NaN for a NaN.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from ._scaling import BLOCK, exponent_of_max, ldexp
+from .._config import config
+from .scaling import Arr, exponent_of_max, ldexp, namespace
 
-__all__ = ["frobenius_grad", "frobenius_value_grad"]
+__all__ = ["FAST_MIN", "frobenius_grad", "frobenius_value_grad", "real_rows"]
 
-_FAST_MIN = 1e-280  # below this, squares of small entries may have underflowed
+#: float64 sums of squares below this may have lost small entries to underflow:
+#: such rows take the scaled path.
+FAST_MIN = 1e-280
 
 Selector = slice | np.ndarray
 
 
 def _blocks(count: int, N: int) -> Iterator[tuple[slice, slice, int]]:
-    """(rows, columns, chunk number) covering ``count × N`` in ≤ BLOCK pieces."""
-    if N >= BLOCK:
+    """(rows, columns, chunk number) covering ``count × N`` in pieces of at most
+    ``matgrad.config.scaling_block`` elements."""
+    if N >= config.scaling_block:
         for r in range(count):
-            for j, c0 in enumerate(range(0, N, BLOCK)):
-                yield slice(r, r + 1), slice(c0, min(N, c0 + BLOCK)), j
+            for j, c0 in enumerate(range(0, N, config.scaling_block)):
+                yield slice(r, r + 1), slice(c0, min(N, c0 + config.scaling_block)), j
     else:
-        per = max(1, BLOCK // N)
+        per = max(1, config.scaling_block // N)
         for r0 in range(0, count, per):
             yield slice(r0, min(count, r0 + per)), slice(0, N), 0
 
@@ -63,7 +72,7 @@ def _reduce_rows(
     reduces one block along axis 1, ``combine`` merges the block partials."""
     count = X.shape[0] if rows is None else len(rows)
     N = X.shape[1]
-    nchunks = -(-N // BLOCK) if N >= BLOCK else 1
+    nchunks = -(-N // config.scaling_block) if N >= config.scaling_block else 1
     parts = np.empty((count, nchunks))
     for pos, cols, j in _blocks(count, N):
         sel: Selector = pos if rows is None else rows[pos]
@@ -97,21 +106,32 @@ def frobenius_value_grad(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return norm.astype(rdt), G
 
 
+def real_rows(X: Arr) -> tuple[Arr, Arr, Arr]:
+    """``(out, flat, res)`` for a nonempty batch ``X (B, m, n)`` (NumPy or
+    CuPy): an empty result like ``X``, and the real ``(B, L)`` views of ``X``
+    (made contiguous) and of that result, a complex entry being two reals
+    (``re, im, re, …``)."""
+    xp = namespace(X)
+    a: Any = X
+    B = a.shape[0]
+    out = xp.empty(a.shape, dtype=a.dtype)
+    rdt = np.dtype(a.dtype).type(0).real.dtype
+    flat = xp.ascontiguousarray(a).reshape(B, -1).view(rdt)
+    return out, flat, out.reshape(B, -1).view(rdt)
+
+
 def _frobenius_grad(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(‖X‖_F in float64, G)``."""
-    B = X.shape[0]
-    out = np.empty(X.shape, dtype=X.dtype)
     if X.size == 0:
-        return np.zeros(B), out
-    rdt = np.dtype(X.dtype).type(0).real.dtype
-    flat = np.ascontiguousarray(X).reshape(B, -1).view(rdt)  # complex: re, im, re, …
-    res = out.reshape(B, -1).view(rdt)
+        return np.zeros(X.shape[0]), np.empty(X.shape, dtype=X.dtype)
+    out, flat, res = real_rows(X)
+    rdt = flat.dtype
     s = _reduce_rows(flat, None, lambda b, pos: _sum_squares(b), np.sum)
     if rdt == np.float32:
         # Exact enough in float64; only zero and non-finite rows differ.
         fast = np.isfinite(s) & (s > 0)
     else:
-        fast = np.isfinite(s) & (s >= _FAST_MIN)
+        fast = np.isfinite(s) & (s >= FAST_MIN)
     norm = np.sqrt(np.where(fast, s, 1.0))
     _divide_into(res, flat, norm)
     if not fast.all():

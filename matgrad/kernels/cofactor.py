@@ -1,4 +1,7 @@
-"""Cofactor matrices (∇det) and inverse transposes (∇log|det|), batched.
+"""Cofactor matrices (∇det) and inverse transposes (∇log|det|), batched on the host.
+
+The NumPy backend's algorithm, and the host path of the kernel backends
+(large ``n``, and the rare slots their kernels hand back).
 
 ``n ≤ 3``: closed forms (exact for singular input, no division); a slot whose
 products overflow is redone on the equilibrated matrix.  ``n = 4``: the
@@ -13,7 +16,7 @@ LAPACK ``getrf``/``getri`` per matrix for large ``n``), and
 ``C = det(Ã)·Ã⁻ᵀ`` is formed from that one elimination with ``det`` kept as
 mantissa·2ᵉ and mapped back entry by entry.  Slots whose elimination shows a
 pivot ``|u_kk| ≤ c·n·eps`` go to the SVD adjugate, which is right for every
-matrix, singular or not.  See docs/numerics.md.
+matrix, singular or not.
 
 Values (``det_value_grad``, ``logdet_value_grad``) come from the same data:
 ``det = Σ_j a_0j·C_0j`` on the closed-form paths where every nonzero entry
@@ -37,18 +40,10 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from ._scaling import (
-    BLOCK,
-    exponent_of_max,
-    ldexp,
-    magnitude,
-    mantissa_product,
-    narrow,
-    widen,
-)
+from .._config import config
+from .scaling import exponent_of_max, ldexp, magnitude, mantissa_product, narrow, widen
 
 __all__ = [
-    "LAPACK_MIN_N",
     "LU",
     "det_grad",
     "det_value_grad",
@@ -59,8 +54,6 @@ __all__ = [
     "slogdet_from_mantissa",
 ]
 
-#: From this size on, LAPACK per matrix beats the vectorised NumPy LU.
-LAPACK_MIN_N = 48
 #: Pivot threshold constant c in |u_kk| ≤ c·n·eps·max|a_ij|.
 TINY_PIVOT_C = 4.0
 _LN2 = float(np.log(2.0))
@@ -129,7 +122,7 @@ def _in_range(W: np.ndarray, k: int) -> np.ndarray:
     if np.iscomplexobj(parts):
         parts = parts.view(parts.real.dtype)
     ok = np.empty(B, dtype=bool)
-    step = max(1, BLOCK // parts.shape[1])
+    step = max(1, config.scaling_block // parts.shape[1])
     lo, hi = 2.0**-k, 2.0**k
     for s in range(0, B, step):
         mag = np.abs(parts[s:s + step])
@@ -246,7 +239,7 @@ def lu_batched(A: np.ndarray) -> LU:
     Large ``n``: LAPACK ``getrf`` per matrix.
     """
     B, n, _ = A.shape
-    if n >= LAPACK_MIN_N:
+    if n >= config.det_lapack_min_n:
         return _lu_lapack(A)
     W = A.copy()
     perm = np.broadcast_to(np.arange(n), (B, n)).copy()
@@ -377,7 +370,7 @@ def _column_exponents(A: np.ndarray, r: np.ndarray) -> np.ndarray:
     beyond one block."""
     B, n, _ = A.shape
     c = np.empty((B, n), dtype=np.int64)
-    step = max(1, BLOCK // (n * n))
+    step = max(1, config.scaling_block // (n * n))
     for lo in range(0, B, step):
         hi = min(B, lo + step)
         mag = magnitude(A[lo:hi])
@@ -446,7 +439,7 @@ def _scale_entries(X: np.ndarray, factor: np.ndarray, g: np.ndarray,
 def _cofactor4(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form 4×4 cofactors for a batch, and which slots to trust.
 
-    The batch version of ``matgrad_numba._scalar.cofactor4_one``: complementary
+    The batch version of :func:`matgrad.kernels.scalar.cofactor4_one`: complementary
     2×2 minors of rows 0-1 (s) and rows 2-3 (c); the same expansion on |A|
     with all signs positive bounds the rounding error entry by entry by
     5·eps·M, so a slot is accepted only if ‖M‖_F ≤ 8‖C‖_F (relative error

@@ -1,97 +1,108 @@
-"""Scalar algorithms shared by matgrad's CPU and GPU kernels.
+# mypy: allow-untyped-defs, allow-untyped-calls
+"""Per-matrix and per-point algorithms, compiled for each target by a factory.
 
-Each function works on one matrix, one point or one number, so that the
-CPU kernels (``njit``, parallel loops over matrices and points) and the CUDA
-kernels (one thread per matrix or point) run the very same code.  This file
-is compiled for the CPU when imported normally; the CuPy backend executes it
-once more as a separate module with ``TARGET = "cuda"`` set beforehand, which
-turns every ``@device`` function into a CUDA device function calling the
-CUDA versions of its neighbours.
+Each function here works on one matrix, one point or one number (closed-form
+cofactors, the guarded 4×4 closed form, power-of-two equilibration,
+Gauss-Jordan elimination with a mantissa-exponent determinant, Hyman's
+recurrence), so that the Numba CPU kernels (parallel loops over matrices and
+points) and the CUDA kernels (one thread per matrix or point) run the very
+same code.  They are plain Python functions calling each other through this
+module's globals; importing this module compiles nothing and does not import
+Numba.
+
+:func:`compile_scalar` is the explicit factory: ``compile_scalar("cpu")``
+returns a namespace in which every algorithm is compiled with
+``numba.njit(inline="always")``, ``compile_scalar("cuda")`` one with
+``numba.cuda.jit(device=True, inline=True)``.  Each compiled function is a
+copy of the function here (``types.FunctionType`` over the same code) whose
+globals are a per-target copy of this module's globals, in which every
+algorithm's name is bound to that target's compiled version: a CPU function
+calls CPU siblings and a CUDA device function CUDA siblings, with no module
+executed twice and no global target switch.
+
+Why the kernels refer to these functions as module globals: Numba's on-disk
+cache keys a kernel by its own bytecode and the pickled values of its
+closure variables, not by its globals.  A kernel built inside a factory
+that captures a jitted function in a closure pickles differently in every
+process and misses the cache every time (numba issue 6264).  So the
+parallel kernels stay module-level functions without closures in the
+backend (``matgrad_numba``), binding what they call at module level
+(``gauss_jordan_det_one = compile_scalar("cpu").gauss_jordan_det_one``); the
+algorithms are compiled into them (inlined, or for :data:`CALLED` linked
+in), and a kernel's cached code is found again in every process without
+compiling any of these.  Numba does not notice edits to this file in the
+cache of a kernel that uses it: delete the cached ``*.nbi``/``*.nbc`` files
+after editing it.
 """
+
+# The algorithms are untyped Python on purpose: Numba (or numba-cuda) types
+# them when it compiles them, for each argument type (the mypy line above).
 
 from __future__ import annotations
 
 import math
+import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from .codes import FALLBACK, NONFINITE, OK
+
 __all__ = [
-    "FALLBACK",
-    "NONFINITE",
-    "OK",
-    "TARGET",
+    "ALGORITHMS",
+    "CALLED",
+    "TARGETS",
     "abs2",
     "closed_form_one",
     "cof3",
     "cofactor4_one",
     "col_exponent3",
+    "compile_scalar",
+    "eliminate_one",
     "equilibrate_one",
     "exponent",
-    "gauss_jordan_one",
+    "gauss_jordan_det_one",
+    "gauss_jordan_inv_one",
     "hyman_point",
     "mag1",
     "mag_max",
     "mul_pow2",
+    "unscale_one",
 ]
 
-#: "cpu" (numba.njit) unless the loader set it to "cuda" before executing us.
-TARGET: str = globals().get("TARGET", "cpu")
-
-
-def device(fn: Callable[..., Any] | None = None, *, inline: bool = False) -> Any:
-    """Compile ``fn`` for this module's target (``inline``: into its callers)."""
-
-    def compile_(f: Callable[..., Any]) -> Any:
-        if TARGET == "cuda":
-            from numba import cuda
-
-            return cuda.jit(device=True, inline=inline)(f)
-        import numba
-
-        return numba.njit(cache=True, inline="always" if inline else "never")(f)
-
-    return compile_ if fn is None else compile_(fn)
-
-
-OK, FALLBACK, NONFINITE = 0, 1, 2
 _EPS = float(np.finfo(np.float64).eps)
 _TWO_1000 = 2.0**1000
 _TWO_M1000 = 2.0**-1000
 
 
-@device(inline=True)
-def abs2(v):  # type: ignore[no-untyped-def]
+def abs2(v):
     """|v|² in float64 (exact squares of float32 values)."""
     r = np.float64(v.real)
     i = np.float64(v.imag)
     return r * r + i * i
 
 
-@device(inline=True)
-def mag1(v):  # type: ignore[no-untyped-def]
+def mag1(v):
     """|re| + |im|: LAPACK's pivot measure (|v| for real v)."""
     return abs(v.real) + abs(v.imag)
 
 
-@device(inline=True)
-def mag_max(v):  # type: ignore[no-untyped-def]
+def mag_max(v):
     """max(|re|, |im|): within √2 of |v|, and finite for every finite v
     (|1.3e308 + 1.3e308j| overflows)."""
     return max(abs(v.real), abs(v.imag))
 
 
-@device(inline=True)
-def exponent(a):  # type: ignore[no-untyped-def]
+def exponent(a):
     """k with a = f·2ᵏ, 0.5 ≤ f < 1, for finite a > 0; 0 for 0 or non-finite."""
     if a > 0.0 and a < math.inf:
         return math.frexp(a)[1]
     return 0
 
 
-@device(inline=True)
-def mul_pow2(v, e):  # type: ignore[no-untyped-def]
+def mul_pow2(v, e):
     """v·2ᵉ for real or complex v, exact barring over/underflow, any int e."""
     while e > 1000:
         v = v * _TWO_1000
@@ -103,8 +114,7 @@ def mul_pow2(v, e):  # type: ignore[no-untyped-def]
     return v * math.ldexp(1.0, int(h)) * math.ldexp(1.0, int(e - h))
 
 
-@device(inline=True)
-def cof3(a00, a01, a02, a10, a11, a12, a20, a21, a22):  # type: ignore[no-untyped-def]
+def cof3(a00, a01, a02, a10, a11, a12, a20, a21, a22):
     return (
         a11 * a22 - a12 * a21, a12 * a20 - a10 * a22, a10 * a21 - a11 * a20,
         a21 * a02 - a22 * a01, a22 * a00 - a20 * a02, a20 * a01 - a21 * a00,
@@ -112,8 +122,7 @@ def cof3(a00, a01, a02, a10, a11, a12, a20, a21, a22):  # type: ignore[no-untype
     )
 
 
-@device(inline=True)
-def col_exponent3(a0, a1, a2, r0, r1, r2):  # type: ignore[no-untyped-def]
+def col_exponent3(a0, a1, a2, r0, r1, r2):
     """−exponent(max_i |a_i|·2^r_i) of one column, from integer exponents
     (0 for a zero column)."""
     top = -(10**6)
@@ -126,8 +135,7 @@ def col_exponent3(a0, a1, a2, r0, r1, r2):  # type: ignore[no-untyped-def]
     return 0 if top == -(10**6) else -top
 
 
-@device(inline=True)
-def closed_form_one(A, C):  # type: ignore[no-untyped-def]
+def closed_form_one(A, C):
     """Cofactors of one 2×2 or 3×3 matrix ``A`` into ``C`` (float64/complex128).
     2×2: [[d, −c], [−b, a]], exact.  3×3: cross products of rows, redone on
     the power-of-two equilibrated matrix if an intermediate product
@@ -179,8 +187,7 @@ def closed_form_one(A, C):  # type: ignore[no-untyped-def]
     C[2, 0], C[2, 1], C[2, 2] = c[6], c[7], c[8]
 
 
-@device(inline=True)
-def cofactor4_one(A, C):  # type: ignore[no-untyped-def]
+def cofactor4_one(A, C):
     """Closed-form cofactors of one 4×4 matrix, accepted only when provably
     accurate; returns False (``C`` unspecified) otherwise.
 
@@ -192,6 +199,10 @@ def cofactor4_one(A, C):  # type: ignore[no-untyped-def]
     allows 64·eps·σ₁/σ₃ for n = 4).  Entries beyond 2^±300, where products
     could over- or underflow, and any non-finite result are refused too;
     the caller then takes the equilibrated Gauss-Jordan path.
+
+    Long by design: the 16 cofactors are unrolled over named scalars (no
+    array temporaries, every value in a register of one CPU iteration or one
+    CUDA thread); a loop over index tables would need local arrays.
     """
     big = 0.0
     for i in range(4):
@@ -271,8 +282,7 @@ def cofactor4_one(A, C):  # type: ignore[no-untyped-def]
     return mag <= 64.0 * norm and norm < math.inf
 
 
-@device(inline=True)
-def equilibrate_one(A, W, fr, fc):  # type: ignore[no-untyped-def]
+def equilibrate_one(A, W, fr, fc):
     """``W = D_r A D_c`` by powers of two: row maxima into [0.5, 1), then
     column maxima (from integer exponents, so that no entry is rounded on the
     way).  Returns ``(status, cmax, rsum, csum)``; on OK, ``fr[i]`` holds the
@@ -319,31 +329,20 @@ def equilibrate_one(A, W, fr, fc):  # type: ignore[no-untyped-def]
     return OK, cmax, rsum, csum
 
 
-@device(inline=True)
-def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-untyped-def]
-    """One matrix: returns ``(status, dm, de)`` with status OK, FALLBACK or
-    NONFINITE; fills ``out`` when OK.  ``det A = dm·2^de`` from the same
-    elimination's pivots (OK, or NONFINITE at an exactly zero pivot with
-    ``inverse_t``: then ``dm = 0``); ``dm`` is NaN when no value was formed.
+def eliminate_one(W, perm, tol):
+    """In-place Gauss-Jordan inversion of ``W`` with partial pivoting (n³
+    flops; the pivot is the largest ``|re| + |im|``, LAPACK's choice).
 
-    Power-of-two equilibration ``Ã = D_r A D_c`` (always, decided from this
-    matrix alone), then in-place Gauss-Jordan inversion with partial pivoting
-    (n³ flops).  Its pivots are those of LU with partial pivoting, so ``det``
-    (their product) and ``Ã⁻¹`` come from one elimination, which is what keeps
-    ``det·Ã⁻ᵀ`` accurate for ill-conditioned matrices.  Every result entry is
-    then scaled back by its exact power of two in one step, so an entry of
-    ``C`` that does not depend on a huge row keeps all its bits.
-    """
-    n = A.shape[0]
-    nan = A[0, 0] * 0 + math.nan  # of A's type: "no value"
-    status, cmax, rsum, csum = equilibrate_one(A, W, fr, fc)
-    if status != OK:
-        return status, nan, 0
+    Returns ``(done, dm, de)``: ``det W = dm·2^de`` (sign included) from the
+    pivots, which are those of LU with partial pivoting, so ``det`` and
+    ``W⁻¹`` come from one elimination.  When done, ``W`` holds ``W⁻¹`` with
+    its columns permuted (``W⁻¹[:, perm[j]]`` is column ``j``).  Stops, not
+    done, at the first zero pivot or, for ``tol > 0``, the first with
+    ``|u_kk| ≤ tol``; ``dm·2^de`` is then the signed product of the pivots
+    before it."""
+    n = W.shape[0]
     for i in range(n):
         perm[i] = i
-    # every |ã_ij| < 1 (each part), so the pivot test is absolute
-    tol = 4.0 * n * _EPS
-    # Gauss-Jordan, in place; det = sign·Π pivots kept as dm·2^de
     dm = W[0, 0] * 0 + 1.0
     de = 0
     for k in range(n):
@@ -359,11 +358,8 @@ def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-unt
             perm[k], perm[p] = perm[p], perm[k]
             dm = -dm
         piv = W[k, k]
-        if inverse_t:
-            if piv == 0:
-                return NONFINITE, dm - dm, 0  # singular: det = +0 exactly
-        elif abs(piv) <= tol:
-            return FALLBACK, nan, 0
+        if piv == 0 or (tol > 0.0 and abs(piv) <= tol):
+            return False, dm, de
         dm = dm * piv
         mag = abs(dm)
         if mag > 1e150 or mag < 1e-150:
@@ -380,14 +376,23 @@ def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-unt
                 W[i, k] = 0.0
                 for j in range(n):
                     W[i, j] -= f * W[k, j]
-    # W is now Ã⁻¹ with its columns permuted: Ã⁻¹[:, perm[j]] = W[:, j].
-    # det:    C(A)_ij  = det(Ã)·(Ã⁻¹)_ji · 2^(r_i + c_j − Σr − Σc), det = dm·2^de
-    # logdet: (A⁻ᵀ)_ij = (Ã⁻¹)_ji · 2^(r_i + c_j), conjugated for complex A
-    # Entry exponent = (g + r_i + cmax) + (c_j − cmax): the row factor is
-    # applied first and the column factor (≤ 1) last, so an intermediate is
-    # subnormal only where the result is; an intermediate overflow is redone
-    # exactly with mul_pow2 below.
-    g = 0 if inverse_t else de - rsum - csum
+    return True, dm, de
+
+
+def unscale_one(W, out, perm, fr, fc, cmax, g):
+    """``out[perm[j], i] = W[i, j]·2^(g + r_perm[j] + c_i)``: the transpose of
+    an eliminated, column-permuted ``W`` scaled back through the
+    equilibration exponents of :func:`equilibrate_one` (``fr``: ``r_i``,
+    ``fc``: ``2^(c_j − cmax)``).  Returns OK, or FALLBACK where an entry is
+    NaN (the elimination broke down: the host decides); inf is a true
+    overflow, since the exponents are exact.
+
+    Entry exponent = (g + r_i + cmax) + (c_j − cmax): the row factor is
+    applied first and the column factor (≤ 1) last, so an intermediate is
+    subnormal only where the result is; an intermediate overflow is redone
+    exactly with :func:`mul_pow2`, as is every entry when a row exponent
+    leaves ±1000."""
+    n = W.shape[0]
     wide = False
     for i in range(n):
         if abs(g + int(fr[i]) + cmax) > 1000:
@@ -397,25 +402,84 @@ def gauss_jordan_one(A, out, W, perm, fr, fc, inverse_t):  # type: ignore[no-unt
         rowe = g + int(fr[pj]) + cmax
         f = math.ldexp(1.0, min(max(rowe, -1000), 1000))
         for i in range(n):
-            w = W[i, j].conjugate() if inverse_t else dm * W[i, j]
+            w = W[i, j]
             if wide:
                 out[pj, i] = mul_pow2(w, rowe + exponent(fc[i]) - 1)
             else:
                 out[pj, i] = (w * f) * fc[i]
                 if not (mag_max(out[pj, i]) < math.inf):
                     out[pj, i] = mul_pow2(w, rowe + exponent(fc[i]) - 1)
-    # inf is a true overflow (the exponents are exact); NaN means the
-    # elimination broke down: let the host decide
     for i in range(n):
         for j in range(n):
             v = out[i, j]
             if v != v:
-                return FALLBACK, nan, 0
+                return FALLBACK
+    return OK
+
+
+def gauss_jordan_det_one(A, out, W, perm, fr, fc):
+    """Cofactors ``C = det(A)·A⁻ᵀ`` of one matrix into ``out``, and its
+    determinant: returns ``(status, dm, de)``, ``det A = dm·2^de`` when OK
+    (``dm`` NaN otherwise); FALLBACK (a tiny pivot, or exponents beyond plain
+    power-of-two factors) or NONFINITE (a NaN or inf entry) leave ``out``
+    unspecified.
+
+    Power-of-two equilibration ``Ã = D_r A D_c`` (always, decided from this
+    matrix alone), Gauss-Jordan with partial pivoting, whose pivots give
+    ``det Ã`` from the elimination that gives ``Ã⁻¹`` (which is what keeps
+    ``det·Ã⁻ᵀ`` accurate for ill-conditioned matrices), then every entry
+    scaled back by its exact power of two in one step,
+    ``C(A)_ij = det(Ã)·(Ã⁻¹)_ji·2^(r_i + c_j − Σr − Σc)``, so an entry that
+    does not depend on a huge row keeps all its bits.  A pivot
+    ``|u_kk| ≤ 4·n·eps`` (every ``|ã_ij| < 1``, so the test is absolute)
+    hands the matrix to the host's rank-revealing path.
+    """
+    n = A.shape[0]
+    nan = A[0, 0] * 0 + math.nan  # of A's type: "no value"
+    status, cmax, rsum, csum = equilibrate_one(A, W, fr, fc)
+    if status != OK:
+        return status, nan, 0
+    done, dm, de = eliminate_one(W, perm, 4.0 * n * _EPS)
+    if not done:
+        return FALLBACK, nan, 0
+    for i in range(n):
+        for j in range(n):
+            W[i, j] = dm * W[i, j]
+    g = de - rsum - csum
+    if unscale_one(W, out, perm, fr, fc, cmax, g) != OK:
+        return FALLBACK, nan, 0
+    return OK, dm, g
+
+
+def gauss_jordan_inv_one(A, out, W, perm, fr, fc):
+    """``A⁻ᵀ`` (conjugated for complex ``A``: the gradient of ``log|det A|``)
+    of one matrix into ``out``, and its determinant: returns
+    ``(status, dm, de)`` with ``det A = dm·2^de`` when OK.  An exactly zero
+    pivot gives NONFINITE with ``dm = 0`` (singular: ``det = +0`` exactly), a
+    NaN or inf entry NONFINITE with ``dm`` NaN; FALLBACK where the exponents
+    leave the range of plain power-of-two factors.
+
+    The elimination of :func:`gauss_jordan_det_one`, which never stops at a
+    small nonzero pivot here, and
+    ``(A⁻ᵀ)_ij = (Ã⁻¹)_ji·2^(r_i + c_j)``.
+    """
+    nan = A[0, 0] * 0 + math.nan  # of A's type: "no value"
+    status, cmax, rsum, csum = equilibrate_one(A, W, fr, fc)
+    if status != OK:
+        return status, nan, 0
+    done, dm, de = eliminate_one(W, perm, 0.0)
+    if not done:
+        return NONFINITE, dm - dm, 0  # singular: det = +0 exactly
+    n = A.shape[0]
+    for i in range(n):
+        for j in range(n):
+            W[i, j] = W[i, j].conjugate()
+    if unscale_one(W, out, perm, fr, fc, cmax, 0) != OK:
+        return FALLBACK, nan, 0
     return OK, dm, de - rsum - csum
 
 
-@device(inline=True)
-def hyman_point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
+def hyman_point(H, sub, x, v, dv):
     """(pm, dpm, pe, dpe) for one upper Hessenberg H at one point x:
     p = pm·2^pe, p′ = dpm·2^dpe.
 
@@ -423,6 +487,11 @@ def hyman_point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
     max(|v|, |v′|) leaves [2⁻¹⁰⁰, 2^min(100, 850 − log2(|x|/‖H‖))], so that
     x·v/h cannot overflow however large the point is; the caller sends
     points beyond 2⁸⁵⁰·max|A| to the power rule.
+
+    Long by design: one device function per point (one CUDA thread) keeps
+    the recurrence's running state — v, v′, their exponents and the
+    renormalisation bounds — in registers; split into helpers it would pass
+    eight scalars in and out at every step of the O(n²) loop.
     """
     n = H.shape[0]
     # |x| relative to ‖H‖, estimated from below by the diagonal and
@@ -506,3 +575,77 @@ def hyman_point(H, sub, x, v, dv):  # type: ignore[no-untyped-def]
                     dv[j] = mul_pow2(dv[j], -k)
                 S += k
     return pm, dpm, pe, dpe
+
+
+#: The algorithms :func:`compile_scalar` compiles, by name.
+ALGORITHMS = (
+    "abs2",
+    "mag1",
+    "mag_max",
+    "exponent",
+    "mul_pow2",
+    "cof3",
+    "col_exponent3",
+    "closed_form_one",
+    "cofactor4_one",
+    "equilibrate_one",
+    "eliminate_one",
+    "unscale_one",
+    "gauss_jordan_det_one",
+    "gauss_jordan_inv_one",
+    "hyman_point",
+)
+#: Algorithms compiled as functions of their own, called rather than inlined
+#: (every other one is inlined into its callers): the steps the two
+#: Gauss-Jordan variants share, so that a kernel calling both compiles each
+#: step once (inlined twice, they would double its compile time).
+CALLED = frozenset({"equilibrate_one", "eliminate_one", "unscale_one"})
+#: The targets :func:`compile_scalar` compiles for.
+TARGETS = ("cpu", "cuda")
+
+_compiled: dict[str, types.SimpleNamespace] = {}
+_lock = threading.Lock()
+
+
+def _jit(target: str, inline: bool) -> Callable[[Callable[..., Any]], Any]:
+    """The decorator compiling one algorithm for ``target``, inlined into its
+    callers or not (Numba is imported here, at the first compile)."""
+    if target == "cpu":
+        import numba
+
+        return numba.njit(inline="always" if inline else "never")  # type: ignore[no-any-return]
+    if target == "cuda":
+        from numba import cuda
+
+        return cuda.jit(device=True, inline=inline)  # type: ignore[no-any-return]
+    raise ValueError(f"unknown target {target!r}: expected one of {TARGETS}")
+
+
+def compile_scalar(target: str) -> types.SimpleNamespace:
+    """The algorithms of this module compiled for ``target`` ("cpu": Numba
+    ``njit``; "cuda": numba-cuda device functions), as attributes of a
+    namespace (also ``target``).  One namespace per target and process.
+
+    Each algorithm is copied with ``types.FunctionType`` over its own code
+    and a per-target copy of this module's globals, in which every name of
+    :data:`ALGORITHMS` is then bound to its compiled version: so a compiled
+    algorithm calls its siblings compiled for the same target.  Numba
+    compiles lazily, when a kernel calling these functions is compiled (or
+    inlines them then), so building the namespace itself is cheap.
+    """
+    with _lock:
+        if target not in _compiled:
+            if target not in TARGETS:
+                raise ValueError(f"unknown target {target!r}: expected one of {TARGETS}")
+            scope = dict(globals())  # constants, modules, status codes
+            compiled = {}
+            for name in ALGORITHMS:
+                f = globals()[name]
+                copy = types.FunctionType(f.__code__, scope, f.__name__, f.__defaults__,
+                                          f.__closure__)
+                copy.__qualname__ = f.__qualname__
+                copy.__doc__ = f.__doc__
+                compiled[name] = _jit(target, name not in CALLED)(copy)
+            scope.update(compiled)  # siblings resolve to this target's versions
+            _compiled[target] = types.SimpleNamespace(target=target, **compiled)
+        return _compiled[target]

@@ -1,4 +1,8 @@
-"""``p(x) = det(xI − A)`` and ``p′(x)`` at many points (docs/numerics.md §4).
+"""``p(x) = det(xI − A)`` and ``p′(x)`` at many points, vectorised on the host.
+
+The NumPy backend's algorithm; the other backends reuse its scaling,
+Hessenberg reduction, deflation test, power rule and unscaling around their
+own Hyman kernels (:func:`matgrad.kernels.scalar.hyman_point`).
 
 1. Scale: ``A = 2ᵏ·As`` with ``max|As|`` in [0.5, 1) (exact), points likewise;
    ``p_A(x) = 2^{kn} p_As(x·2⁻ᵏ)`` and ``p′_A(x) = 2^{k(n−1)} p′_As(x·2⁻ᵏ)``.
@@ -31,17 +35,10 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from ._scaling import (
-    exponent_of_max,
-    ldexp,
-    magnitude,
-    mantissa_product,
-    narrow,
-    widen,
-)
+from .._config import config
+from .scaling import exponent_of_max, ldexp, magnitude, mantissa_product, narrow, widen
 
 __all__ = [
-    "LAPACK_MIN_N",
     "apply_far_points",
     "charpoly_deriv",
     "far_points",
@@ -56,8 +53,6 @@ __all__ = [
     "unscale",
 ]
 
-#: From this size on, LAPACK per matrix beats the vectorised reduction.
-LAPACK_MIN_N = 64
 #: Renormalise v when max(|v|, |v′|) leaves [2^-RESCALE_EXP, 2^min(RESCALE_EXP, FAR_EXP − log2|x|)].
 RESCALE_EXP = 100
 #: Points with |x| > 2^FAR_EXP·max|A| take the power rule.
@@ -87,7 +82,7 @@ def hessenberg_batched(A: np.ndarray) -> np.ndarray:
             out[todo] = hessenberg_batched(A[todo])
         return out
     B, n, _ = A.shape
-    if n >= LAPACK_MIN_N:
+    if n >= config.charpoly_lapack_min_n:
         out = np.empty_like(A)
         for b in range(B):
             out[b] = scipy.linalg.hessenberg(A[b], check_finite=False)
@@ -264,16 +259,12 @@ def scale_points(x: np.ndarray, k: np.ndarray) -> np.ndarray:
         return ldexp(widen(x), -k[:, None])
 
 
-#: Elements of (matrix, point) workspace per block of points: the recurrence
-#: needs O(rows·width) memory per point, so points are processed in blocks and
-#: the extra memory stays O(BLOCK) whatever the number of points.
-POINT_BLOCK = 1 << 20
-
-
 def point_blocks(rows: int, width: int, K: int) -> list[slice]:
-    """Slices of the point axis (length ``K``) holding about ``POINT_BLOCK``
-    workspace elements each, with ``rows·width`` elements per point."""
-    step = max(1, POINT_BLOCK // max(1, rows * width))
+    """Slices of the point axis (length ``K``) holding about
+    ``matgrad.config.charpoly_point_block`` workspace elements each, with
+    ``rows·width`` elements per point: the recurrence needs O(rows·width)
+    memory per point, so the extra memory stays bounded whatever ``K``."""
+    step = max(1, config.charpoly_point_block // max(1, rows * width))
     return [slice(lo, min(K, lo + step)) for lo in range(0, K, step)]
 
 
