@@ -11,7 +11,16 @@ from ._api import (
     frobenius_grad,
     logdet_grad,
 )
-from ._backend import Backend, BackendInfo, CompileWarning, Defer, ModuleBackend
+from ._backend import (
+    Backend,
+    BackendInfo,
+    CompileWarning,
+    Defer,
+    ModuleBackend,
+    OrchestrationRequest,
+    array_module_of,
+)
+from ._config import Config, config
 from ._frontend import BackendResultError
 from ._hooks import hookimpl, hookspec
 from ._registry import list_backends, refresh_backends
@@ -23,12 +32,16 @@ __all__ = [
     "BackendInfo",
     "BackendResultError",
     "CompileWarning",
+    "Config",
     "Defer",
     "ModuleBackend",
+    "OrchestrationRequest",
     "__version__",
+    "array_module_of",
     "bilinear_grad",
     "charpoly",
     "charpoly_deriv",
+    "config",
     "det_grad",
     "frobenius_grad",
     "get_backend",

@@ -14,7 +14,7 @@ import abc
 import contextvars
 import importlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
@@ -29,6 +29,7 @@ __all__ = [
     "CompileWarning",
     "Defer",
     "ModuleBackend",
+    "OrchestrationRequest",
     "array_module_of",
 ]
 
@@ -67,10 +68,65 @@ def array_module_of(x: object) -> str:
     """Top-level module name of ``x``'s type (``"numpy"``, ``"cupy"``, ...).
 
     Answered from ``type(x).__module__`` so that no array library is imported.
-    Python scalars, lists and tuples count as NumPy.
+    Python scalars, lists and tuples count as NumPy.  This is the name that
+    :attr:`Backend.array_modules` lists and :meth:`Backend.block_module`
+    returns.
+
+    >>> import numpy as np, matgrad
+    >>> matgrad.array_module_of(np.eye(2)), matgrad.array_module_of(1.5)
+    ('numpy', 'numpy')
     """
     module = type(x).__module__.partition(".")[0]
     return "numpy" if module == "builtins" else module
+
+
+@dataclass(frozen=True)
+class OrchestrationRequest:
+    """One public call, validated, as the front end hands it to an
+    orchestrating backend (:meth:`Backend.orchestrate`).
+
+    Everything the backend needs is here: it has no reason to import
+    matgrad's private modules.
+
+    Attributes
+    ----------
+    op : str
+        The public function called, e.g. ``"det_grad"`` or ``"charpoly"``
+        (for messages; what to compute is ``method``).
+    method : str
+        The canonical :class:`Backend` method to compute in each piece, with
+        the arguments and the result parts the backend interface documents:
+        ``"det_grad"``, or ``"det_value_grad"`` for
+        ``det_grad(A, return_value=True)``, ``"charpoly_deriv"`` for both
+        ``charpoly`` and ``charpoly_deriv``.
+    inputs : Mapping[str, Any]
+        The validated inputs by parameter name, in the order of the method's
+        arguments (e.g. ``{"A": A, "x": x}``): arrays of the backend's type
+        and other array-likes (NumPy arrays, Python scalars), not yet
+        broadcast or cast to ``dtype``.
+    dtype : numpy.dtype
+        The dtype of the result (the inputs promoted; one of float32,
+        float64, complex64, complex128); value parts that are real (a norm,
+        ``log|det|``) have its real dtype.
+    inner : str
+        Name of the registered backend to run inside each piece, resolved by
+        the usual rules (``backend=``, ``use_backend``, ``set_backend``,
+        ``$MATGRAD_BACKEND``, ``auto``; never an orchestrating backend) for
+        the pieces' array type.  Carried by name, so that it reaches worker
+        processes: pass it as ``backend=`` to the public functions, or to
+        :func:`matgrad.load_backend`.
+    options : Mapping[str, Any]
+        The public call's keyword options that change what is computed
+        (``{"return_value": True}``; empty when none is set), already
+        reflected in ``method``.
+    """
+
+    op: str
+    method: str
+    inputs: Mapping[str, Any]
+    dtype: np.dtype[Any]
+    inner: str
+    options: Mapping[str, Any]
 
 
 class Backend(abc.ABC):  # noqa: B024 - abstract methods attached from the table below
@@ -86,8 +142,11 @@ class Backend(abc.ABC):  # noqa: B024 - abstract methods attached from the table
     A backend that compiles may also list ahead-of-time steps in
     :meth:`warmup_tasks` (``matgrad warmup``) and raise :class:`Defer` to hand
     a call to the next backend of ``auto`` (see :meth:`may_defer`).
-    Heavy imports (numba, cupy, dask) belong inside the methods, so that
-    listing backends stays cheap.
+    A backend for a device array type sets :attr:`array_precedence`; one for
+    a chunked or lazy array type that runs other backends inside its pieces
+    sets :attr:`orchestrates` and implements :meth:`block_module` and
+    :meth:`orchestrate`.  Heavy imports (numba, cupy, dask) belong inside
+    the methods, so that listing backends stays cheap.
     """
 
     #: Registry name; must equal the entry point's name.
@@ -96,6 +155,18 @@ class Backend(abc.ABC):  # noqa: B024 - abstract methods attached from the table
     priority: int = 0
     #: Top-level modules of the array types this backend takes natively.
     array_modules: tuple[str, ...] = ("numpy",)
+    #: Rank of the array types in :attr:`array_modules` when one call mixes
+    #: inputs of different array types: the type of highest rank wins (the
+    #: others are converted to it and the result comes back in it; between
+    #: equal ranks, the first such input).  0: host arrays, NumPy's (the
+    #: default); 1: array types read on the host (matgrad's PyTorch and JAX
+    #: adapters rank here); 2: device arrays (CuPy); 3: chunked or lazy
+    #: arrays that wrap others (Dask).  An array type takes the highest rank
+    #: declared by a registered backend that lists it, but NumPy's arrays
+    #: (with Python scalars and lists) always rank 0 and any other array type
+    #: at least 1: a backend for its own host-side array type keeps the
+    #: default.  Read once, when the backend is discovered.
+    array_precedence: int = 0
     #: True for a backend that spreads work over the pieces of a chunked or
     #: lazy array type (Dask) and runs another backend inside each piece.  An
     #: input of its native type is always handed to :meth:`orchestrate`.
@@ -167,16 +238,23 @@ class Backend(abc.ABC):  # noqa: B024 - abstract methods attached from the table
 
     # -- orchestration (only for ``orchestrates = True``) -----------------
     def block_module(self, x: Any) -> str:
-        """Array type of the pieces of ``x`` (e.g. ``"numpy"``, ``"cupy"``)."""
+        """Array type of the pieces of ``x``, an array of this backend's type,
+        as :func:`matgrad.array_module_of` names it (e.g. ``"numpy"``,
+        ``"cupy"``): the front end resolves the backend for the pieces
+        (:attr:`OrchestrationRequest.inner`) for that type."""
         raise NotImplementedError(f"{self.name} does not orchestrate")
 
-    def orchestrate(
-        self, op: str, inputs: dict[str, Any], inner: str, options: dict[str, Any]
-    ) -> Any:
-        """Run public operation ``op`` on validated ``inputs`` of this
-        backend's array type, with backend ``inner`` (resolved by the usual
-        rules, carried by name) inside each piece.  Returns this backend's
-        array type (for ``charpoly_deriv``: the pair ``(p, p′)``)."""
+    def orchestrate(self, request: OrchestrationRequest) -> Any:
+        """Compute one public call on inputs of this backend's array type.
+
+        The front end has validated the call and resolved the dtype and the
+        backend for the pieces; ``request`` (an :class:`OrchestrationRequest`)
+        carries them.  Run ``request.method`` with backend ``request.inner``
+        inside each piece and return the result in this backend's array type,
+        parts as the method documents them (``det_value_grad``: the pair
+        ``(det, C)``; ``charpoly_deriv``: ``(p, p′)``), in ``request.dtype``
+        (real parts in its real dtype).  The front end checks the result's
+        array type, and its shape and dtype where they are known."""
         raise NotImplementedError(f"{self.name} does not orchestrate")
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _api
 from . import _reference as ref
 from ._operations import OPERATIONS
 from ._registry import entries
@@ -61,12 +62,11 @@ def _frank(n: int) -> Array:
     )
 
 
-def _cases() -> list[Case]:
-    r = _rng(2024)
+def _frobenius_cases(r: np.random.Generator) -> list[Case]:
+    """The ``frobenius_grad`` cases; normal draws from ``r``."""
     g = r.standard_normal
     c: list[Case] = []
     add = c.append
-    # ---- frobenius_grad
     add(Case("frobenius_grad", "random 3x4", (g((3, 4)),)))
     add(Case("frobenius_grad", "batch 4x2x3", (g((4, 2, 3)),)))
     add(Case("frobenius_grad", "complex 3x3", (_complex((3, 3), 1),)))
@@ -81,12 +81,26 @@ def _cases() -> list[Case]:
     add(Case("frobenius_grad", "subnormal", (np.array([[5e-324, -1e-320], [3e-310, 0.0]]),)))
     add(Case("frobenius_grad", "zero 3x3", (np.zeros((3, 3)),)))
     add(Case("frobenius_grad", "1x1", (np.array([[-7.0]]),)))
-    # ---- bilinear_grad
-    add(Case("bilinear_grad", "random 3,4", (g(3), g(4))))
-    add(Case("bilinear_grad", "complex 3,2", (_complex((3,), 2), _complex((2,), 3))))
-    add(Case("bilinear_grad", "float32 5,5", (g(5).astype(np.float32), g(5).astype(np.float32))))
-    add(Case("bilinear_grad", "1e200 x 1e-200", (g(3) * 1e200, g(3) * 1e-200)))
-    # ---- det_grad
+    return c
+
+
+def _bilinear_cases(r: np.random.Generator) -> list[Case]:
+    """The ``bilinear_grad`` cases; normal draws from ``r``."""
+    g = r.standard_normal
+    return [
+        Case("bilinear_grad", "random 3,4", (g(3), g(4))),
+        Case("bilinear_grad", "complex 3,2", (_complex((3,), 2), _complex((2,), 3))),
+        Case("bilinear_grad", "float32 5,5", (g(5).astype(np.float32),
+                                              g(5).astype(np.float32))),
+        Case("bilinear_grad", "1e200 x 1e-200", (g(3) * 1e200, g(3) * 1e-200)),
+    ]
+
+
+def _det_cases(r: np.random.Generator) -> list[Case]:
+    """The ``det_grad`` cases; normal draws from ``r``."""
+    g = r.standard_normal
+    c: list[Case] = []
+    add = c.append
     for n in range(1, 8):
         add(Case("det_grad", f"random {n}x{n}", (g((n, n)),)))
     add(Case("det_grad", "complex 3x3", (_complex((3, 3), 4),)))
@@ -110,14 +124,27 @@ def _cases() -> list[Case]:
     add(Case("det_grad", "sigma_n=0 complex 4x4",
              (_with_singular_values(4, [2, 1, 0.5, 0], 11) * (1 + 0.5j),)))
     add(Case("det_grad", "Hilbert 6", (1.0 / (np.arange(6)[:, None] + np.arange(6) + 1),)))
-    # ---- logdet_grad
-    for n in range(1, 7):
-        add(Case("logdet_grad", f"random {n}x{n}", (g((n, n)),)))
-    add(Case("logdet_grad", "complex 4x4", (_complex((4, 4), 12),)))
-    add(Case("logdet_grad", "float32 4x4", (g((4, 4)).astype(np.float32),)))
-    add(Case("logdet_grad", "Hilbert 5", (1.0 / (np.arange(5)[:, None] + np.arange(5) + 1),)))
-    add(Case("logdet_grad", "1e-300 scale 4x4", ((g((4, 4)) + 3 * np.eye(4)) * 1e-300,)))
-    # ---- charpoly_deriv (A, points)
+    return c
+
+
+def _logdet_cases(r: np.random.Generator) -> list[Case]:
+    """The ``logdet_grad`` cases; normal draws from ``r``."""
+    g = r.standard_normal
+    c = [Case("logdet_grad", f"random {n}x{n}", (g((n, n)),)) for n in range(1, 7)]
+    c.append(Case("logdet_grad", "complex 4x4", (_complex((4, 4), 12),)))
+    c.append(Case("logdet_grad", "float32 4x4", (g((4, 4)).astype(np.float32),)))
+    c.append(Case("logdet_grad", "Hilbert 5",
+                  (1.0 / (np.arange(5)[:, None] + np.arange(5) + 1),)))
+    c.append(Case("logdet_grad", "1e-300 scale 4x4", ((g((4, 4)) + 3 * np.eye(4)) * 1e-300,)))
+    return c
+
+
+def _charpoly_cases(r: np.random.Generator) -> list[Case]:
+    """The ``charpoly_deriv`` cases, each ``(A, points)``; normal draws
+    from ``r``."""
+    g = r.standard_normal
+    c: list[Case] = []
+    add = c.append
     add(Case("charpoly_deriv", "diag(1,2,3) at 2", (np.diag([1.0, 2.0, 3.0]), np.array([2.0]))))
     add(Case("charpoly_deriv", "diag(1,2,3,4) at 2", (np.diag([1.0, 2, 3, 4]), np.array([2.0]))))
     for n in (1, 2, 3, 5, 7):
@@ -139,6 +166,18 @@ def _cases() -> list[Case]:
     return c
 
 
+def _cases() -> list[Case]:
+    """Every case, one operation after another, all drawing (in this order)
+    from one seeded generator."""
+    r = _rng(2024)
+    c = _frobenius_cases(r)
+    c += _bilinear_cases(r)
+    c += _det_cases(r)
+    c += _logdet_cases(r)
+    c += _charpoly_cases(r)
+    return c
+
+
 #: The standard case list (built once, deterministic).
 CASES: list[Case] = _cases()
 
@@ -150,7 +189,10 @@ def evaluate(case: Case, backend: Any) -> ref.Score:
         op = OPERATIONS[case.op]
     except KeyError:
         raise ValueError(f"unknown operation {case.op!r}") from None
-    return op.score(case.args, backend)
+    def call(name: str, *args: Any, **options: Any) -> Any:
+        return getattr(_api, name)(*args, backend=backend, **options)
+
+    return op.score(case.args, call)
 
 
 def _nanmax(values: Iterable[float]) -> float:

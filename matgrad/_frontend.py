@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from ._backend import DEFERRABLE, Backend, Defer, array_module_of
+from ._arrays import input_module, native_backend_for
+from ._backend import DEFERRABLE, Backend, Defer, OrchestrationRequest, array_module_of
 from ._interop import FRAMEWORKS, Framework, framework_of
 from ._operations import OPERATIONS, method
-from ._registry import entries
 from ._select import BackendLike, resolve, resolve_call
 
 _log = logging.getLogger("matgrad")
@@ -77,39 +78,10 @@ def check_input(func: str, name: str, x: object) -> None:
                 "below 2**1024)"
             ) from None
 
-# Array types in order of precedence when inputs are mixed: dask > cupy >
-# any other foreign array library (torch, JAX) > numpy (scalars and lists
-# count as NumPy).
-_PRECEDENCE = {"dask": 3, "cupy": 2, "numpy": 0}
-
 
 def framework_of_module(module: str) -> Framework | None:
     """The framework adapter (torch, JAX) whose arrays have top-level module ``module``."""
     return FRAMEWORKS.get(module)
-
-
-def input_module(*xs: object) -> str:
-    """The array type that wins among mixed inputs (``"numpy"`` by default)."""
-    best, rank = "numpy", 0
-    for x in xs:
-        mod = array_module_of(x)
-        r = _PRECEDENCE.get(mod, 1)
-        if r > rank:
-            best, rank = mod, r
-    return best
-
-
-def native_backend_for(module: str) -> Backend | None:
-    """An available registered backend whose native type is ``module``."""
-    if module == "numpy":
-        return None
-    cands = [
-        e
-        for e in entries().values()
-        if e.available and e.backend is not None and module in e.array_modules
-    ]
-    cands.sort(key=lambda e: -e.priority)
-    return cands[0].backend if cands else None
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -246,8 +218,16 @@ class Call:
         result's shape is known) and of the call's dtype."""
         orch = self.orchestrator
         assert orch is not None
-        result = orch.orchestrate(op, self.inputs, self.inner.name, options)
         kind = VALUE_OPS[op] if options.get("return_value") else op
+        request = OrchestrationRequest(
+            op=self.func,
+            method=kind,
+            inputs=MappingProxyType(dict(self.inputs)),
+            dtype=self.dtype,
+            inner=self.inner.name,
+            options=MappingProxyType(dict(options)),
+        )
+        result = orch.orchestrate(request)
         for label, r, want, dtype in self._parts(kind, result, tuple(shape)):
             if array_module_of(r) not in orch.array_modules:
                 raise self._broken(

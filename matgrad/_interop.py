@@ -10,9 +10,12 @@ on the caller's device.  The framework is imported only when one of its
 arrays arrives (its type's module is checked by name first), never at
 ``import matgrad``.
 
-Precedence with mixed inputs: dask > cupy > torch, JAX > numpy (Python
-scalars and lists count as NumPy).  A torch tensor mixed with a JAX array is
-a ``TypeError``: neither type can hold the other's result faithfully.
+Precedence with mixed inputs: these adapters rank torch and JAX arrays 1
+on the scale of :attr:`matgrad.Backend.array_precedence`, above NumPy (0:
+Python scalars and lists count as NumPy) and below the array types that
+backends declare higher (CuPy 2, Dask 3).  A torch tensor mixed with a JAX
+array is a ``TypeError``: neither type can hold the other's result
+faithfully.
 
 The differentiable versions of the functions live in :mod:`matgrad.torch`
 and :mod:`matgrad.jax`; the plain functions return values, not graph nodes.
@@ -25,15 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import Backend, array_module_of
+from ._backend import array_module_of
 
-__all__ = ["FRAMEWORKS", "Framework", "carried", "carry", "framework_of"]
+__all__ = ["FRAMEWORKS", "Framework", "framework_of"]
 
 
 class Framework:
     """How the front end reads and returns one framework's arrays."""
 
     name = ""
+    #: Rank of the framework's arrays among mixed inputs, on the scale of
+    #: :attr:`matgrad.Backend.array_precedence`: 1, read on the host.
+    array_precedence = 1
 
     def to_numpy(self, func: str, name: str, x: Any) -> np.ndarray:
         raise NotImplementedError
@@ -102,30 +108,3 @@ def framework_of(x: object) -> Framework | None:
     """The framework adapter for ``x``'s type, answered without importing it."""
     return FRAMEWORKS.get(array_module_of(x))
 
-
-# ------------------------------------------------- backends carried by name
-# matgrad.torch and matgrad.jax resolve the backend when the forward runs (or
-# is traced) and carry it to the backward by name: context variables do not
-# reach autograd's or XLA's worker threads.  A Backend instance that is not
-# the registered one of its name is kept here under a unique key.
-_INSTANCES: dict[str, Backend] = {}
-
-
-def carry(backend: Any) -> str:
-    """Resolve ``backend`` (keyword, context, environment, auto) now for
-    NumPy data; return a name that :func:`carried` turns back into it."""
-    from ._registry import entries
-    from ._select import resolve
-
-    b = resolve(backend, "numpy")
-    entry = entries().get(b.name)
-    if entry is not None and entry.backend is b:
-        return b.name
-    key = f"{b.name}@{id(b):x}"
-    _INSTANCES[key] = b
-    return key
-
-
-def carried(key: str) -> Backend | str:
-    """What to pass as ``backend=`` for a name from :func:`carry`."""
-    return _INSTANCES.get(key, key)

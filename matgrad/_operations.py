@@ -43,6 +43,10 @@ __all__ = [
 ]
 
 Array = np.ndarray
+#: ``call(name, *args, **options)``: public function ``name`` on the backend
+#: being scored (the references take the functions from the caller, so that
+#: this table imports nothing above it).
+Call = Callable[..., Any]
 Builder = Callable[[np.random.Generator], tuple[Any, ...]]
 
 
@@ -106,7 +110,7 @@ class Operation:
     method: str  # canonical method run by the public function
     value_method: str  # with ``return_value=True`` ("" if not offered)
     textbook: Callable[..., Any]  # NumPy formula on canonical float64 input
-    score: Callable[[tuple[Any, ...], Any], Score]  # (args, backend) -> Score
+    score: Callable[[tuple[Any, ...], Call], Score]  # (args, call) -> Score
     example: Callable[[Array], tuple[Any, ...]]  # (..., n, n) batch -> args
     workloads: tuple[Workload, ...] = field(default=())
 
@@ -205,13 +209,6 @@ def _textbook_charpoly(A: Array, x: Array) -> Any:
 
 
 # ------------------------------------------------------------- references
-def _public(op: str) -> Callable[..., Any]:
-    from . import _api
-
-    fn: Callable[..., Any] = getattr(_api, op)
-    return fn
-
-
 def _worst(scores: list[Score]) -> Score:
     from ._reference import Score
 
@@ -219,50 +216,50 @@ def _worst(scores: list[Score]) -> Score:
     return Score(max(s.ratio for s in scores), max(rel) if rel else float("nan"))
 
 
-def _score_frobenius(args: tuple[Any, ...], backend: Any) -> Score:
+def _score_frobenius(args: tuple[Any, ...], call: Call) -> Score:
     from ._reference import frobenius_error_ratio
 
     (X,) = args
-    got = np.asarray(_public("frobenius_grad")(X, backend=backend))
+    got = np.asarray(call("frobenius_grad", X))
     return _worst([frobenius_error_ratio(got[i], X[i]) for i in np.ndindex(X.shape[:-2])])
 
 
-def _score_bilinear(args: tuple[Any, ...], backend: Any) -> Score:
+def _score_bilinear(args: tuple[Any, ...], call: Call) -> Score:
     from ._reference import bilinear_error_ratio
 
     x, y = args
-    return bilinear_error_ratio(np.asarray(_public("bilinear_grad")(x, y, backend=backend)), x, y)
+    return bilinear_error_ratio(np.asarray(call("bilinear_grad", x, y)), x, y)
 
 
-def _score_det(args: tuple[Any, ...], backend: Any) -> Score:
+def _score_det(args: tuple[Any, ...], call: Call) -> Score:
     from ._reference import det_grad_error_ratio
 
     (A,) = args
-    return det_grad_error_ratio(np.asarray(_public("det_grad")(A, backend=backend)), A)
+    return det_grad_error_ratio(np.asarray(call("det_grad", A)), A)
 
 
-def _score_logdet(args: tuple[Any, ...], backend: Any) -> Score:
+def _score_logdet(args: tuple[Any, ...], call: Call) -> Score:
     from ._reference import logdet_grad_error_ratio
 
     (A,) = args
-    return logdet_grad_error_ratio(np.asarray(_public("logdet_grad")(A, backend=backend)), A)
+    return logdet_grad_error_ratio(np.asarray(call("logdet_grad", A)), A)
 
 
-def _score_charpoly_value(args: tuple[Any, ...], backend: Any) -> Score:
+def _score_charpoly_value(args: tuple[Any, ...], call: Call) -> Score:
     from ._reference import charpoly_error_ratio
 
     A, x = args
-    p = np.asarray(_public("charpoly")(A, x, backend=backend))
-    _, dp = _public("charpoly_deriv")(A, x, return_value=True, backend=backend)
+    p = np.asarray(call("charpoly", A, x))
+    _, dp = call("charpoly_deriv", A, x, return_value=True)
     dp = np.asarray(dp)
     return _worst([charpoly_error_ratio(p[k], dp[k], A, x[k]) for k in range(len(x))])
 
 
-def _score_charpoly(args: tuple[Any, ...], backend: Any) -> Score:
+def _score_charpoly(args: tuple[Any, ...], call: Call) -> Score:
     from ._reference import charpoly_error_ratio
 
     A, x = args
-    p, dp = _public("charpoly_deriv")(A, x, return_value=True, backend=backend)
+    p, dp = call("charpoly_deriv", A, x, return_value=True)
     p, dp = np.asarray(p), np.asarray(dp)
     return _worst([charpoly_error_ratio(p[k], dp[k], A, x[k]) for k in range(len(x))])
 

@@ -15,10 +15,11 @@ that uses the registry from inside its own discovery (its import, its
 ``matgrad_backend()`` hook or its ``available()``) gets a ``RuntimeError``
 instead of a deadlock or a half-built registry.
 
-The names of the built-in backends (``numpy``, ``numba``, ``dask``, ``cupy``)
-and ``auto`` are reserved.  Another package that registers one of them is not
-imported: it is listed as unavailable under ``NAME@DISTRIBUTION`` with the
-reason, and the built-in backend stays in place.
+The names of the built-in backends (those that the ``matgrad`` distribution
+itself registers in the entry-point group: ``numpy``, ``numba``, ``dask``,
+``cupy``) and ``auto`` are reserved.  Another package that registers one of
+them is not imported: it is listed as unavailable under ``NAME@DISTRIBUTION``
+with the reason, and the built-in backend stays in place.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from ._hooks import PROJECT, BackendSpec
 
 __all__ = [
     "AUTO",
-    "BUILTINS",
     "ENTRY_POINT_GROUP",
     "Entry",
     "entries",
@@ -54,13 +54,8 @@ ENTRY_POINT_GROUP = "matgrad.backends"
 #: The selection that means "every available backend, highest priority first".
 AUTO = "auto"
 
-#: Built-in backend name -> its entry-point value in the ``matgrad`` distribution.
-BUILTINS = {
-    "numpy": "matgrad_numpy",
-    "numba": "matgrad_numba",
-    "dask": "matgrad_dask",
-    "cupy": "matgrad_cupy",
-}
+#: The distribution whose entry points are the built-in backends (their
+#: names are reserved).
 _BUILTIN_DIST = "matgrad"
 
 T = TypeVar("T")
@@ -112,9 +107,10 @@ def _in_metadata_read() -> bool:
 class Entry:
     """One registered backend: the instance, or why there is none.
 
-    ``priority``, ``array_modules`` and ``orchestrates`` are read once, when
-    the plugin is discovered, and validated there: selection uses these
-    copies, so a plugin attribute that raises or changes cannot break it.
+    ``priority``, ``array_modules``, ``orchestrates`` and
+    ``array_precedence`` are read once, when the plugin is discovered, and
+    validated there: selection uses these copies, so a plugin attribute that
+    raises or changes cannot break it.
     """
 
     name: str
@@ -123,6 +119,7 @@ class Entry:
     priority: int = 0
     array_modules: tuple[str, ...] = ()
     orchestrates: bool = False
+    array_precedence: int = 0
 
     @property
     def available(self) -> bool:
@@ -169,15 +166,17 @@ def entry_for(name: str, backend: Backend, reason: str = "") -> Entry:
         priority = _guarded("priority", lambda: backend.priority)
         modules = _guarded("array_modules", lambda: backend.array_modules)
         orchestrates = _guarded("orchestrates", lambda: backend.orchestrates)
+        precedence = _guarded("array_precedence", lambda: backend.array_precedence)
     except _PluginError as exc:
         return Entry(name, backend, str(exc))
     try:
-        # an int, not a bool or a float; numpy integers are fine
-        if isinstance(priority, bool):
-            raise TypeError
-        priority = operator.index(priority)
+        priority = _int(priority)
     except TypeError:
         return Entry(name, backend, f"priority is {_show(priority)}, not an int")
+    try:
+        precedence = _int(precedence)
+    except TypeError:
+        return Entry(name, backend, f"array_precedence is {_show(precedence)}, not an int")
     if (
         isinstance(modules, str)
         or not isinstance(modules, (tuple, list))
@@ -188,7 +187,15 @@ def entry_for(name: str, backend: Backend, reason: str = "") -> Entry:
         )
     if not isinstance(orchestrates, bool):
         return Entry(name, backend, f"orchestrates is {_show(orchestrates)}, not a bool")
-    return Entry(name, backend, reason, priority, tuple(modules), orchestrates)
+    return Entry(name, backend, reason, priority, tuple(modules), orchestrates, precedence)
+
+
+def _int(value: object) -> int:
+    """``value`` as an int: an int, not a bool or a float; numpy integers are
+    fine.  ``TypeError`` otherwise."""
+    if isinstance(value, bool):
+        raise TypeError
+    return operator.index(value)  # type: ignore[arg-type]
 
 
 def _load_entry(ep: metadata.EntryPoint, pm: pluggy.PluginManager) -> Entry:
@@ -255,12 +262,13 @@ def _dist_name(ep: metadata.EntryPoint) -> str:
 
 
 def _is_builtin(ep: metadata.EntryPoint) -> bool:
-    return BUILTINS.get(ep.name) == ep.value and _dist_name(ep) == _BUILTIN_DIST
+    return _dist_name(ep) == _BUILTIN_DIST
 
 
-def _reserved(ep: metadata.EntryPoint) -> Entry | None:
-    """The unavailable entry for a foreign claim on a reserved name, or None."""
-    if ep.name != AUTO and (ep.name not in BUILTINS or _is_builtin(ep)):
+def _reserved(ep: metadata.EntryPoint, builtins: set[str]) -> Entry | None:
+    """The unavailable entry for a foreign claim on a reserved name (``auto``
+    or one of ``builtins``), or None."""
+    if ep.name != AUTO and (ep.name not in builtins or _is_builtin(ep)):
         return None
     key = f"{ep.name}@{_dist_name(ep) or ep.value}"
     if ep.name == AUTO:
@@ -316,7 +324,7 @@ class _Registry:
         """Mark a discovered ``entry`` unavailable with ``reason``; return the
         new entry.  Copy-on-write, so readers iterating the old dict are safe."""
         new = Entry(entry.name, entry.backend, reason, entry.priority,
-                    entry.array_modules, entry.orchestrates)
+                    entry.array_modules, entry.orchestrates, entry.array_precedence)
         self._refuse_reentry("reading a backend's version or device")
         with self._lock:
             current = self._entries
@@ -330,8 +338,10 @@ class _Registry:
         pm.add_hookspecs(BackendSpec)
         found: dict[str, Entry] = {}
         seen_values: dict[str, str] = {}
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            refused = _reserved(ep)
+        found_eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+        builtins = {ep.name for ep in found_eps if _is_builtin(ep)}
+        for ep in found_eps:
+            refused = _reserved(ep, builtins)
             if refused is not None:
                 found.setdefault(refused.name, refused)
                 continue
@@ -347,6 +357,7 @@ class _Registry:
                         prev.priority,
                         prev.array_modules,
                         prev.orchestrates,
+                        prev.array_precedence,
                     )
                 continue
             seen_values[ep.name] = ep.value

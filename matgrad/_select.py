@@ -19,13 +19,18 @@ import contextlib
 import contextvars
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
+from ._arrays import HOST, input_module, native_backend_for
 from ._backend import Backend, BackendInfo
+from ._interop import FRAMEWORKS
 from ._registry import AUTO, Entry, entries, entry_for
 
 __all__ = [
     "ENV_VAR",
     "BackendLike",
+    "carried",
+    "carry",
     "get_backend",
     "load_backend",
     "resolve",
@@ -306,22 +311,64 @@ def use_backend(name: str | Sequence[str] | BackendInfo) -> Iterator[None]:
         _context.reset(token)
 
 
-def get_backend(like: object = None) -> BackendInfo:
+def get_backend(like: object = None, *, inner: bool = False) -> BackendInfo:
     """Record of the backend a call on an input like ``like`` would use now.
 
     Parameters
     ----------
     like : array or None
         An example input; ``None`` means a NumPy array.
-    """
-    from ._frontend import input_module  # local: _frontend imports this module
-    from ._interop import FRAMEWORKS
+    inner : bool, default False
+        The backend that would run *inside the pieces* of ``like`` instead:
+        for an array of an orchestrating backend's type (a Dask array), the
+        backend resolved for its pieces' array type; for any other input,
+        the backend that pieces of its type would get.  Orchestrating
+        backends are skipped, and a selection that names only orchestrators
+        falls back to ``auto``.  An orchestrating backend asks this (with
+        ``like=None``) for the backend to run inside the NumPy pieces it
+        makes of canonical NumPy input.
 
-    module = "numpy" if like is None else input_module(like)
+    Examples
+    --------
+    >>> import matgrad
+    >>> with matgrad.use_backend("numpy"):
+    ...     matgrad.get_backend(inner=True).name
+    'numpy'
+    """
+    module = HOST if like is None else input_module(like)
     if module in FRAMEWORKS:  # torch tensors and JAX arrays are computed as NumPy
-        module = "numpy"
-    chosen = resolve(None, module)
+        module = HOST
+    if inner and like is not None:
+        owner = native_backend_for(module)
+        if owner is not None and owner.orchestrates:
+            module = owner.block_module(like)
+    chosen = resolve(None, module, inner=inner)
     entry = entries().get(chosen.name)
     if entry is not None and entry.backend is chosen:
         return entry.info()
     return entry_for(chosen.name, chosen).info()
+
+
+# ------------------------------------------------- backends carried by name
+# matgrad.torch and matgrad.jax resolve the backend when the forward runs (or
+# is traced) and carry it to the backward by name: context variables do not
+# reach autograd's or XLA's worker threads.  A Backend instance that is not
+# the registered one of its name is kept here under a unique key.
+_INSTANCES: dict[str, Backend] = {}
+
+
+def carry(backend: Any) -> str:
+    """Resolve ``backend`` (keyword, context, environment, auto) now for
+    NumPy data; return a name that :func:`carried` turns back into it."""
+    b = resolve(backend, HOST)
+    entry = entries().get(b.name)
+    if entry is not None and entry.backend is b:
+        return b.name
+    key = f"{b.name}@{id(b):x}"
+    _INSTANCES[key] = b
+    return key
+
+
+def carried(key: str) -> Backend | str:
+    """What to pass as ``backend=`` for a name from :func:`carry`."""
+    return _INSTANCES.get(key, key)

@@ -61,8 +61,7 @@ except ImportError as _exc:  # pragma: no cover - exercised in a subprocess
     ) from _exc
 
 from . import _api
-from ._interop import carried, carry
-from ._select import BackendLike
+from ._select import BackendLike, carried, carry
 
 __all__ = ["bilinear", "charpoly", "det", "frobenius_norm", "slogdet"]
 

@@ -99,6 +99,49 @@ def test_selecting_dask_itself_falls_back_for_the_blocks(
     np.testing.assert_array_equal(matgrad.det_grad(dA, backend="dask").compute(),
                                   np.eye(3)[None].repeat(4, 0))
     assert matgrad.get_backend(like=dA).name == "dask"
+    with matgrad.use_backend("auto"):
+        auto = matgrad.get_backend().name
+    assert matgrad.get_backend(like=dA, inner=True).name == auto  # the blocks fall back
+    assert matgrad.get_backend(inner=True).name == auto
+    with matgrad.use_backend("numpy"):
+        assert matgrad.get_backend(like=dA, inner=True).name == "numpy"
+
+
+def test_orchestrate_gets_the_validated_call_as_one_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dataclasses
+
+    import matgrad_dask
+
+    seen: list[matgrad.OrchestrationRequest] = []
+    orchestrate = matgrad_dask.DaskBackend.orchestrate
+
+    def spy(self: matgrad_dask.DaskBackend, request: matgrad.OrchestrationRequest) -> object:
+        seen.append(request)
+        return orchestrate(self, request)
+
+    monkeypatch.setattr(matgrad_dask.DaskBackend, "orchestrate", spy)
+    A = np.eye(3, dtype=np.float32)[None].repeat(4, 0)
+    dA = da.from_array(A, chunks=(2, 3, 3))
+    with matgrad.use_backend("numpy"):
+        det, C = matgrad.det_grad(dA, return_value=True)
+        p = matgrad.charpoly(dA, 2)
+    np.testing.assert_array_equal(C.compute(), A)
+    np.testing.assert_array_equal(det.compute(), np.ones(4, np.float32))
+    np.testing.assert_array_equal(p.compute(), np.ones(4, np.float32))
+    d, c = seen
+    assert isinstance(d, matgrad.OrchestrationRequest)
+    assert (d.op, d.method, d.inner, d.dtype) == ("det_grad", "det_value_grad", "numpy",
+                                                  np.float32)
+    assert dict(d.options) == {"return_value": True} and dict(d.inputs) == {"A": dA}
+    assert (c.op, c.method, c.inner, c.dtype) == ("charpoly", "charpoly_deriv", "numpy",
+                                                  np.float32)
+    assert list(c.inputs) == ["A", "x"] and c.inputs["x"] == 2 and not c.options
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.inner = "numba"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        d.inputs["A"] = A  # type: ignore[index]
 
 
 def test_frobenius_split_matrix_is_a_global_safe_reduction() -> None:
@@ -152,7 +195,7 @@ def test_charpoly_one_reduction_per_matrix_with_chunked_points(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """3 matrices × 40 points in 6 point chunks: 3 Hessenberg reductions in all."""
-    from matgrad_numpy import _charpoly
+    from matgrad.kernels import charpoly as _charpoly
 
     reduced = {"matrices": 0}
     depth = {"d": 0}

@@ -409,3 +409,60 @@ def test_set_backend_none_restores_the_environment(
     matgrad.set_backend(None)
     assert matgrad.get_backend().name == "textbook"
     assert "set_backend(None)" in (matgrad.set_backend.__doc__ or "")
+
+
+def test_mixed_array_types_rank_as_the_backends_declare(
+    plugins: dict[str, matgrad.BackendInfo],
+) -> None:
+    from matgrad._arrays import input_module, precedence
+
+    class FakeArray:
+        shape = (2, 2)
+        dtype = np.dtype(np.float64)
+
+    class Other:  # an array type no backend takes: read on the host, as torch's
+        pass
+
+    FakeArray.__module__ = "fakearray"
+    Other.__module__ = "otherlib"
+    # the built-ins keep their order: dask > cupy > torch, JAX > numpy
+    assert [precedence(m) for m in ("dask", "cupy", "torch", "jax", "numpy")] == [3, 2, 1, 1, 0]
+    assert precedence("fakearray") == 2 and precedence("otherlib") == 1
+    assert input_module(np.eye(2), FakeArray()) == "fakearray"
+    assert input_module(Other(), FakeArray()) == "fakearray"  # declared 2 beats 1, though later
+    assert input_module(Other(), np.eye(2), 1.0) == "otherlib"
+    assert input_module(np.eye(2), [1.0]) == "numpy"
+
+
+def test_array_precedence_must_be_an_int() -> None:
+    from matgrad_numpy import NumpyBackend
+
+    from matgrad._registry import entry_for
+
+    class Fractional(NumpyBackend):
+        array_precedence = 2.5  # type: ignore[assignment]
+
+    entry = entry_for("numpy", Fractional())
+    assert not entry.available
+    assert "array_precedence is 2.5, not an int" in entry.reason
+
+    class Declared(NumpyBackend):
+        array_precedence = np.int64(2)  # type: ignore[assignment]
+
+    assert entry_for("numpy", Declared()).array_precedence == 2
+
+
+def test_backends_use_only_the_public_api() -> None:
+    """No backend reaches into matgrad's private modules (``matgrad._x``):
+    ``matgrad.Backend``, ``matgrad.OrchestrationRequest`` and the public
+    functions are all a backend needs."""
+    import re
+
+    private = re.compile(r"\bmatgrad\._[a-z]")
+    found = [
+        f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
+        for path in sorted((ROOT / "backends").rglob("*.py"))
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if private.search(line)
+    ]
+    assert not found, "\n".join(found)

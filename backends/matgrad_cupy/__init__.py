@@ -23,6 +23,7 @@ class CupyBackend(matgrad.ModuleBackend):
     name = "cupy"
     priority = 30
     array_modules = ("cupy",)
+    array_precedence = 2  # device arrays win over host arrays among mixed inputs
     # the canonical methods are the functions of this module (device last)
     operation_modules = ("matgrad_cupy._ops",)
 

@@ -14,6 +14,8 @@ across blocks uses a global overflow-safe reduction.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,10 +31,11 @@ def _awkward_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
                  for i, s in enumerate(shape))
 
 
-class DaskBackend(matgrad.Backend):
+class DaskBackend(matgrad.ModuleBackend):
     name = "dask"
     priority = 0  # never chosen for other array types unless named
     array_modules = ("dask",)
+    array_precedence = 3  # chunked arrays that wrap others win among mixed inputs
     orchestrates = True
 
     def available(self) -> tuple[bool, str]:
@@ -67,79 +70,53 @@ class DaskBackend(matgrad.Backend):
     # -- orchestration ----------------------------------------------------
     def block_module(self, x: Any) -> str:
         meta = getattr(x, "_meta", None)
-        return matgrad._backend.array_module_of(meta) if meta is not None else "numpy"
+        return matgrad.array_module_of(meta) if meta is not None else "numpy"
 
-    def orchestrate(
-        self, op: str, inputs: dict[str, Any], inner: str, options: dict[str, Any]
-    ) -> Any:
+    def orchestrate(self, request: matgrad.OrchestrationRequest) -> Any:
         import dask.array as da
 
-        from . import _graphs
+        from . import _graphs, _values
 
-        dtype = matgrad._frontend.result_dtype(op, inputs)
         args = [v if isinstance(v, da.Array) else da.asarray(np.asarray(v))
-                for v in inputs.values()]
-        if options.get("return_value") and op != "charpoly_deriv":
-            from . import _values
-
-            return getattr(_values, matgrad._frontend.VALUE_OPS[op])(*args, inner, dtype)
-        return getattr(_graphs, op)(*args, inner, dtype)
+                for v in request.inputs.values()]
+        # value methods (one pass per block) in _values, gradients in _graphs
+        graphs = _values if hasattr(_values, request.method) else _graphs
+        return getattr(graphs, request.method)(*args, request.inner, request.dtype)
 
     # -- canonical operations (NumPy in, NumPy out) -------------------------
     # With backend="dask" on NumPy input the front end hands canonical arrays
     # here; they are split into awkward chunks (matrix axes too), run through
     # the same graphs as Dask input, and computed.
-    def _eager(self, op: str, *arrays: np.ndarray) -> Any:
+    # Every canonical method, delegated (ModuleBackend) to the graph builder
+    # of the same name: the gradients in _graphs, the value methods (one pass
+    # per block, not the base class's gradient-then-host-value default) in
+    # _values; charpoly_deriv needs its own chunking of A and x.
+    def operation(self, name: str) -> Callable[..., Any] | None:
+        from . import _graphs, _values
+
+        if name == "charpoly_deriv":
+            return self._eager_charpoly
+        build = getattr(_values, name, None) or getattr(_graphs, name, None)
+        return None if build is None else partial(self._eager, build)
+
+    @staticmethod
+    def _eager(build: Callable[..., Any], *arrays: np.ndarray) -> Any:
         import dask
         import dask.array as da
 
-        from . import _graphs
-
-        inner = matgrad._select.resolve(None, "numpy", inner=True).name
+        inner = matgrad.get_backend(inner=True).name
         lazy = [da.from_array(a, chunks=_awkward_chunks(a.shape)) for a in arrays]
-        out = getattr(_graphs, op)(*lazy, inner, arrays[0].dtype)
+        out = build(*lazy, inner, arrays[0].dtype)
         return dask.compute(*out) if isinstance(out, tuple) else out.compute()
 
-    def frobenius_grad(self, X: np.ndarray) -> np.ndarray:
-        return self._eager("frobenius_grad", X)  # type: ignore[no-any-return]
-
-    def bilinear_grad(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return self._eager("bilinear_grad", x, y)  # type: ignore[no-any-return]
-
-    def det_grad(self, A: np.ndarray) -> np.ndarray:
-        return self._eager("det_grad", A)  # type: ignore[no-any-return]
-
-    def logdet_grad(self, A: np.ndarray) -> np.ndarray:
-        return self._eager("logdet_grad", A)  # type: ignore[no-any-return]
-
-    # value and gradient from one pass per block, through the same graphs as
-    # Dask input (not the base class's gradient-then-host-value default)
-    def _eager_values(self, op: str, A: np.ndarray) -> Any:
-        import dask
-        import dask.array as da
-
-        from . import _values
-
-        inner = matgrad._select.resolve(None, "numpy", inner=True).name
-        lazy = da.from_array(A, chunks=_awkward_chunks(A.shape))
-        return dask.compute(*getattr(_values, op)(lazy, inner, A.dtype))
-
-    def frobenius_value_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._eager_values("frobenius_value_grad", X)  # type: ignore[no-any-return]
-
-    def det_value_grad(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._eager_values("det_value_grad", A)  # type: ignore[no-any-return]
-
-    def logdet_value_grad(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self._eager_values("logdet_value_grad", A)  # type: ignore[no-any-return]
-
-    def charpoly_deriv(self, A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def _eager_charpoly(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import dask
         import dask.array as da
 
         from . import _graphs
 
-        inner = matgrad._select.resolve(None, "numpy", inner=True).name
+        inner = matgrad.get_backend(inner=True).name
         # A (B, n, n) and x (B, K): give A a point axis so both broadcast to (B, K)
         lazy_a = da.from_array(A[:, None], chunks=(max(1, -(-A.shape[0] // 3)), 1, *A.shape[1:]))
         lazy_x = da.from_array(x, chunks=_awkward_chunks(x.shape))

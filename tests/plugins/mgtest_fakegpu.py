@@ -10,6 +10,7 @@ class FakeGpuBackend(TextbookBackend):
     name = "fakegpu"
     priority = 100  # outranks numpy under auto, but takes no NumPy natively
     array_modules = ("fakearray",)
+    array_precedence = 2  # device arrays: win over NumPy, torch and JAX among mixed inputs
 
     @property
     def xp(self):  # type: ignore[override]
