@@ -1,23 +1,12 @@
-"""Regression tests for hostile finite inputs, on every registered backend
-(the checks live in tests/hostile.py, shared with the CUDA-simulator suite)."""
+"""Hostile finite inputs beyond the contract suite: properties of the Dask
+and Numba backends.  The hostile-input checks every backend must pass live
+in ``matgrad.testing`` (run on every registered backend by
+tests/test_contract.py and on the CUDA simulator by tests/cudasim)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from . import hostile
-
-CHECKS = [
-    *hostile.KERNEL_CHECKS,
-    hostile.check_linear_charpoly_silent,
-    hostile.check_slot_independent_of_batch,
-]
-
-
-@pytest.mark.parametrize("check", CHECKS, ids=[c.__name__[6:] for c in CHECKS])
-def test_hostile(backend: str, check: object) -> None:
-    check(backend)  # type: ignore[operator]
 
 
 def test_dask_slot_independent_of_chunking() -> None:

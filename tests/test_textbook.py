@@ -2,7 +2,9 @@
 
 ``mgtest_textbook`` is a working backend built from ``det(A)·inv(A)ᵀ``,
 ``X / sqrt(Σx²)`` and ``det(M)·tr(M⁻¹)``.  Every check below passes for the
-real backends (test_contract) and must fail for it.
+real backends (test_contract) and must fail for it.  (That a plugin
+installed through its entry point fails ``matgrad.testing`` as a whole is
+in test_testing.)
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from . import contract
+from matgrad import testing as contract
 
 PLUGINS = Path(__file__).parent / "plugins"
 FAILURE = (AssertionError, np.linalg.LinAlgError, RuntimeWarning, FloatingPointError)
@@ -35,7 +37,7 @@ def textbook() -> Iterator[Any]:
 # frobenius_isolation is left out: X / sqrt(Σx²) already gives NaN matrices
 # for NaN/inf entries, so that check cannot tell the textbook formula apart.
 CHECKS: list[Callable[[Any], None]] = [
-    c for c in contract.ALL_CHECKS if c is not contract.check_frobenius_isolation
+    c for c in contract.CONTRACT_CHECKS if c is not contract.check_frobenius_isolation
 ]
 
 

@@ -1,6 +1,7 @@
 """Hostile finite inputs that broke earlier versions, as checks any backend
-must pass (used by tests/test_hostile.py for every registered backend, and
-by tests/cudasim for the GPU kernels on Numba's CUDA simulator).
+must pass (:class:`matgrad.testing.BackendContract` runs them on a backend;
+the project runs them on every registered backend and, for the GPU kernels,
+on Numba's CUDA simulator).
 
 Each check names the class of inputs it stands for; references are exact
 (Bareiss over dyadic integers) or closed forms, never the code under test.
@@ -9,6 +10,7 @@ Each check names the class of inputs it stands for; references are exact
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import mpmath
@@ -16,6 +18,20 @@ import numpy as np
 
 import matgrad
 from matgrad import _reference as ref
+
+__all__ = [
+    "HOSTILE_CHECKS",
+    "KERNEL_CHECKS",
+    "check_charpoly_far_points",
+    "check_charpoly_graded_triangular",
+    "check_charpoly_structured",
+    "check_complex_beyond_dbl_max",
+    "check_huge_row_keeps_other_cofactors",
+    "check_linear_charpoly_silent",
+    "check_row_scaling_is_exact",
+    "check_slot_independent_of_batch",
+    "check_subnormal_matrix",
+]
 
 Array = np.ndarray
 
@@ -126,7 +142,7 @@ def check_charpoly_structured(backend: Any) -> None:
     """Rank-one and tiled matrices at n ≥ 64: the Hessenberg form is rounding
     noise below the first column, which must deflate, not divide."""
     u = np.arange(1, 71.0)
-    cases = [
+    cases: list[tuple[Array, Callable[[Any, int], tuple[Any, Any]]]] = [
         (np.ones((64, 64)), lambda x, n: (x ** (n - 1) * (x - n),
                                           x ** (n - 2) * (n * x - (n - 1) * n))),
         (np.tile([[1.0, 2.0], [3.0, 4.0]], (32, 32)),
@@ -242,7 +258,7 @@ def check_slot_independent_of_batch(backend: Any, sizes: tuple[int, ...] = (2, 3
             clean[1, -1] = clean[1, 0]  # an exactly singular clean slot too
             batch = np.stack([clean[0], *_hostile_neighbours(n, dtype), clean[1], clean[2]])
             where = [0, len(batch) - 2, len(batch) - 1]
-            ops = {
+            ops: dict[str, Callable[[Array], Any]] = {
                 "det_grad": lambda M: matgrad.det_grad(M, backend=backend),
                 "logdet_grad": lambda M: matgrad.logdet_grad(M, backend=backend),
                 "charpoly": lambda M: matgrad.charpoly_deriv(
@@ -262,7 +278,7 @@ def check_slot_independent_of_batch(backend: Any, sizes: tuple[int, ...] = (2, 3
 
 #: The checks that run the same on every backend and on the CUDA simulator
 #: (the simulator runs check_slot_independent_of_batch with small sizes).
-KERNEL_CHECKS = [
+KERNEL_CHECKS: list[Callable[[Any], None]] = [
     check_huge_row_keeps_other_cofactors,
     check_row_scaling_is_exact,
     check_subnormal_matrix,
@@ -270,4 +286,11 @@ KERNEL_CHECKS = [
     check_charpoly_structured,
     check_charpoly_far_points,
     check_charpoly_graded_triangular,
+]
+
+#: Every hostile-input check, as run on a backend by the contract suite.
+HOSTILE_CHECKS: list[Callable[[Any], None]] = [
+    *KERNEL_CHECKS,
+    check_linear_charpoly_silent,
+    check_slot_independent_of_batch,
 ]

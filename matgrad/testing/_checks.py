@@ -1,14 +1,19 @@
-"""The contract of SPEC §1-§2 as plain check functions.
+"""The backend contract as plain check functions (no pytest needed).
 
-Each ``check_*`` takes a backend (a name or a ``matgrad.Backend`` instance)
-and raises ``AssertionError`` when the backend breaks the contract.  The
-contract tests call them for every registered backend; ``test_textbook``
-calls them with the textbook formulas and asserts that they fail.
+Each ``check_*`` takes a backend (a registered name or a ``matgrad.Backend``
+instance) and raises ``AssertionError`` when the backend breaks the
+contract: gradients within the backward-stability bound of high-precision
+references, true overflow only, exact zeros where they are exact, and each
+matrix of a batch computed on its own (a NaN, inf or singular slot touches
+nothing else).  :class:`matgrad.testing.BackendContract` runs them on a
+backend; the project's tests also check that the textbook formulas fail them.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -17,11 +22,36 @@ import matgrad
 from matgrad import _reference as ref
 from matgrad._check import CASES, evaluate
 
+__all__ = [
+    "CASE_LABELS",
+    "CONTRACT_CHECKS",
+    "check_batch_isolation",
+    "check_case",
+    "check_charpoly_at_eigenvalues",
+    "check_det_grad_error",
+    "check_det_grad_overflow",
+    "check_det_grad_singular",
+    "check_frobenius_isolation",
+    "check_frobenius_scales",
+    "check_frobenius_zero",
+    "exact_cofactor",
+]
+
 Array = np.ndarray
 
 
+#: ``"operation: label"`` of every reference case (:data:`matgrad._check.CASES`,
+#: the cases ``matgrad check`` scores), in order.
+CASE_LABELS: list[str] = [f"{c.op}: {c.label}" for c in CASES]
+
+
 def check_case(label: str, backend: Any) -> None:
-    (case,) = [c for c in CASES if f"{c.op}: {c.label}" == label]
+    """Reference case ``label`` (one of :data:`CASE_LABELS`) on ``backend``:
+    its error against the 60-digit or exact reference is within the bound."""
+    found = [c for c in CASES if f"{c.op}: {c.label}" == label]
+    if len(found) != 1:
+        raise ValueError(f"no reference case {label!r}; see matgrad.testing.CASE_LABELS")
+    (case,) = found
     score = evaluate(case, backend)
     assert score.ratio <= 1, f"{label}: error is {score.ratio:.3g} times the allowed bound"
 
@@ -95,7 +125,7 @@ def check_batch_isolation(backend: Any) -> None:
                 B[2] = 0.0
                 B[2, 0, 0] = 1.0  # rank 1: exact zero pivots
             else:
-                B[2, 0, n - 1] = poison  # type: ignore[assignment]
+                B[2, 0, n - 1] = poison
             got = {
                 "det": _np(matgrad.det_grad(B, backend=backend)),
                 "logdet": _np(matgrad.logdet_grad(B, backend=backend)),
@@ -123,13 +153,44 @@ def check_charpoly_at_eigenvalues(backend: Any) -> None:
 
 
 def check_det_grad_error(backend: Any, A: Array) -> None:
+    """``det_grad`` of the square matrix ``A`` within the backward-stability bound."""
     score = ref.det_grad_error_ratio(_np(matgrad.det_grad(A, backend=backend)), A)
     assert score.ratio <= 1, f"error {score.ratio:.3g}x the backward-stability bound"
 
 
+def exact_cofactor(A: Array) -> Array:
+    """Cofactors of an integer-valued matrix in exact rational arithmetic."""
+    n = A.shape[0]
+
+    def det(M: list[list[Fraction]]) -> Fraction:
+        M = [row[:] for row in M]
+        m, d = len(M), Fraction(1)
+        for k in range(m):
+            p = next((i for i in range(k, m) if M[i][k] != 0), None)
+            if p is None:
+                return Fraction(0)
+            if p != k:
+                M[k], M[p] = M[p], M[k]
+                d = -d
+            d *= M[k][k]
+            for i in range(k + 1, m):
+                f = M[i][k] / M[k][k]
+                for j in range(k, m):
+                    M[i][j] -= f * M[k][j]
+        return d
+
+    F = [[Fraction(int(v)) for v in row] for row in A]
+    C = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            minor = [r[:j] + r[j + 1 :] for k, r in enumerate(F) if k != i]
+            C[i, j] = float((-1) ** (i + j) * det(minor))
+    return C
+
+
 #: Every check above that takes only a backend (the contract tests, the
 #: CUDA-simulator run and the textbook-formula test iterate over it).
-ALL_CHECKS = [
+CONTRACT_CHECKS: list[Callable[[Any], None]] = [
     check_frobenius_scales,
     check_frobenius_zero,
     check_frobenius_isolation,
