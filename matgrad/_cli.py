@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
-from ._registry import entries, list_backends
+from ._registry import Entry, entries, list_backends
+
+if TYPE_CHECKING:  # _fuzz needs hypothesis: imported by 'check --fuzz' only
+    from ._fuzz import FuzzResult
 
 __all__ = ["main"]
 
@@ -49,15 +52,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return _cmd_fuzz(args)
     found = entries()
     names = args.backend or [n for n, e in found.items() if e.available]
-    for name in names:
-        if name not in found:
-            print(f"matgrad check: unknown backend {name!r}; known: {', '.join(found)}",
-                  file=sys.stderr)
-            return 2
-        if not found[name].available:
-            print(f"matgrad check: backend {name!r} is unavailable: {found[name].reason}",
-                  file=sys.stderr)
-            return 2
+    if not _backends_usable(names, found):
+        return 2
 
     def progress(msg: str) -> None:
         if sys.stderr.isatty():
@@ -92,50 +88,36 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_fuzz(args: argparse.Namespace) -> int:
-    """``matgrad check --fuzz SECONDS``: hostile inputs until the time is up."""
-    try:
-        from . import _fuzz
-    except ImportError as exc:
-        if (exc.name or "").split(".")[0] != "hypothesis":
-            raise
-        print("matgrad check --fuzz needs hypothesis, which is not installed:\n"
-              "    pip install 'matgrad[testing]'", file=sys.stderr)
-        return EXIT_NO_HYPOTHESIS
-    import random
-
-    import hypothesis
-
-    found = entries()
-    names: list[str] | None = args.backend or None  # None: every available backend
-    for name in args.backend or []:
+def _backends_usable(names: Sequence[str], found: Mapping[str, Entry]) -> bool:
+    """Whether every backend in ``names`` is known and available; if not,
+    say why for the first that is not, on stderr."""
+    for name in names:
         if name not in found:
             print(f"matgrad check: unknown backend {name!r}; known: {', '.join(found)}",
                   file=sys.stderr)
-            return 2
+            return False
         if not found[name].available:
             print(f"matgrad check: backend {name!r} is unavailable: {found[name].reason}",
                   file=sys.stderr)
-            return 2
-    for what, given, known in (("--op", args.op, _fuzz.OPS), ("--property", args.property,
-                                                                _fuzz.CHECKS)):
+            return False
+    return True
+
+
+def _choices_known(choices: Sequence[tuple[str, Sequence[str] | None, Sequence[str]]]) -> bool:
+    """Whether every given value of each ``(flag, given, known)`` is known; if
+    not, list the unknown ones of the first such flag on stderr."""
+    for what, given, known in choices:
         bad = [g for g in given or [] if g not in known]
         if bad:
             print(f"matgrad check: unknown {what} {', '.join(bad)}; known: {', '.join(known)}",
                   file=sys.stderr)
-            return 2
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    ops = tuple(args.op or _fuzz.OPS)
-    checks = tuple(args.property or _fuzz.CHECKS)
-    print(f"matgrad check --fuzz {args.fuzz:g}: hostile inputs against "
-          f"{', '.join(names) if names else 'every available backend'} "
-          f"(hypothesis {hypothesis.__version__}, --seed {seed})")
-    print(f"properties: {', '.join(checks)}; operations: {', '.join(ops)}")
+            return False
+    return True
 
-    def progress(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
 
-    result = _fuzz.fuzz(args.fuzz, names, checks=checks, ops=ops, progress=progress, seed=seed)
+def _print_fuzz_result(result: FuzzResult) -> int:
+    """Print the examples run per backend, the time taken and the failure
+    (with its reproducer), if any; return the exit status."""
     rows = [[b, str(sum(per.values())), ", ".join(f"{k} {v}" for k, v in sorted(per.items()))]
             for b, per in result.counts.items()]
     print(f"\n{_table(['backend', 'examples', 'by property'], rows)}")
@@ -154,6 +136,41 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         return 1
     print("no failures")
     return 0
+
+
+def _print_to_stderr(msg: str) -> None:
+    """Fuzzing progress: one line per report on stderr."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    """``matgrad check --fuzz SECONDS``: hostile inputs until the time is up."""
+    try:
+        from . import _fuzz
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != "hypothesis":
+            raise
+        print("matgrad check --fuzz needs hypothesis, which is not installed:\n"
+              "    pip install 'matgrad[testing]'", file=sys.stderr)
+        return EXIT_NO_HYPOTHESIS
+    import random
+
+    import hypothesis
+
+    names: list[str] | None = args.backend or None  # None: every available backend
+    if not _backends_usable(args.backend or [], entries()) or not _choices_known(
+            (("--op", args.op, _fuzz.OPS), ("--property", args.property, _fuzz.CHECKS))):
+        return 2
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    ops = tuple(args.op or _fuzz.OPS)
+    checks = tuple(args.property or _fuzz.CHECKS)
+    print(f"matgrad check --fuzz {args.fuzz:g}: hostile inputs against "
+          f"{', '.join(names) if names else 'every available backend'} "
+          f"(hypothesis {hypothesis.__version__}, --seed {seed})")
+    print(f"properties: {', '.join(checks)}; operations: {', '.join(ops)}")
+    result = _fuzz.fuzz(args.fuzz, names, checks=checks, ops=ops, progress=_print_to_stderr,
+                        seed=seed)
+    return _print_fuzz_result(result)
 
 
 class _Progress:

@@ -289,6 +289,166 @@ def _exp_limits(dtype: Any) -> tuple[int, int]:
     return int(fi.minexp), int(fi.maxexp) - 1
 
 
+def _wild_square(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``wild``: every entry a zero, small dyadic or wild value."""
+    return _as(draw(st.lists(_elements(dtype), min_size=n * n, max_size=n * n)), dtype, (n, n))
+
+
+def _wild_diagonal(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``wild_diagonal``: a diagonal matrix of wild values."""
+    d = draw(st.lists(_elements(dtype), min_size=n, max_size=n))
+    return _as(np.diag(np.asarray(d)), dtype, (n, n))
+
+
+def _triangular(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``triangular``: upper or lower, of tame or wild values."""
+    B = _as(draw(st.lists(_elements(dtype, wild=draw(st.booleans())),
+                          min_size=n * n, max_size=n * n)), dtype, (n, n))
+    out: Array = np.triu(B) if draw(st.booleans()) else np.tril(B)
+    return out
+
+
+def _rank_one(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``rank1``: an outer product of small integer (or dyadic) vectors,
+    every product exact."""
+    ints = st.integers(-4, 4)
+    u = np.asarray(draw(st.lists(ints, min_size=n, max_size=n)), dtype=np.float64)
+    v = np.asarray(draw(st.lists(ints, min_size=n, max_size=n)), dtype=np.float64)
+    if draw(st.booleans()):  # dyadic: exact products still
+        u = np.ldexp(u, draw(st.integers(-40, 40)))
+        v = np.ldexp(v, draw(st.integers(-40, 40)))
+    return _as(np.outer(u * (1 + 1j) if np.dtype(dtype).kind == "c" else u, v), dtype, (n, n))
+
+
+def _tiled(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``tiled``: a 1×1 to 3×3 dyadic block repeated."""
+    b = draw(st.integers(1, 3))
+    block = _dyadic_matrix(draw, b, dtype)
+    return np.ascontiguousarray(np.tile(block, (-(-n // b), -(-n // b)))[:n, :n])
+
+
+def _all_equal(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``all_equal``: one value everywhere."""
+    return _as(np.full((n, n), draw(_elements(dtype))), dtype, (n, n))
+
+
+def _duplicate_line(draw: st.DrawFn, n: int, dtype: Any, rows: bool) -> Array:
+    """Kinds ``duplicate_rows`` and ``duplicate_cols``: a dyadic or wild
+    matrix with one row (column) copied onto another."""
+    A = _dyadic_matrix(draw, n, dtype)
+    if draw(st.booleans()):
+        A = _wild_square(draw, n, dtype)
+    if n >= 2:
+        i, j = draw(st.permutations(range(n)))[:2]
+        if rows:
+            A[i] = A[j]
+        else:
+            A[:, i] = A[:, j]
+    return A
+
+
+def _duplicate_rows(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``duplicate_rows`` (see :func:`_duplicate_line`)."""
+    return _duplicate_line(draw, n, dtype, rows=True)
+
+
+def _duplicate_cols(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``duplicate_cols`` (see :func:`_duplicate_line`)."""
+    return _duplicate_line(draw, n, dtype, rows=False)
+
+
+def _zero_first_col(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``zero_first_col``: a dyadic matrix whose first column is zero."""
+    A = _dyadic_matrix(draw, n, dtype)
+    A[:, 0] = 0
+    return A
+
+
+def _jordan(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``jordan``: one Jordan block ``λI + N``."""
+    lam = draw(st.sampled_from([0.0, 1.0, -1.0, 2.0, -2.0, 0.5, 4.0]))
+    return _as(lam * np.eye(n) + np.eye(n, k=1), dtype, (n, n))
+
+
+def _permutation(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``permutation``: a permutation matrix."""
+    return _as(np.eye(n)[draw(st.permutations(range(n)))], dtype, (n, n))
+
+
+def _dyadic_plus_4i(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """A dyadic matrix plus ``4·I``: the base the scaled kinds scale."""
+    out: Array = _dyadic_matrix(draw, n, dtype) + _as(4 * np.eye(n), dtype, (n, n))
+    return out
+
+
+def _scaled_row(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``scaled_row``: one row or column scaled by a power of two far
+    into the exponent range."""
+    emin, emax = _exp_limits(dtype)
+    A = _dyadic_plus_4i(draw, n, dtype)
+    i = draw(st.integers(0, n - 1))
+    k = draw(st.integers(emin + 20, emax - 4))
+    with np.errstate(all="ignore"):
+        if draw(st.booleans()):
+            A[i] = _ldexp(A[i], k)
+        else:
+            A[:, i] = _ldexp(A[:, i], k)
+    return A
+
+
+def _scaled_rows_cols(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``scaled_rows_cols``: ``D₁AD₂`` with powers of two spanning half
+    the exponent range."""
+    emin, emax = _exp_limits(dtype)
+    A = _dyadic_plus_4i(draw, n, dtype)
+    half = (emax - emin) // 4
+    r = np.asarray(draw(st.lists(st.integers(-half, half), min_size=n, max_size=n)))
+    c = np.asarray(draw(st.lists(st.integers(-half, half), min_size=n, max_size=n)))
+    return _ldexp(A, r[:, None] + c[None, :])
+
+
+def _subnormal(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``subnormal``: every nonzero entry subnormal."""
+    emin = _exp_limits(dtype)[0]
+    A = _dyadic_plus_4i(draw, n, dtype)
+    nmant = int(np.finfo(_real_dtype(dtype)).nmant)
+    return _ldexp(A, draw(st.integers(emin - nmant + 4, emin - 1)))
+
+
+def _huge(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``huge``: entries within 2⁶⁰ of the largest finite value."""
+    emax = _exp_limits(dtype)[1]
+    A = _dyadic_plus_4i(draw, n, dtype)
+    return _ldexp(A, draw(st.integers(emax - 60, emax - 5)))
+
+
+def _huge_complex_entries(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``huge_complex``: some entries of finite parts but a modulus
+    above the format's largest value."""
+    A = _dyadic_matrix(draw, n, dtype)
+    mask = draw(st.lists(st.booleans(), min_size=n * n, max_size=n * n))
+    for idx in np.flatnonzero(mask):
+        A.flat[idx] = draw(_huge_complex(dtype))
+    return A
+
+
+def _dyadic_square(draw: st.DrawFn, n: int, dtype: Any) -> Array:
+    """Kind ``dyadic`` (and any kind without a builder of its own)."""
+    return _dyadic_matrix(draw, n, dtype)
+
+
+#: How each kind of hostile matrix is drawn (``KINDS``; "dyadic" the default).
+_HOSTILE_BUILDERS: dict[str, Callable[[st.DrawFn, int, Any], Array]] = {
+    "wild": _wild_square, "wild_diagonal": _wild_diagonal, "triangular": _triangular,
+    "rank1": _rank_one, "tiled": _tiled, "all_equal": _all_equal,
+    "duplicate_rows": _duplicate_rows, "duplicate_cols": _duplicate_cols,
+    "zero_first_col": _zero_first_col, "jordan": _jordan, "permutation": _permutation,
+    "scaled_row": _scaled_row, "scaled_rows_cols": _scaled_rows_cols,
+    "subnormal": _subnormal, "huge": _huge, "huge_complex": _huge_complex_entries,
+    "dyadic": _dyadic_square,
+}
+
+
 @st.composite
 def hostile_matrices(draw: st.DrawFn, n: int | None = None, dtype: Any = None,
                      kinds: Sequence[str] = KINDS,
@@ -301,78 +461,7 @@ def hostile_matrices(draw: st.DrawFn, n: int | None = None, dtype: Any = None,
     cplx = np.dtype(dtype).kind == "c"
     usable = [k for k in kinds if cplx or k != "huge_complex"] or ["dyadic"]
     kind = draw(st.sampled_from(usable))
-    emin, emax = _exp_limits(dtype)
-    if kind == "wild":
-        A = _as(draw(st.lists(_elements(dtype), min_size=n * n, max_size=n * n)), dtype, (n, n))
-    elif kind == "wild_diagonal":
-        d = draw(st.lists(_elements(dtype), min_size=n, max_size=n))
-        A = _as(np.diag(np.asarray(d)), dtype, (n, n))
-    elif kind == "triangular":
-        B = _as(draw(st.lists(_elements(dtype, wild=draw(st.booleans())),
-                              min_size=n * n, max_size=n * n)), dtype, (n, n))
-        A = np.triu(B) if draw(st.booleans()) else np.tril(B)
-    elif kind == "rank1":
-        ints = st.integers(-4, 4)
-        u = np.asarray(draw(st.lists(ints, min_size=n, max_size=n)), dtype=np.float64)
-        v = np.asarray(draw(st.lists(ints, min_size=n, max_size=n)), dtype=np.float64)
-        if draw(st.booleans()):  # dyadic: exact products still
-            u = np.ldexp(u, draw(st.integers(-40, 40)))
-            v = np.ldexp(v, draw(st.integers(-40, 40)))
-        A = _as(np.outer(u * (1 + 1j) if cplx else u, v), dtype, (n, n))
-    elif kind == "tiled":
-        b = draw(st.integers(1, 3))
-        block = _dyadic_matrix(draw, b, dtype)
-        A = np.ascontiguousarray(np.tile(block, (-(-n // b), -(-n // b)))[:n, :n])
-    elif kind == "all_equal":
-        A = _as(np.full((n, n), draw(_elements(dtype))), dtype, (n, n))
-    elif kind in ("duplicate_rows", "duplicate_cols"):
-        A = _dyadic_matrix(draw, n, dtype)
-        if draw(st.booleans()):
-            A = _as(draw(st.lists(_elements(dtype), min_size=n * n, max_size=n * n)),
-                    dtype, (n, n))
-        if n >= 2:
-            i, j = draw(st.permutations(range(n)))[:2]
-            if kind == "duplicate_rows":
-                A[i] = A[j]
-            else:
-                A[:, i] = A[:, j]
-    elif kind == "zero_first_col":
-        A = _dyadic_matrix(draw, n, dtype)
-        A[:, 0] = 0
-    elif kind == "jordan":
-        lam = draw(st.sampled_from([0.0, 1.0, -1.0, 2.0, -2.0, 0.5, 4.0]))
-        A = _as(lam * np.eye(n) + np.eye(n, k=1), dtype, (n, n))
-    elif kind == "permutation":
-        A = _as(np.eye(n)[draw(st.permutations(range(n)))], dtype, (n, n))
-    elif kind == "scaled_row":
-        A = _dyadic_matrix(draw, n, dtype) + _as(4 * np.eye(n), dtype, (n, n))
-        i = draw(st.integers(0, n - 1))
-        k = draw(st.integers(emin + 20, emax - 4))
-        with np.errstate(all="ignore"):
-            if draw(st.booleans()):
-                A[i] = _ldexp(A[i], k)
-            else:
-                A[:, i] = _ldexp(A[:, i], k)
-    elif kind == "scaled_rows_cols":
-        A = _dyadic_matrix(draw, n, dtype) + _as(4 * np.eye(n), dtype, (n, n))
-        half = (emax - emin) // 4
-        r = np.asarray(draw(st.lists(st.integers(-half, half), min_size=n, max_size=n)))
-        c = np.asarray(draw(st.lists(st.integers(-half, half), min_size=n, max_size=n)))
-        A = _ldexp(A, r[:, None] + c[None, :])
-    elif kind == "subnormal":
-        A = _dyadic_matrix(draw, n, dtype) + _as(4 * np.eye(n), dtype, (n, n))
-        nmant = int(np.finfo(_real_dtype(dtype)).nmant)
-        A = _ldexp(A, draw(st.integers(emin - nmant + 4, emin - 1)))
-    elif kind == "huge":
-        A = _dyadic_matrix(draw, n, dtype) + _as(4 * np.eye(n), dtype, (n, n))
-        A = _ldexp(A, draw(st.integers(emax - 60, emax - 5)))
-    elif kind == "huge_complex":
-        A = _dyadic_matrix(draw, n, dtype)
-        mask = draw(st.lists(st.booleans(), min_size=n * n, max_size=n * n))
-        for idx in np.flatnonzero(mask):
-            A.flat[idx] = draw(_huge_complex(dtype))
-    else:  # "dyadic"
-        A = _dyadic_matrix(draw, n, dtype)
+    A = _HOSTILE_BUILDERS.get(kind, _dyadic_square)(draw, n, dtype)
     return Hostile(kind, np.ascontiguousarray(A, dtype=dtype))
 
 
@@ -834,8 +923,9 @@ def _known_cofactor(kind: str, A: Array, params: dict[str, Any]) -> list[list[An
     zero = mpmath.mpf(0)
     C = [[zero] * n for _ in range(n)]
     if kind in ("ones", "rank1", "tiled"):
-        assert params["rank"] <= n - 2
-        return C
+        if params["rank"] <= n - 2:
+            return C  # rank ≤ n − 2: every (n−1)-minor vanishes
+        return ref.ref_cofactor(A)  # a small tiled matrix of rank n − 1: exact cofactors
     if kind == "permutation":
         perm = params["perm"]
         sign = _perm_sign(perm)
@@ -979,59 +1069,117 @@ def _normal_or_zero(x: Array) -> Array:
     return ok
 
 
+#: A scaling law: (the scaled inputs, the power of two by which each result
+#: scales, the relation in words).
+_Law = tuple[dict[str, Array], tuple[Any, ...], str]
+
+
 def _check_scaling(scn: Scenario, backend: BackendArg, available: Any) -> None:
-    ins = scn.inputs
-    if not _finite(ins):
+    """The ``scaling`` and ``column-scaling`` properties: ``2ᵏ`` times the
+    inputs, or a power-of-two row or column scaling of ``A``, scales the
+    result accordingly (skipped where no ``2ᵏ`` keeps the inputs normal)."""
+    window = _scalar_exponent_window(scn.inputs)
+    if window is None:
         return
     rng = np.random.default_rng(scn.params["seed"])
+    base = call_op(scn.op, backend, scn.inputs, "scaling")
+    if scn.params["mode"] == "scalar":
+        _check_scalar_scaling(scn, backend, base, rng, *window)
+    else:
+        _check_diagonal_scaling(scn, backend, base, rng)
+
+
+def _scalar_exponent_window(ins: dict[str, Array]) -> tuple[int, int] | None:
+    """The range of ``k`` (within ±1000) for which ``2ᵏ`` times every input
+    stays normal and finite; None for non-finite or all-zero inputs or an
+    empty range."""
+    if not _finite(ins):
+        return None
     dtype = next(iter(ins.values())).dtype
     emin, emax = _exp_limits(dtype)
     rngs = _exponent_range(*ins.values())
     if rngs is None:
-        return
+        return None
     lo_e, hi_e = rngs
-    # 2ᵏ·inputs stays normal and finite
     lo, hi = max(emin + 1 - lo_e, -1000), min(emax - 1 - hi_e, 1000)
-    if lo > hi:
+    return None if lo > hi else (lo, hi)
+
+
+def _check_scalar_scaling(scn: Scenario, backend: BackendArg, base: tuple[Array, ...],
+                          rng: np.random.Generator, lo: int, hi: int) -> None:
+    """``op(2ᵏ·inputs)`` is ``base`` times the operation's power of two, bit
+    for bit, for a ``k ≠ 0`` drawn from ``[lo, hi]``."""
+    k = int(rng.integers(lo, hi + 1)) or (1 if hi >= 1 else -1)
+    if not lo <= k <= hi:
         return
-    mode = scn.params["mode"]
-    base = call_op(scn.op, backend, ins, "scaling")
-    shifts: tuple[Any, ...]
-    if mode == "scalar":
-        k = int(rng.integers(lo, hi + 1)) or (1 if hi >= 1 else -1)
-        if not lo <= k <= hi:
-            return
-        scaled = {key: _ldexp(v, k) for key, v in ins.items()}
-        if scn.op == "bilinear_grad":
-            k2 = int(rng.integers(lo, hi + 1))
-            scaled = {"x": _ldexp(ins["x"], k), "y": _ldexp(ins["y"], k2)}
-            # a complex product is exact under scaling only while its partial
-            # products (re·re, re·im, ...) neither underflow nor overflow
-            if not (_products_normal(ins["x"], ins["y"])
-                    and _products_normal(scaled["x"], scaled["y"])):
-                return
-            shifts = (k + k2,)
-            relation = f"bilinear_grad(2^{k} x, 2^{k2} y) == 2^{k + k2}·bilinear_grad(x, y)"
-        elif scn.op == "frobenius_grad":
-            shifts, relation = (0,), f"frobenius_grad(2^{k} X) == frobenius_grad(X)"
-        elif scn.op == "det_grad":
-            n = ins["A"].shape[0]
-            shifts = (k * (n - 1),)
-            relation = f"det_grad(2^{k} A) == 2^({k}·(n−1))·det_grad(A)"
-        elif scn.op == "logdet_grad":
-            shifts = (-k,)
-            relation = f"logdet_grad(2^{k} A) == 2^{-k}·logdet_grad(A)"
-        else:
-            n = ins["A"].shape[0]
-            shifts = (k * n, k * (n - 1))
-            relation = f"charpoly_deriv(2^{k} A, 2^{k} x) == (2^({k}n) p, 2^({k}(n−1)) p′)"
-        got = call_op(scn.op, backend, scaled, "scaling")
-        _compare_exact(scn, backend, base, shifts, got, scaled, relation)
+    law = _scalar_scaling_law(scn.op, scn.inputs, k, rng, lo, hi)
+    if law is None:
         return
-    A = ins["A"]
+    scaled, shifts, relation = law
+    got = call_op(scn.op, backend, scaled, "scaling")
+    _compare_exact(scn, backend, base, shifts, got, scaled, relation)
+
+
+def _scalar_scaling_law(op: str, ins: dict[str, Array], k: int, rng: np.random.Generator,
+                        lo: int, hi: int) -> _Law | None:
+    """How ``op``'s results scale when its inputs are scaled by ``2ᵏ``
+    (``bilinear_grad``: ``x`` by ``2ᵏ`` and ``y`` by a second power drawn
+    from ``[lo, hi]``; None where that is not exact)."""
+    if op == "bilinear_grad":
+        return _bilinear_scaling_law(ins, k, int(rng.integers(lo, hi + 1)))
+    scaled = {key: _ldexp(v, k) for key, v in ins.items()}
+    if op == "frobenius_grad":
+        return scaled, (0,), f"frobenius_grad(2^{k} X) == frobenius_grad(X)"
+    if op == "det_grad":
+        n = ins["A"].shape[0]
+        return scaled, (k * (n - 1),), f"det_grad(2^{k} A) == 2^({k}·(n−1))·det_grad(A)"
+    if op == "logdet_grad":
+        return scaled, (-k,), f"logdet_grad(2^{k} A) == 2^{-k}·logdet_grad(A)"
+    n = ins["A"].shape[0]
+    return (scaled, (k * n, k * (n - 1)),
+            f"charpoly_deriv(2^{k} A, 2^{k} x) == (2^({k}n) p, 2^({k}(n−1)) p′)")
+
+
+def _bilinear_scaling_law(ins: dict[str, Array], k: int, k2: int) -> _Law | None:
+    """``bilinear_grad(2ᵏx, 2ᵏ²y) = 2ᵏ⁺ᵏ²·bilinear_grad(x, y)``; None where
+    it is not exact."""
+    scaled = {"x": _ldexp(ins["x"], k), "y": _ldexp(ins["y"], k2)}
+    # a complex product is exact under scaling only while its partial
+    # products (re·re, re·im, ...) neither underflow nor overflow
+    if not (_products_normal(ins["x"], ins["y"])
+            and _products_normal(scaled["x"], scaled["y"])):
+        return None
+    return (scaled, (k + k2,),
+            f"bilinear_grad(2^{k} x, 2^{k2} y) == 2^{k + k2}·bilinear_grad(x, y)")
+
+
+def _check_diagonal_scaling(scn: Scenario, backend: BackendArg, base: tuple[Array, ...],
+                            rng: np.random.Generator) -> None:
+    """Mode ``rows``: ``op(D·A)`` is ``base`` mapped by ``D`` bit for bit;
+    mode ``cols``: ``op(A·D)`` is within the equilibrated error bound of it
+    (``D = diag(2ᵉ)``, ``e`` drawn from ``rng``)."""
+    A = scn.inputs["A"]
+    rows = scn.params["mode"] == "rows"
+    axis = 1 if rows else 0
+    e = _line_exponents(A, axis, rng)
+    ev = e[:, None] if axis == 1 else e[None, :]
+    S = _ldexp(A, ev)
+    got = call_op(scn.op, backend, {"A": S}, "scaling")
+    shift, relation = _diagonal_scaling_law(scn.op, axis, e, ev)
+    if rows:
+        _compare_exact(scn, backend, base, (shift,), got, {"A": S}, relation)
+        return
+    # column scaling: LU with row pivoting on a row-equilibrated matrix is not
+    # invariant to it; both results must still be within the equilibrated bound
+    _compare_within_bound(scn, backend, A, _ldexp(base[0], shift), got[0], {"A": S}, relation)
+
+
+def _line_exponents(A: Array, axis: int, rng: np.random.Generator) -> Array:
+    """A power-of-two exponent (within ±300) per row (``axis`` 1) or column
+    (``axis`` 0) of ``A`` that keeps that line normal and finite; 0 for an
+    all-zero line or where none does."""
+    emin, emax = _exp_limits(A.dtype)
     n = A.shape[0]
-    # per-row (or column) exponents keeping that row (column) normal and finite
-    axis = 1 if mode == "rows" else 0
     e = np.zeros(n, dtype=np.int64)
     for i in range(n):
         line = A[i] if axis == 1 else A[:, i]
@@ -1041,13 +1189,18 @@ def _check_scaling(scn: Scenario, backend: BackendArg, available: Any) -> None:
         lo_i, hi_i = max(emin + 1 - r[0], -300), min(emax - 1 - r[1], 300)
         if lo_i <= hi_i:
             e[i] = int(rng.integers(lo_i, hi_i + 1))
-    ev = e[:, None] if axis == 1 else e[None, :]
-    S = _ldexp(A, ev)
-    got = call_op(scn.op, backend, {"A": S}, "scaling")
+    return e
+
+
+def _diagonal_scaling_law(op: str, axis: int, e: Array, ev: Array) -> tuple[Array, str]:
+    """(per-entry exponent mapping the result for ``A`` to that for ``D·A``
+    (``axis`` 1) or ``A·D`` (``axis`` 0), the relation in words) for
+    ``det_grad`` or ``logdet_grad``; ``D = diag(2^e)``, ``ev`` is ``e`` as a
+    column (rows) or a row (columns)."""
     what = "D·A" if axis == 1 else "A·D"
-    if scn.op == "det_grad":
+    if op == "det_grad":
         # C(D A) = det(D)·D⁻¹·C(A) (rows), C(A D) = det(D)·C(A)·D⁻¹ (columns)
-        shift = int(e.sum()) - ev
+        shift: Array = int(e.sum()) - ev
         relation = f"det_grad({what}) == det(D)·" + \
             ("D⁻¹·det_grad(A)" if axis == 1 else "det_grad(A)·D⁻¹") + \
             f", D = diag(2^e), e = {e.tolist()}"
@@ -1056,12 +1209,7 @@ def _check_scaling(scn: Scenario, backend: BackendArg, available: Any) -> None:
         relation = f"logdet_grad({what}) == " + \
             ("D⁻¹·logdet_grad(A)" if axis == 1 else "logdet_grad(A)·D⁻¹") + \
             f", D = diag(2^e), e = {e.tolist()}"
-    if mode == "rows":
-        _compare_exact(scn, backend, base, (shift,), got, {"A": S}, relation)
-        return
-    # column scaling: LU with row pivoting on a row-equilibrated matrix is not
-    # invariant to it; both results must still be within the equilibrated bound
-    _compare_within_bound(scn, backend, A, _ldexp(base[0], shift), got[0], {"A": S}, relation)
+    return shift, relation
 
 
 def _compare_exact(scn: Scenario, backend: BackendArg, base: tuple[Array, ...],
@@ -1130,7 +1278,13 @@ def _bound(A: Array, op: str, dtype: Any) -> tuple[Array, Any]:
             allowed = 2 * 4 * n * n * eps * s[0] * mpmath.fprod(s[: n - 2])
         else:
             e = -np.add.outer(np.asarray(r), np.asarray(c))
-            allowed = 2 * 4 * n * eps * (s[0] / s[-1]) if s[-1] > 0 else mpmath.inf
+            # a relative error bound for A⁻ᵀ exists only while the matrix is
+            # not numerically singular: σ_n at the clamping floor of
+            # _clamped_sigmas (say, two equal columns) means a backward error
+            # of that size reaches a singular matrix, and any answer is stable
+            floor = 8 * n * float(np.finfo(np.float64).eps) * s[0]
+            singular = s[-1] <= floor * (1 + 1e-9)  # the floor, to rounding
+            allowed = mpmath.inf if singular else 2 * 4 * n * eps * (s[0] / s[-1])
     return e, allowed
 
 
@@ -1190,20 +1344,67 @@ def _dask_inners(available: Sequence[str] | None) -> list[str]:
             and n != "dask"] or ["numpy"]
 
 
+#: How a batch runs: inputs in, results out.
+_Run = Callable[[dict[str, Array]], tuple[Array, ...]]
+
+
+@dataclass(frozen=True)
+class _BatchRun:
+    """One way of running the batch: ``label`` in words, ``run`` the batch,
+    ``who`` computes each slot alone for comparison (a backend, or
+    ``"dask[INNER]"``: one slot in one Dask chunk on ``INNER``), ``setup``
+    lines for the reproducer."""
+
+    label: str
+    run: _Run
+    who: BackendArg
+    setup: str = ""
+
+    @property
+    def dask_alone(self) -> bool:
+        """Whether each slot alone runs on Dask (``who`` is ``dask[INNER]``)."""
+        return isinstance(self.who, str) and self.who.startswith("dask[")
+
+    @property
+    def alone_key(self) -> str:
+        """The name of who computes each slot alone (runs sharing it share
+        those results)."""
+        return str(self.who) if self.dask_alone else backend_label(self.who)
+
+
+def _runner(op: str, who: BackendArg) -> _Run:
+    """Run ``op`` on backend ``who`` (a :class:`Mismatch` on any exception or
+    warning)."""
+    def run(d: dict[str, Array]) -> tuple[Array, ...]:
+        return call_op(op, who, d, "batch")
+
+    return run
+
+
 def _check_batch(scn: Scenario, backend: BackendArg, available: Sequence[str] | None) -> None:
+    """The ``batch`` property: every slot's result, however the batch runs,
+    is bit-identical to that slot computed alone, and a NaN or inf input
+    shows in its own slot's result where that result depends on it."""
     ins = scn.inputs
-    B = next(iter(ins.values())).shape[0]
-    kinds = scn.kind.split("+")
+    alone: dict[str, list[tuple[Array, ...]]] = {}
+    for how in _batch_runs(scn, backend, available):
+        key = how.alone_key
+        if key not in alone:
+            alone[key] = _each_slot_alone(scn, how)
+        _compare_slots(scn, backend, how, how.run(ins), alone[key])
+    # NaN/inf inputs must show in their own slot where the result depends on them
+    for b, what in enumerate(scn.kind.split("+")):
+        if what in ("nan", "signalling_nan", "inf", "-inf"):
+            _nonfinite_shows(scn, backend, _slot_inputs(scn.op, ins, [b]),
+                             alone[backend_label(backend)][b])
 
-    def runner(who: BackendArg) -> Callable[[dict[str, Array]], tuple[Array, ...]]:
-        def run(d: dict[str, Array]) -> tuple[Array, ...]:
-            return call_op(scn.op, who, d, "batch")
 
-        return run
-
-    # (label, how the batch runs, who computes each slot alone, setup lines)
-    runs: list[tuple[str, Callable[[dict[str, Array]], tuple[Array, ...]], BackendArg, str]] = []
-    own = runner(backend)
+def _batch_runs(scn: Scenario, backend: BackendArg,
+                available: Sequence[str] | None) -> list[_BatchRun]:
+    """The ways the batch runs on ``backend``: whole, reversed, its first two
+    slots (of more than two), and for Dask every chunking."""
+    B = next(iter(scn.inputs.values())).shape[0]
+    own = _runner(scn.op, backend)
     perm = list(range(B))[::-1]
 
     def reversed_batch(d: dict[str, Array]) -> tuple[Array, ...]:
@@ -1212,51 +1413,65 @@ def _check_batch(scn: Scenario, backend: BackendArg, available: Sequence[str] | 
     def first_two(d: dict[str, Array]) -> tuple[Array, ...]:
         return own(_slot_inputs(scn.op, d, [0, 1]))
 
-    runs.append(("the whole batch", own, backend, ""))
-    runs.append(("the batch reversed", reversed_batch, backend, ""))
+    runs = [_BatchRun("the whole batch", own, backend),
+            _BatchRun("the batch reversed", reversed_batch, backend)]
     if B > 2:
-        runs.append(("the first two slots", first_two, backend, ""))
+        runs.append(_BatchRun("the first two slots", first_two, backend))
     if backend_label(backend) == "dask":
-        inners = _dask_inners(available)
-        inner = inners[scn.params.get("inner", 0) % len(inners)]
-        # Within Dask: each chunking against the slot alone *on Dask* (one
-        # slot, one chunk).  Dask against its inner backend run directly is a
-        # comparison across backends (Dask reduces a charpoly matrix itself),
-        # held to the bounds by the agreement property, not to the bits.
-        for chunk in sorted({1, 2, B}):
-            runs.append((f"a Dask array with {chunk} slot(s) per chunk, blocks on {inner!r}",
-                         _dask_runner(scn.op, inner, chunk), f"dask[{inner}]",
-                         _dask_setup(chunk)))
-    alone: dict[str, list[tuple[Array, ...]]] = {}
-    for label, run, who, setup in runs:
-        dask_alone = isinstance(who, str) and who.startswith("dask[")
-        key: str = str(who) if dask_alone else backend_label(who)
-        if key not in alone:
-            solo = _dask_runner(scn.op, key[5:-1], 1) if dask_alone else runner(who)
-            alone[key] = [solo(_slot_inputs(scn.op, ins, [b])) for b in range(B)]
-        out = run(ins)
-        for b in range(out[0].shape[0]):
-            for o, a in zip(out, alone[key][b], strict=True):
-                if same_bits(o[b], a[0]):
-                    continue
-                slot = _slot_inputs(scn.op, ins, [b])
-                alone_call = (_call_text(scn.op, key[5:-1], [f"da.from_array({k}_slot)"
-                                                             for k in slot]) + ".compute()"
-                              if key.startswith("dask[") else
-                              _call_text(scn.op, who, [f"{k}_slot" for k in slot]))
-                slot_lines = "\n".join(f"{k}_slot = {array_literal(v)}"
-                                       for k, v in slot.items())
-                raise _fail(scn, backend,
-                            f"slot {b} ({kinds[b] if b < len(kinds) else '?'}) of "
-                            f"{label} bit-identical to that slot alone on {key!r}",
-                            f"in the batch {_show(o[b])}, alone {_show(a[0])}",
-                            setup=(setup + "\n" if setup else "") + slot_lines
-                            + f"\nalone = {alone_call}")
-    # NaN/inf inputs must show in their own slot where the result depends on them
-    for b, what in enumerate(kinds):
-        if what in ("nan", "signalling_nan", "inf", "-inf"):
-            _nonfinite_shows(scn, backend, _slot_inputs(scn.op, ins, [b]),
-                             alone[backend_label(backend)][b])
+        runs += _dask_chunk_runs(scn, B, available)
+    return runs
+
+
+def _dask_chunk_runs(scn: Scenario, B: int, available: Sequence[str] | None) -> list[_BatchRun]:
+    """The batch of ``B`` slots as Dask arrays of 1, 2 and ``B`` slots per
+    chunk, blocks on one NumPy-array backend (picked by the scenario)."""
+    inners = _dask_inners(available)
+    inner = inners[scn.params.get("inner", 0) % len(inners)]
+    # Within Dask: each chunking against the slot alone *on Dask* (one
+    # slot, one chunk).  Dask against its inner backend run directly is a
+    # comparison across backends (Dask reduces a charpoly matrix itself),
+    # held to the bounds by the agreement property, not to the bits.
+    return [_BatchRun(f"a Dask array with {chunk} slot(s) per chunk, blocks on {inner!r}",
+                      _dask_runner(scn.op, inner, chunk), f"dask[{inner}]", _dask_setup(chunk))
+            for chunk in sorted({1, 2, B})]
+
+
+def _each_slot_alone(scn: Scenario, how: _BatchRun) -> list[tuple[Array, ...]]:
+    """Each slot of the batch computed alone by ``how.who``."""
+    B = next(iter(scn.inputs.values())).shape[0]
+    solo = _dask_runner(scn.op, how.alone_key[5:-1], 1) if how.dask_alone else \
+        _runner(scn.op, how.who)
+    return [solo(_slot_inputs(scn.op, scn.inputs, [b])) for b in range(B)]
+
+
+def _compare_slots(scn: Scenario, backend: BackendArg, how: _BatchRun, out: tuple[Array, ...],
+                   alone: list[tuple[Array, ...]]) -> None:
+    """Each slot of ``out`` (the batch run ``how``) bit-identical to that slot
+    alone; a :class:`Mismatch` with a reproducer for the first that is not."""
+    for b in range(out[0].shape[0]):
+        for o, a in zip(out, alone[b], strict=True):
+            if not same_bits(o[b], a[0]):
+                raise _slot_mismatch(scn, backend, how, b, o[b], a[0])
+
+
+def _slot_mismatch(scn: Scenario, backend: BackendArg, how: _BatchRun, b: int,
+                   in_batch: Array, by_itself: Array) -> Mismatch:
+    """The failure of slot ``b`` of the batch run ``how``: ``in_batch`` where
+    it should be ``by_itself``, with the slot alone as reproducer setup."""
+    kinds = scn.kind.split("+")
+    key = how.alone_key
+    slot = _slot_inputs(scn.op, scn.inputs, [b])
+    alone_call = (_call_text(scn.op, key[5:-1], [f"da.from_array({k}_slot)"
+                                                 for k in slot]) + ".compute()"
+                  if key.startswith("dask[") else
+                  _call_text(scn.op, how.who, [f"{k}_slot" for k in slot]))
+    slot_lines = "\n".join(f"{k}_slot = {array_literal(v)}" for k, v in slot.items())
+    return _fail(scn, backend,
+                 f"slot {b} ({kinds[b] if b < len(kinds) else '?'}) of "
+                 f"{how.label} bit-identical to that slot alone on {key!r}",
+                 f"in the batch {_show(in_batch)}, alone {_show(by_itself)}",
+                 setup=(how.setup + "\n" if how.setup else "") + slot_lines
+                 + f"\nalone = {alone_call}")
 
 
 def _unpermute(out: tuple[Array, ...], perm: Sequence[int]) -> tuple[Array, ...]:
@@ -1362,76 +1577,116 @@ def fuzz(seconds: float, backends: Sequence[BackendArg] | None = None, *,
     round with its own seed, until the time is up; a failure is shrunk to a
     minimal example, reported in the result, and ends the run.
     """
-    import matgrad
-
-    infos = {b.name: b for b in matgrad.list_backends()}
-    available = [n for n, b in infos.items() if b.available]
-    targets: list[BackendArg] = list(backends) if backends else \
-        [n for n in available if "cupy" not in infos[n].array_modules]
+    targets, available = _fuzz_targets(backends)
     counts: dict[str, dict[str, int]] = {backend_label(b): {} for b in targets}
     start = time.perf_counter()
-    deadline = start + seconds
+    run = _FuzzRun(targets, available, _strategies_per_backend(targets, checks, ops), counts,
+                   start, start + seconds, examples_per_round, progress, progress_every)
     result = FuzzResult(counts)
-    strategies: dict[str, st.SearchStrategy[Scenario]] = {}
-    for b in targets:
-        label = backend_label(b)
-        # agreement is with the numpy backend: nothing to compare numpy itself with
-        mine = [c for c in checks if not (c == "agreement" and label == "numpy")] or list(checks)
-        strategies[label] = scenarios(mine, ops)
-    state = {"failing": False}
-
-    def one_round(backend: BackendArg, round_seed: int) -> None:
-        label = backend_label(backend)
-
-        @hypothesis_seed(round_seed)
-        @settings(max_examples=examples_per_round, deadline=None, database=None,
-                  derandomize=False, suppress_health_check=list(HealthCheck),
-                  phases=[Phase.generate, Phase.shrink], report_multiple_bugs=False,
-                  verbosity=Verbosity.quiet, print_blob=False)
-        @given(scn=strategies[label])
-        def body(scn: Scenario) -> None:
-            if not state["failing"] and time.perf_counter() > deadline:
-                return
-            try:
-                run_scenario(scn, backend, available)
-            except Mismatch:
-                state["failing"] = True
-                raise
-            counts[label][scn.check] = counts[label].get(scn.check, 0) + 1
-
-        body()
-
-    round_no = 0
-    last_report = start
-
-    def report(final: bool = False) -> None:
-        nonlocal last_report
-        now = time.perf_counter()
-        if progress is None or not ((final and now > last_report)
-                                    or now - last_report >= progress_every):
-            return
-        last_report = now
-        parts = []
-        for label, per in counts.items():
-            done = ", ".join(f"{k} {c}" for k, c in sorted(per.items()))
-            parts.append(f"{label}: {sum(per.values())} ({done})" if per else f"{label}: 0")
-        progress(f"[{now - start:6.1f}s] " + "; ".join(parts))
-
     try:
-        while time.perf_counter() < deadline:
-            for backend in targets:
-                if time.perf_counter() >= deadline:
-                    break
-                one_round(backend, seed * 100003 + round_no)
-                report()
-            round_no += 1
-        report(final=True)
+        run.until_deadline(seed)
     except Mismatch as exc:
         result.failure = exc
     except HypothesisException as exc:  # e.g. Flaky: a failure that did not reproduce
         result.error = exc
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _fuzz_targets(backends: Sequence[BackendArg] | None) -> tuple[list[BackendArg], list[str]]:
+    """(the backends to fuzz: ``backends``, default every available one but
+    the CuPy-array ones; the names of every available backend)."""
+    import matgrad
+
+    infos = {b.name: b for b in matgrad.list_backends()}
+    available = [n for n, b in infos.items() if b.available]
+    targets: list[BackendArg] = list(backends) if backends else \
+        [n for n in available if "cupy" not in infos[n].array_modules]
+    return targets, available
+
+
+def _strategies_per_backend(targets: Sequence[BackendArg], checks: Sequence[str],
+                            ops: Sequence[str]) -> dict[str, st.SearchStrategy[Scenario]]:
+    """The scenarios to draw for each target, by backend name."""
+    strategies: dict[str, st.SearchStrategy[Scenario]] = {}
+    for b in targets:
+        label = backend_label(b)
+        # agreement is with the numpy backend: nothing to compare numpy itself with
+        mine = [c for c in checks if not (c == "agreement" and label == "numpy")] or list(checks)
+        strategies[label] = scenarios(mine, ops)
+    return strategies
+
+
+@dataclass
+class _FuzzRun:
+    """A :func:`fuzz` run under way: what runs where until when, the examples
+    run so far (``counts``: per backend and check) and progress reporting."""
+
+    targets: list[BackendArg]
+    available: list[str]
+    strategies: dict[str, st.SearchStrategy[Scenario]]
+    counts: dict[str, dict[str, int]]
+    start: float
+    deadline: float
+    examples_per_round: int
+    progress: Callable[[str], None] | None
+    progress_every: float
+    failing: bool = False  # a failure is being shrunk: run past the deadline
+    last_report: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.last_report = self.start
+
+    def until_deadline(self, seed: int) -> None:
+        """One round per backend in turn until the deadline, round ``i``
+        seeded ``seed·100003 + i``; then a final progress report.  A failure
+        raises (:class:`Mismatch`, shrunk)."""
+        round_no = 0
+        while time.perf_counter() < self.deadline:
+            for backend in self.targets:
+                if time.perf_counter() >= self.deadline:
+                    break
+                self.one_round(backend, seed * 100003 + round_no)
+                self.report()
+            round_no += 1
+        self.report(final=True)
+
+    def one_round(self, backend: BackendArg, round_seed: int) -> None:
+        """``examples_per_round`` hypothesis examples on ``backend`` (none
+        once past the deadline, unless shrinking a failure)."""
+        label = backend_label(backend)
+
+        @hypothesis_seed(round_seed)
+        @settings(max_examples=self.examples_per_round, deadline=None, database=None,
+                  derandomize=False, suppress_health_check=list(HealthCheck),
+                  phases=[Phase.generate, Phase.shrink], report_multiple_bugs=False,
+                  verbosity=Verbosity.quiet, print_blob=False)
+        @given(scn=self.strategies[label])
+        def body(scn: Scenario) -> None:
+            if not self.failing and time.perf_counter() > self.deadline:
+                return
+            try:
+                run_scenario(scn, backend, self.available)
+            except Mismatch:
+                self.failing = True
+                raise
+            self.counts[label][scn.check] = self.counts[label].get(scn.check, 0) + 1
+
+        body()
+
+    def report(self, final: bool = False) -> None:
+        """Pass the examples run so far to ``progress``: every
+        ``progress_every`` seconds, and at the end if anything ran since."""
+        now = time.perf_counter()
+        if self.progress is None or not ((final and now > self.last_report)
+                                         or now - self.last_report >= self.progress_every):
+            return
+        self.last_report = now
+        parts = []
+        for label, per in self.counts.items():
+            done = ", ".join(f"{k} {c}" for k, c in sorted(per.items()))
+            parts.append(f"{label}: {sum(per.values())} ({done})" if per else f"{label}: 0")
+        self.progress(f"[{now - self.start:6.1f}s] " + "; ".join(parts))
 
 
 def iter_failures(result: FuzzResult) -> Iterator[str]:

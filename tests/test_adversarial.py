@@ -103,8 +103,12 @@ WIDE_EXPONENTS = "det_grad of a wide-exponent 5x5 gives ±inf where the exact co
 
 # Bugs being fixed: (property, operation) → (reason, backends it fails on).
 # The lead removes these marks as the fixes land.
+WIDE_4X4 = ("det_grad of a wide-exponent complex 4x4 takes the equilibrated SVD adjugate, "
+            "which flushes cofactors of 3e215 and 7e270 to 0; scaled by 2^-567 the matrix "
+            "takes the closed form and gets them right (docs/numerics.md)")
 KNOWN: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("reference", "det_grad"): (WIDE_EXPONENTS, ("numpy", "numba", "dask")),
+    ("scaling", "det_grad"): (WIDE_4X4, ("numpy", "numba", "dask")),
 }
 #: Fewer examples where each costs more (Dask: a graph per call).
 SCALE = {"dask": 0.5}
@@ -478,3 +482,29 @@ def test_batch_slots_include_every_hostile_kind() -> None:
     collect()
     assert set(fz.SLOTS) - {"hostile"} <= seen
 
+
+
+_WIDE_4X4_A = np.array([
+    [complex(-1.0679935971587372e+96, 3.653754093363279e+47),
+     complex(6.668014668742298e+240, 2.375), complex(-8.0, -4.0), complex(0.0, 2.1875)],
+    [complex(8.0, -3.125), complex(0.0, -2.875), complex(0.0, 0.0),
+     complex(-1.5883711293676957e+29, 1.0)],
+    [complex(-0.375, -0.0), complex(-1.0679935971587372e+96, -1.3552527156214815e-20),
+     complex(-8.0, -1.0), complex(-1.0, -5.0)],
+    [complex(2.0370359764065848e+90, 3.2172234934175177e-86),
+     complex(1.4859555720672998e+135, -3.125), complex(-1.0, 7.0),
+     complex(-2.5625, -1.0679935971587372e+96)]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.xfail(strict=True, reason=WIDE_4X4)
+def test_det_grad_wide_complex_4x4_flushes_large_cofactors(backend: str) -> None:
+    """The adversarial suite's reproducer, kept as a test that flips to a
+    pass (and must then lose its mark) when the flush is fixed."""
+    from matgrad._reference import ref_cofactor
+
+    got = np.asarray(matgrad.det_grad(_WIDE_4X4_A, backend=backend))
+    exact = ref_cofactor(_WIDE_4X4_A)
+    for i, j in ((0, 2), (2, 0), (3, 0)):  # 3.5e215, 7.5e270, 8.5e270: finite
+        want = complex(exact[i][j])
+        assert abs(got[i, j] - want) <= 1e-12 * abs(want), (i, j, got[i, j], want)
