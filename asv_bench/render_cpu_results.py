@@ -74,7 +74,8 @@ def full_table(data: dict[str, Any]) -> str:
         "Command: `matgrad bench --json asv_bench/results-cpu.json --plot docs/bench-cpu.png`  ",
         f"Machine: {m['cpus']} CPUs ({m['processor']}), {m['platform']}; date {m['date']}  ",
         f"Versions: Python {m['python']}, NumPy {m['numpy']}, SciPy {m['scipy']}, "
-        f"Numba {m.get('numba')}, PyTorch {m.get('torch')} (CPU), JAX {m.get('jax')} (CPU)",
+        f"backends {m.get('backends', m.get('numba'))}, PyTorch {m.get('torch')} (CPU), "
+        f"JAX {m.get('jax')} (CPU)",
         "",
         "Median seconds per call of interleaved rounds after one warm-up call; for "
         "matgrad, [interquartile range] and (the warm-up, with JIT compilation); every "

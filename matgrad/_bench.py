@@ -33,7 +33,7 @@ import numpy as np
 
 from . import _api
 from ._operations import OPERATIONS, Workload
-from ._registry import entries
+from ._registry import entries, list_backends
 
 __all__ = [
     "AUTODIFF_CASES",
@@ -499,7 +499,10 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
     }
-    for mod in ("numba", "torch", "jax"):
+    # each available backend reports what does its work; the frameworks are
+    # the comparison contestants
+    info["backends"] = {b.name: b.version for b in list_backends() if b.available}
+    for mod in ("torch", "jax"):
         try:
             info[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001
