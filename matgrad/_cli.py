@@ -88,16 +88,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backends_usable(names: Sequence[str], found: Mapping[str, Entry]) -> bool:
+def _backends_usable(names: Sequence[str], found: Mapping[str, Entry],
+                     command: str = "check") -> bool:
     """Whether every backend in ``names`` is known and available; if not,
-    say why for the first that is not, on stderr."""
+    say why for the first that is not, on stderr (``matgrad COMMAND: ...``)."""
     for name in names:
         if name not in found:
-            print(f"matgrad check: unknown backend {name!r}; known: {', '.join(found)}",
+            print(f"matgrad {command}: unknown backend {name!r}; known: {', '.join(found)}",
                   file=sys.stderr)
             return False
         if not found[name].available:
-            print(f"matgrad check: backend {name!r} is unavailable: {found[name].reason}",
+            print(f"matgrad {command}: backend {name!r} is unavailable: {found[name].reason}",
                   file=sys.stderr)
             return False
     return True
@@ -207,12 +208,8 @@ class _Progress:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import _bench
 
-    found = entries()
-    for name in args.backend or []:
-        if name not in found or not found[name].available:
-            why = found[name].reason if name in found else "unknown"
-            print(f"matgrad bench: backend {name!r} cannot run: {why}", file=sys.stderr)
-            return 2
+    if not _backends_usable(args.backend or [], entries(), "bench"):
+        return 2
     if args.group == "sweep":
         return _bench_sweep(args)
     ops = args.group in ("ops", "all")
@@ -301,12 +298,8 @@ def _cmd_warmup(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"matgrad warmup: {exc}", file=sys.stderr)
         return 2
-    found = entries()
-    for name in args.backend or []:
-        if name not in found or not found[name].available:
-            why = found[name].reason if name in found else "unknown"
-            print(f"matgrad warmup: backend {name!r} cannot run: {why}", file=sys.stderr)
-            return 2
+    if not _backends_usable(args.backend or [], entries(), "warmup"):
+        return 2
     t0 = time.perf_counter()
     results = run_warmup(dtypes, args.backend)
     failed = [r for r in results if r.error]

@@ -36,6 +36,15 @@ def test_check_unknown_backend_exits_2(capsys: pytest.CaptureFixture[str]) -> No
     assert "unknown backend 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["bench", "warmup"])
+def test_bench_and_warmup_name_an_unknown_backend(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--backend", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert f"matgrad {command}: unknown backend 'nope'; known: " in err and "numpy" in err
+
+
 def test_check_fails_textbook_backend_in_subprocess() -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PLUGINS),
                                                        os.environ.get("PYTHONPATH", "")]))
