@@ -12,8 +12,8 @@ Numba.
 
 :func:`compile_scalar` is the explicit factory: ``compile_scalar("cpu")``
 returns a namespace in which every algorithm is compiled with
-``numba.njit(inline="always")``, ``compile_scalar("cuda")`` one with
-``numba.cuda.jit(device=True, inline=True)``.  Each compiled function is a
+``numba.njit`` (the small ones of :data:`INLINED` with ``inline="always"``),
+``compile_scalar("cuda")`` one with ``numba.cuda.jit(device=True)``.  Each compiled function is a
 copy of the function here (``types.FunctionType`` over the same code) whose
 globals are a per-target copy of this module's globals, in which every
 algorithm's name is bound to that target's compiled version: a CPU function
@@ -28,7 +28,7 @@ process and misses the cache every time (numba issue 6264).  So the
 parallel kernels stay module-level functions without closures in the
 backend (``matgrad_numba``), binding what they call at module level
 (``gauss_jordan_det_one = compile_scalar("cpu").gauss_jordan_det_one``); the
-algorithms are compiled into them (inlined, or for :data:`CALLED` linked
+algorithms are compiled into them (the :data:`INLINED` ones inlined, the others linked
 in), and a kernel's cached code is found again in every process without
 compiling any of these.  Numba does not notice edits to this file in the
 cache of a kernel that uses it: delete the cached ``*.nbi``/``*.nbc`` files
@@ -52,11 +52,12 @@ from .codes import FALLBACK, NONFINITE, OK
 
 __all__ = [
     "ALGORITHMS",
-    "CALLED",
+    "INLINED",
     "TARGETS",
     "abs2",
     "closed_form_one",
     "cof3",
+    "cofactor3_rescaled",
     "cofactor4_one",
     "col_exponent3",
     "compile_scalar",
@@ -137,9 +138,8 @@ def col_exponent3(a0, a1, a2, r0, r1, r2):
 
 def closed_form_one(A, C):
     """Cofactors of one 2×2 or 3×3 matrix ``A`` into ``C`` (float64/complex128).
-    2×2: [[d, −c], [−b, a]], exact.  3×3: cross products of rows, redone on
-    the power-of-two equilibrated matrix if an intermediate product
-    overflowed."""
+    2×2: [[d, −c], [−b, a]], exact.  3×3: cross products of rows, redone by
+    :func:`cofactor3_rescaled` if an intermediate product overflowed."""
     if A.shape[0] == 2:
         C[0, 0] = A[1, 1]
         C[0, 1] = -A[1, 0]
@@ -153,35 +153,48 @@ def closed_form_one(A, C):
     for v in c:
         if not (mag_max(v) < math.inf):
             ok = False
-    if not ok:
-        finite = True
-        for i in range(3):
-            for j in range(3):
-                if not (mag_max(a[i, j]) < math.inf):
-                    finite = False
-        if finite:
-            # Equilibrate with powers of two, Ã = D_r A D_c (every entry < 1,
-            # so no product overflows), and map back exactly:
-            # C(A)_ij = C(Ã)_ij · 2^(r_i + c_j − Σr − Σc).
-            r0 = -exponent(max(mag_max(a[0, 0]), mag_max(a[0, 1]), mag_max(a[0, 2])))
-            r1 = -exponent(max(mag_max(a[1, 0]), mag_max(a[1, 1]), mag_max(a[1, 2])))
-            r2 = -exponent(max(mag_max(a[2, 0]), mag_max(a[2, 1]), mag_max(a[2, 2])))
-            c0 = col_exponent3(a[0, 0], a[1, 0], a[2, 0], r0, r1, r2)
-            c1 = col_exponent3(a[0, 1], a[1, 1], a[2, 1], r0, r1, r2)
-            c2 = col_exponent3(a[0, 2], a[1, 2], a[2, 2], r0, r1, r2)
-            c = cof3(
-                mul_pow2(a[0, 0], r0 + c0), mul_pow2(a[0, 1], r0 + c1), mul_pow2(a[0, 2], r0 + c2),
-                mul_pow2(a[1, 0], r1 + c0), mul_pow2(a[1, 1], r1 + c1), mul_pow2(a[1, 2], r1 + c2),
-                mul_pow2(a[2, 0], r2 + c0), mul_pow2(a[2, 1], r2 + c1), mul_pow2(a[2, 2], r2 + c2),
-            )
-            t = -(r0 + r1 + r2 + c0 + c1 + c2)
-            c = (
-                mul_pow2(c[0], t + r0 + c0), mul_pow2(c[1], t + r0 + c1),
-                mul_pow2(c[2], t + r0 + c2), mul_pow2(c[3], t + r1 + c0),
-                mul_pow2(c[4], t + r1 + c1), mul_pow2(c[5], t + r1 + c2),
-                mul_pow2(c[6], t + r2 + c0), mul_pow2(c[7], t + r2 + c1),
-                mul_pow2(c[8], t + r2 + c2),
-            )
+    if ok:
+        C[0, 0], C[0, 1], C[0, 2] = c[0], c[1], c[2]
+        C[1, 0], C[1, 1], C[1, 2] = c[3], c[4], c[5]
+        C[2, 0], C[2, 1], C[2, 2] = c[6], c[7], c[8]
+    else:
+        cofactor3_rescaled(A, C)
+
+
+def cofactor3_rescaled(A, C):
+    """Cofactors of one 3×3 matrix whose plain cross products overflowed
+    (rare): equilibrate with powers of two, ``Ã = D_r A D_c`` (every entry
+    < 1, so no product overflows), and map back exactly,
+    ``C(A)_ij = C(Ã)_ij · 2^(r_i + c_j − Σr − Σc)``.  A non-finite entry
+    leaves the plain products (inf/NaN where they are)."""
+    a = A
+    c = cof3(a[0, 0], a[0, 1], a[0, 2], a[1, 0], a[1, 1], a[1, 2],
+              a[2, 0], a[2, 1], a[2, 2])
+    finite = True
+    for i in range(3):
+        for j in range(3):
+            if not (mag_max(a[i, j]) < math.inf):
+                finite = False
+    if finite:
+        r0 = -exponent(max(mag_max(a[0, 0]), mag_max(a[0, 1]), mag_max(a[0, 2])))
+        r1 = -exponent(max(mag_max(a[1, 0]), mag_max(a[1, 1]), mag_max(a[1, 2])))
+        r2 = -exponent(max(mag_max(a[2, 0]), mag_max(a[2, 1]), mag_max(a[2, 2])))
+        c0 = col_exponent3(a[0, 0], a[1, 0], a[2, 0], r0, r1, r2)
+        c1 = col_exponent3(a[0, 1], a[1, 1], a[2, 1], r0, r1, r2)
+        c2 = col_exponent3(a[0, 2], a[1, 2], a[2, 2], r0, r1, r2)
+        c = cof3(
+            mul_pow2(a[0, 0], r0 + c0), mul_pow2(a[0, 1], r0 + c1), mul_pow2(a[0, 2], r0 + c2),
+            mul_pow2(a[1, 0], r1 + c0), mul_pow2(a[1, 1], r1 + c1), mul_pow2(a[1, 2], r1 + c2),
+            mul_pow2(a[2, 0], r2 + c0), mul_pow2(a[2, 1], r2 + c1), mul_pow2(a[2, 2], r2 + c2),
+        )
+        t = -(r0 + r1 + r2 + c0 + c1 + c2)
+        c = (
+            mul_pow2(c[0], t + r0 + c0), mul_pow2(c[1], t + r0 + c1),
+            mul_pow2(c[2], t + r0 + c2), mul_pow2(c[3], t + r1 + c0),
+            mul_pow2(c[4], t + r1 + c1), mul_pow2(c[5], t + r1 + c2),
+            mul_pow2(c[6], t + r2 + c0), mul_pow2(c[7], t + r2 + c1),
+            mul_pow2(c[8], t + r2 + c2),
+        )
     C[0, 0], C[0, 1], C[0, 2] = c[0], c[1], c[2]
     C[1, 0], C[1, 1], C[1, 2] = c[3], c[4], c[5]
     C[2, 0], C[2, 1], C[2, 2] = c[6], c[7], c[8]
@@ -587,6 +600,7 @@ ALGORITHMS = (
     "cof3",
     "col_exponent3",
     "closed_form_one",
+    "cofactor3_rescaled",
     "cofactor4_one",
     "equilibrate_one",
     "eliminate_one",
@@ -595,11 +609,14 @@ ALGORITHMS = (
     "gauss_jordan_inv_one",
     "hyman_point",
 )
-#: Algorithms compiled as functions of their own, called rather than inlined
-#: (every other one is inlined into its callers): the steps the two
-#: Gauss-Jordan variants share, so that a kernel calling both compiles each
-#: step once (inlined twice, they would double its compile time).
-CALLED = frozenset({"equilibrate_one", "eliminate_one", "unscale_one"})
+#: Algorithms inlined into their callers (Numba ``inline="always"``): the
+#: small leaf helpers and the closed forms' fast path, where a call costs more
+#: than the work.  Every other algorithm is compiled once as a function of
+#: its own and called: inlining a large algorithm into a parallel kernel
+#: multiplies the kernel's compile time (every inlined copy goes through the
+#: parfor passes again), measured 58.6 s against 20 s for ``matgrad warmup``
+#: float64, for a few per cent of run time where the body dominates the call.
+INLINED = frozenset({"abs2", "mag1", "mag_max", "exponent", "cof3", "closed_form_one"})
 #: The targets :func:`compile_scalar` compiles for.
 TARGETS = ("cpu", "cuda")
 
@@ -645,7 +662,7 @@ def compile_scalar(target: str) -> types.SimpleNamespace:
                                           f.__closure__)
                 copy.__qualname__ = f.__qualname__
                 copy.__doc__ = f.__doc__
-                compiled[name] = _jit(target, name not in CALLED)(copy)
+                compiled[name] = _jit(target, name in INLINED)(copy)
             scope.update(compiled)  # siblings resolve to this target's versions
             _compiled[target] = types.SimpleNamespace(target=target, **compiled)
         return _compiled[target]
