@@ -18,6 +18,7 @@ from ._backend import (
     Defer,
     ModuleBackend,
     OrchestrationRequest,
+    WarmupTask,
     array_module_of,
 )
 from ._config import Config, config
@@ -36,6 +37,7 @@ __all__ = [
     "Defer",
     "ModuleBackend",
     "OrchestrationRequest",
+    "WarmupTask",
     "__version__",
     "array_module_of",
     "bilinear_grad",

@@ -60,8 +60,11 @@ DEFERRABLE: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "matgrad_deferrable", default=False
 )
 
-#: One step of :meth:`Backend.warmup_tasks`: (label for a progress bar, work).
-WarmupTask = tuple[str, Callable[[], None]]
+#: One step of :meth:`Backend.warmup_tasks`: (label for a progress bar, work),
+#: or (label, work, group): steps of one group never run at the same time
+#: when ``matgrad warmup`` runs steps in parallel processes (a 2-tuple's
+#: group is its backend, so its steps run one after another).
+WarmupTask = tuple[str, Callable[[], None]] | tuple[str, Callable[[], None], str]
 
 
 def array_module_of(x: object) -> str:
@@ -196,8 +199,10 @@ class Backend(abc.ABC):  # noqa: B024 - abstract methods attached from the table
 
     def warmup_tasks(self, dtypes: Sequence[np.dtype[Any]]) -> list[WarmupTask]:
         """The steps that prepare this backend for ``dtypes`` ahead of time
-        (compile and cache its kernels), run in order by ``matgrad warmup``;
-        none by default."""
+        (compile and cache its kernels), run by ``matgrad warmup``; none by
+        default.  ``matgrad warmup`` may run them in worker processes, each
+        of which calls this method again and runs the steps it is given by
+        position, so the list must be the same in every process."""
         return []
 
     def accepts(self, x: object) -> bool:

@@ -301,7 +301,7 @@ def _cmd_warmup(args: argparse.Namespace) -> int:
     if not _backends_usable(args.backend or [], entries(), "warmup"):
         return 2
     t0 = time.perf_counter()
-    results = run_warmup(dtypes, args.backend)
+    results = run_warmup(dtypes, args.backend, jobs=args.jobs)
     failed = [r for r in results if r.error]
     for r in failed:
         print(f"matgrad warmup: {r.backend} {r.label}: {r.error}", file=sys.stderr)
@@ -351,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated dtypes (default: float64,float32,complex64,complex128)")
     p.add_argument("--backend", action="append",
                    help="backend to warm up (repeatable); default: every available one")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="worker processes compiling at once (default: the CPUs available)")
     p.set_defaults(func=_cmd_warmup)
     return parser
 

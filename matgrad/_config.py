@@ -1,7 +1,7 @@
 """``matgrad.config``: the tunables of the built-in backends, in one place.
 
-Every field is a size threshold that picks a path or a block size; none is a
-numerical tolerance.  Each decision it drives depends only on facts of one
+Every field is a size threshold that picks a path or a block size, or a
+thread count; none is a numerical tolerance.  Each decision it drives depends only on facts of one
 matrix (its order ``n``, its dtype, its number of points), never on the rest
 of the batch, so changing a field can change which algorithm a matrix takes
 (and its rounding, within the same error bounds) but never makes one batch
@@ -18,11 +18,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Config", "config"]
+
+
+def _available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform
+    has one), or ``NUMBA_NUM_THREADS`` where the user set it."""
+    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 @dataclass(slots=True)
@@ -58,6 +70,13 @@ class Config:
     #: Numba kernel is not compiled yet (neither in memory nor in the on-disk
     #: cache) runs on the NumPy backend instead of waiting for the compiler.
     numba_defer_max_elements: int = 1 << 16
+    #: Threads of a parallel Numba launch (the calling thread included); by
+    #: default the CPUs the process may use, or ``NUMBA_NUM_THREADS``.
+    numba_threads: int = field(default_factory=_available_cpus)
+    #: A Numba launch whose estimated work (element operations, e.g.
+    #: ``batch·n³`` for an elimination) is below this runs in the calling
+    #: thread alone: a parallel hand-off costs more than such a call's work.
+    numba_parallel_min_work: int = 1 << 18
 
     def __setattr__(self, name: str, value: Any) -> None:
         fields = {f.name for f in dataclasses.fields(self)}
@@ -89,7 +108,10 @@ class Config:
     def reset(self) -> None:
         """Restore every default."""
         for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, f.default)
+            default = f.default
+            if default is dataclasses.MISSING:
+                default = f.default_factory()  # type: ignore[operator]
+            object.__setattr__(self, f.name, default)
 
 
 #: The process-wide settings read by the built-in backends.

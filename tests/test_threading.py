@@ -1,19 +1,19 @@
-"""Numba's threading layer is matgrad's choice, whichever matgrad call comes first.
+"""The Numba backend's threads: safe whichever matgrad call comes first.
 
-Numba picks its layer once per process, at the first parallel kernel.  Each
-scenario runs in a fresh interpreter (``sys.executable -c``) with a timeout,
-so a crash or a hang fails the test instead of the suite: make a matgrad call
-first, read ``numba.threading_layer()`` and the backend's reported version,
-then ``os.fork()`` and call again in the child (exit status 0 expected, GNU
-OpenMP would abort it), then run a call in a fork-based
-``multiprocessing.Pool`` (GNU OpenMP would hang it).  Kernels come from
-Numba's on-disk cache after the first run, so each process takes ~1-3 s.
+The kernels run in the calling thread or on matgrad's own worker threads
+(``matgrad_numba._runtime``), never on Numba's process-wide threading layer.
+Each scenario runs in a fresh interpreter (``sys.executable -c``) with a
+timeout, so a crash or a hang fails the test instead of the suite: make a
+matgrad call first, check that no Numba threading layer was started, then
+``os.fork()`` and call again in the child (exit status 0 expected), then run
+a call in a fork-based ``multiprocessing.Pool``; one scenario forks while
+another thread is inside a parallel launch.  Kernels come from Numba's
+on-disk cache after the first run, so each process takes ~1-3 s.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -33,18 +33,6 @@ pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only"),
 ]
 
-
-def _tbb_installed() -> bool:
-    try:
-        importlib.metadata.distribution("tbb")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-TBB = _tbb_installed()
-#: the layer matgrad settles on when the user chose none
-EXPECTED = "tbb" if TBB else "workqueue"
 
 # The scenario driver: argv[1] is the scenario, argv[2:] the operations.
 DRIVER = r'''
@@ -123,9 +111,7 @@ def fork_and_pool(ops):
 
 scenario, ops = sys.argv[1], sys.argv[2:]
 out = {}
-if scenario == "no-tbb":
-    from matgrad_numba import _runtime
-    _runtime._state["tbb"] = "TBB hidden by the test"  # as if libtbb did not load
+matgrad.config.numba_parallel_min_work = 1  # every launch of these small calls is split
 if scenario == "cli":
     out["cli_before"] = cli()
 if scenario == "user-first":
@@ -138,8 +124,21 @@ if scenario == "user-first":
         return s
     user_kernel(1000)
     out["user_layer"] = layer()
-if scenario in ("concurrent", "no-tbb"):
-    serial = {op: flat(run(op)) for op in ops} if scenario == "no-tbb" else None
+if scenario == "fork-during":
+    # a thread keeps parallel launches running while the main thread forks
+    stop = threading.Event()
+    def busy():
+        A = np.random.default_rng(1).standard_normal((20000, 6, 6))
+        while not stop.is_set():
+            matgrad.det_grad(A, backend="numba")
+    t = threading.Thread(target=busy)
+    run(ops[0])
+    t.start()
+    time.sleep(0.2)
+    out["child"], out["pooled"] = fork_and_pool(ops)
+    stop.set()
+    t.join(120)
+elif scenario == "concurrent":
     barrier = threading.Barrier(len(ops))
     results, errors = {}, []
     def work(op):
@@ -163,7 +162,7 @@ out["layer"] = layer()
 out["version"] = version()
 if scenario == "cli":
     out["cli_after"] = cli()
-if scenario != "user-first":
+if scenario not in ("user-first", "fork-during"):
     out["child"], out["pooled"] = fork_and_pool(ops)
 print(json.dumps(out))
 '''
@@ -193,15 +192,9 @@ FIRST_CALLS = [
 
 
 @pytest.mark.parametrize("op", FIRST_CALLS)
-def test_first_call_settles_the_layer_then_fork_and_pool_work(op: str) -> None:
+def test_first_call_starts_no_layer_then_fork_and_pool_work(op: str) -> None:
     out = _scenario("first", op)
-    if TBB:
-        assert out["layer"] == "tbb"
-    else:
-        assert out["layer"] == EXPECTED
-    assert out["version"].endswith(f"threading layer {out['layer']}") or (
-        out["layer"] == "workqueue" and "workqueue (launches serialised)" in out["version"]
-    ), out["version"]
+    assert out["layer"] is None  # Numba's threading layer left to the user
     _assert_fork_safe(out)
 
 
@@ -210,40 +203,29 @@ def test_four_threads_calling_first_concurrently() -> None:
                     "bilinear_grad")
     assert out["errors"] == []
     assert out["same"]
-    assert out["layer"] == EXPECTED
+    assert out["layer"] is None
     _assert_fork_safe(out)
 
 
-def test_matgrad_backends_reports_the_layer_in_use() -> None:
+def test_fork_while_another_thread_is_in_a_parallel_launch() -> None:
+    # the child has none of the parent's worker threads: its first parallel
+    # launch starts its own pool instead of waiting on threads that do not exist
+    out = _scenario("fork-during", "det_grad_8", "frobenius_grad", "charpoly_deriv")
+    _assert_fork_safe(out)
+
+
+def test_matgrad_backends_reports_the_threads() -> None:
     out = _scenario("cli", "det_grad_3")
-    assert f"threading layer {EXPECTED} (not yet started)" in out["cli_before"]
-    assert out["layer"] == EXPECTED
-    after = out["cli_after"]
-    assert f"threading layer {out['layer']}" in after and "not yet started" not in after
-
-
-def test_explicit_workqueue_is_respected_and_serialised() -> None:
-    out = _scenario("concurrent", "frobenius_grad", "det_grad_8", "charpoly", "logdet_grad",
-                    env={"NUMBA_THREADING_LAYER": "workqueue"})
-    assert out["layer"] == "workqueue"
-    assert "workqueue" in out["version"]
-    assert out["errors"] == [] and out["same"]  # concurrent launches did not abort
-    _assert_fork_safe(out)
-
-
-def test_without_tbb_falls_back_to_serialised_workqueue() -> None:
-    out = _scenario("no-tbb", "frobenius_grad", "det_grad_8", "charpoly_deriv", "logdet_grad")
-    assert out["layer"] == "workqueue"
-    assert "workqueue (launches serialised)" in out["version"]
-    assert out["errors"] == [] and out["same"]
-    _assert_fork_safe(out)
+    threads = matgrad.config.numba_threads
+    for line in (out["cli_before"], out["cli_after"]):
+        assert f"{threads} threads (matgrad's pool" in line, line
+    assert f"{threads} threads" in out["version"]
 
 
 def test_a_layer_started_by_user_code_is_kept() -> None:
     out = _scenario("user-first", "frobenius_grad", "det_grad_8")
     assert out["user_layer"] is not None
     assert out["layer"] == out["user_layer"]  # not replaced, not re-initialised
-    assert f"threading layer {out['user_layer']}" in out["version"]
 
 
 def _jitted(fn: ast.FunctionDef) -> bool:
@@ -255,11 +237,11 @@ def _jitted(fn: ast.FunctionDef) -> bool:
     return False
 
 
-def test_every_kernel_launch_goes_through_parallel_call() -> None:
+def test_every_kernel_launch_goes_through_launch() -> None:
     """Static guard: Python-level code of the Numba backend never calls a
     jitted function directly (its own kernels, or the algorithms of
     ``matgrad.kernels.scalar`` that ``compile_scalar`` compiles and the
-    kernels call); kernels are passed to ``parallel_call``."""
+    kernels call); kernels are passed to ``_runtime.launch``."""
     from matgrad.kernels.scalar import ALGORITHMS
 
     root = Path(__file__).parent.parent / "backends" / "matgrad_numba"

@@ -37,6 +37,7 @@ from matgrad.kernels.scalar import compile_scalar
 # of the kernels below.
 S = compile_scalar("cuda")
 closed_form_one = S.closed_form_one
+cofactor3_rescaled = S.cofactor3_rescaled
 cofactor4_one = S.cofactor4_one
 gauss_jordan_det_one = S.gauss_jordan_det_one
 gauss_jordan_inv_one = S.gauss_jordan_inv_one
@@ -151,7 +152,8 @@ def bilinear(x, y, out):  # type: ignore[no-untyped-def]
 def closed_form(A, C):  # type: ignore[no-untyped-def]
     b = cuda.grid(1)
     if b < A.shape[0]:
-        closed_form_one(A[b], C[b])
+        if not closed_form_one(A[b], C[b]):
+            cofactor3_rescaled(A[b], C[b])  # an overflow or a non-finite entry (rare)
 
 
 @cuda.jit

@@ -1,4 +1,4 @@
-"""matgrad's Numba backend: compiled, parallel CPU kernels.
+"""matgrad's Numba backend: compiled CPU kernels, run in parallel on large inputs.
 
 Registered through the ``matgrad.backends`` entry point; available when
 ``numba`` imports (``pip install matgrad[numba]``).  Numba itself is imported
@@ -8,7 +8,7 @@ lazily, on the first computation, so listing backends stays fast.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,18 +20,10 @@ from ._compile import first_use
 __all__ = ["NumbaBackend", "matgrad_backend"]
 
 
-def _settle() -> None:
-    """Settle Numba's threading layer before any work: every operation does,
-    even one served by LAPACK alone, so the layer in the process is matgrad's
-    choice from the first matgrad call on (kernel launches settle it too)."""
-    from ._runtime import ensure
-
-    ensure()
-
-
 @first_use  # a small call whose kernel is not compiled yet may defer to NumPy
 class NumbaBackend(matgrad.ModuleBackend):
-    """Numba ``njit(parallel=True)`` kernels; NumPy arrays in and out."""
+    """Numba ``njit(nogil=True)`` kernels, run serially or on matgrad's own
+    threads; NumPy arrays in and out."""
 
     name = "numba"
     priority = 20  # preferred over the NumPy reference for NumPy input
@@ -50,24 +42,18 @@ class NumbaBackend(matgrad.ModuleBackend):
 
         from ._runtime import describe
 
-        # the layer in use, or the one matgrad's first kernel will start
-        return f"numba {version('numba')}, threading layer {describe()}"
+        return f"numba {version('numba')}, {describe()}"
 
     @property
     def device(self) -> str:
-        import numba
-
-        return f"cpu ({numba.config.NUMBA_NUM_THREADS} threads)"
+        return f"cpu ({matgrad.config.numba_threads} threads)"
 
     def warmup_tasks(
         self, dtypes: Sequence[np.dtype[Any]]
-    ) -> list[tuple[str, Callable[[], None]]]:
+    ) -> list[matgrad.WarmupTask]:
         from ._compile import warmup_tasks
 
         return warmup_tasks(self, dtypes)
-
-    def before_launch(self) -> None:
-        _settle()
 
 
 @matgrad.hookimpl

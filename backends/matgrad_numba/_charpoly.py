@@ -1,13 +1,13 @@
 """Characteristic-polynomial kernels.
 
-``hessenberg``: Householder reduction, one matrix per parallel iteration
+``hessenberg``: Householder reduction, one matrix per work item
 (LAPACK ``gehrd`` through :mod:`matgrad.kernels.charpoly` for large ``n``).
-``hyman``: for every (matrix, point) pair in parallel, Hyman's recurrence on
+``hyman``: for every (matrix, point) pair, Hyman's recurrence on
 ``M = xI − H`` and its derivative, O(n²) per point, with the diagonal blocks
 of a reducible ``H`` handled one after another (``p = Π p_b``,
 ``p′ = Σ p′_b Π_{c≠b} p_c``) and every running quantity kept as
 mantissa·2ᵉ (:func:`matgrad.kernels.scalar.hyman_point`, compiled for the
-CPU and inlined).  Nothing divides by ``x − λ``: exact at eigenvalues.
+CPU and called).  Nothing divides by ``x − λ``: exact at eigenvalues.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import math
 
 import numba as nb
 import numpy as np
-from numba import prange
 
 from matgrad.kernels.scalar import compile_scalar
 
@@ -26,13 +25,14 @@ __all__ = ["hessenberg", "hyman"]
 hyman_point = compile_scalar("cpu").hyman_point
 
 
-@nb.njit(parallel=True, cache=True)
-def hessenberg(H):  # type: ignore[no-untyped-def]
-    """Reduce each ``H[b]`` in place to upper Hessenberg form (P H P, P = I − 2vvᴴ)."""
-    B, n, _ = H.shape
-    for b in prange(B):
-        v = np.empty(n, dtype=H.dtype)
-        w = np.empty(n, dtype=H.dtype)
+@nb.njit(nogil=True, cache=True)
+def hessenberg(H, lo, hi):  # type: ignore[no-untyped-def]
+    """Reduce each ``H[b]``, ``lo ≤ b < hi``, in place to upper Hessenberg form
+    (P H P, P = I − 2vvᴴ)."""
+    n = H.shape[1]
+    v = np.empty(n, dtype=H.dtype)
+    w = np.empty(n, dtype=H.dtype)
+    for b in range(lo, hi):
         for k in range(n - 2):
             norm2 = 0.0
             for i in range(k + 1, n):
@@ -73,19 +73,15 @@ def hessenberg(H):  # type: ignore[no-untyped-def]
                 H[b, i, k] = 0
 
 
-@nb.njit(parallel=True, cache=True)
-def hyman(H, sub, x, pm, dpm, pe, dpe, nchunks):  # type: ignore[no-untyped-def]
-    """Fill ``pm, dpm, pe, dpe (B, K)`` for every (matrix, point) pair, in
-    ``nchunks`` contiguous chunks of pairs (one workspace each)."""
-    B, n, _ = H.shape
+@nb.njit(nogil=True, cache=True)
+def hyman(H, sub, x, pm, dpm, pe, dpe, lo, hi):  # type: ignore[no-untyped-def]
+    """Fill ``pm, dpm, pe, dpe (B, K)`` for the (matrix, point) pairs
+    ``lo ≤ b·K + k < hi`` (one workspace per range)."""
+    n = H.shape[1]
     K = x.shape[1]
-    total = B * K
-    nchunks = max(1, min(total, nchunks))
-    for ch in prange(nchunks):
-        v = np.empty(n, dtype=x.dtype)
-        dv = np.empty(n, dtype=x.dtype)
-        for t in range(ch * total // nchunks, (ch + 1) * total // nchunks):
-            b = t // K
-            k = t - b * K
-            pm[b, k], dpm[b, k], pe[b, k], dpe[b, k] = hyman_point(H[b], sub[b], x[b, k],
-                                                                    v, dv)
+    v = np.empty(n, dtype=x.dtype)
+    dv = np.empty(n, dtype=x.dtype)
+    for t in range(lo, hi):
+        b = t // K
+        k = t - b * K
+        pm[b, k], dpm[b, k], pe[b, k], dpe[b, k] = hyman_point(H[b], sub[b], x[b, k], v, dv)

@@ -4,7 +4,7 @@ Numba compiles a kernel for each signature (dtype, layout, read-only flag of
 every argument) on its first launch, in seconds, and stores the result in its
 on-disk cache (``__pycache__`` next to the sources, or ``$NUMBA_CACHE_DIR``)
 for later processes.  Before every launch, :func:`prepare` (called by
-``_runtime.parallel_call``, the one launch path) finds out, without compiling,
+``_runtime.launch``, the one launch path) finds out, without compiling,
 whether the signature is compiled in this process or present in the cache
 index, under the very key Numba will look up (which includes the Numba
 version, the CPU name and features and the kernel's source file).  Each
@@ -70,15 +70,16 @@ _log = logging.getLogger("matgrad")
 #: complex), measured with an empty cache on a 2-core x86-64 machine; used
 #: for the wait announced by :class:`matgrad.CompileWarning`.
 EXPECTED_SECONDS: dict[str, tuple[float, float]] = {
-    "_partials": (2.0, 2.0),  # complex Frobenius runs on the real view
-    "_write": (1.0, 1.0),
-    "bilinear_grad_into": (1.0, 1.5),
-    "closed_form": (18.0, 24.0),
-    "lu_kernel": (8.0, 10.0),
-    "hessenberg": (2.0, 2.5),
-    "hyman": (6.0, 9.0),
-    "closed_form_value": (23.0, 24.0),
-    "lu_value_kernel": (8.5, 10.0),
+    "_rows": (3.0, 3.0),  # complex Frobenius runs on the real view
+    "_partials": (3.0, 3.0),
+    "_write": (0.5, 0.5),
+    "bilinear_grad_into": (1.0, 1.0),
+    "closed_form": (2.5, 2.5),
+    "lu_kernel": (5.0, 6.0),
+    "hessenberg": (1.0, 1.0),
+    "hyman": (1.5, 1.5),
+    "closed_form_value": (2.5, 2.5),
+    "lu_value_kernel": (5.0, 6.0),
 }
 #: Arguments (by position) that a kernel only reads.  They are always passed
 #: read-only, so that one compiled signature serves a writable array and a
@@ -87,6 +88,7 @@ EXPECTED_SECONDS: dict[str, tuple[float, float]] = {
 READ_ONLY_ARGS: dict[str, tuple[int, ...]] = {
     "_partials": (0,),
     "_write": (0,),
+    "_rows": (0,),
     "bilinear_grad_into": (0, 1),
     "closed_form": (0,),
     "lu_kernel": (0,),
@@ -220,7 +222,7 @@ def prepare(fn: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
     compiled for them in this process nor cached on disk, by the running
     policy: raise :class:`matgrad.Defer`, announce the compile, or let it
     happen quietly."""
-    name = getattr(fn, "__name__", str(fn))
+    name = getattr(fn, "__name__", None) or repr(fn)
     frozen = READ_ONLY_ARGS.get(name)
     if frozen:
         args = tuple(_read_only(a) if i in frozen else a for i, a in enumerate(args))
@@ -232,6 +234,7 @@ def prepare(fn: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
     if sig is None:
         sig = _signature(fn, args)
     if sig in fn.overloads or (first_look and in_disk_cache(fn, sig)):
+        _load(fn, sig)
         with _lock:
             _ready.add(key)
         return args
@@ -260,10 +263,18 @@ def prepare(fn: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         )
         _log.debug("%s", message)
         _warn(message)
-    # launched next: compiled (or loaded) by Numba, then in memory
+    _load(fn, sig)
     with _lock:
         _ready.add(key)
     return args
+
+
+def _load(fn: Any, sig: tuple[Any, ...]) -> None:
+    """Compile ``fn`` for ``sig``, or load it from the on-disk cache, in this
+    thread (the caller's) before any worker thread runs it: the compiler
+    never runs on a background thread."""
+    if sig not in fn.overloads:
+        fn.compile(sig)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -320,45 +331,68 @@ def _sample(dtype: np.dtype[Any], *shape: int) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=dtype)
 
 
-def _inputs(dtype: np.dtype[Any]) -> list[tuple[str, str, tuple[np.ndarray, ...]]]:
-    """(label, operation, canonical inputs) covering every kernel path."""
+#: Settings under which the warm-up's tiny inputs take every kernel path:
+#: parallel launches (``bilinear_grad`` runs NumPy's multiply below the
+#: parallel size), and rows longer than one Frobenius chunk (two passes).
+_EVERY_PATH = {"numba_parallel_min_work": 1}
+_LONG_ROWS = {"numba_parallel_min_work": 1, "frobenius_chunk": 4}
+
+
+def _inputs(dtype: np.dtype[Any]) -> list[tuple[str, str, tuple[np.ndarray, ...], dict[str, int]]]:
+    """(label, operation, canonical inputs, settings) covering every kernel path."""
     A3, A6 = _sample(dtype, 2, 3, 3), _sample(dtype, 2, 6, 6)
     X = _sample(dtype, 2, 3, 4)
     x, y = _sample(dtype, 2, 3), _sample(dtype, 2, 4)
     pts = _sample(dtype, 2, 3)
     return [
-        ("frobenius_grad", "frobenius_grad", (X,)),
-        ("bilinear_grad", "bilinear_grad", (x, y)),
-        ("det_grad n ≤ 3", "det_grad", (A3,)),
-        ("det_grad n ≥ 4", "det_grad", (A6,)),
-        ("logdet_grad", "logdet_grad", (A6,)),
-        ("charpoly_deriv", "charpoly_deriv", (A6, pts)),
-        ("values", "frobenius_value_grad", (X,)),
-        ("values", "det_value_grad", (A3,)),
-        ("values", "det_value_grad", (A6,)),
-        ("values", "logdet_value_grad", (A6,)),
+        ("frobenius_grad", "frobenius_grad", (X,), _EVERY_PATH),
+        ("frobenius_grad", "frobenius_value_grad", (X,), _EVERY_PATH),
+        ("frobenius_grad long rows", "frobenius_grad", (X,), _LONG_ROWS),
+        ("bilinear_grad", "bilinear_grad", (x, y), _EVERY_PATH),
+        ("det_grad n ≤ 3", "det_grad", (A3,), _EVERY_PATH),
+        ("det_grad n ≤ 3 with value", "det_value_grad", (A3,), _EVERY_PATH),
+        ("det_grad, logdet_grad n ≥ 4", "det_grad", (A6,), _EVERY_PATH),
+        ("det_grad, logdet_grad n ≥ 4", "logdet_grad", (A6,), _EVERY_PATH),
+        ("det_grad, logdet_grad n ≥ 4 with value", "det_value_grad", (A6,), _EVERY_PATH),
+        ("det_grad, logdet_grad n ≥ 4 with value", "logdet_value_grad", (A6,), _EVERY_PATH),
+        ("charpoly_deriv", "charpoly_deriv", (A6, pts), _EVERY_PATH),
     ]
 
 
-def warmup_tasks(backend: Any, dtypes: Sequence[np.dtype[Any]]) -> list[
-        tuple[str, Callable[[], None]]]:
+def warmup_tasks(backend: Any, dtypes: Sequence[np.dtype[Any]]) -> list[matgrad.WarmupTask]:
     """One task per (dtype, operation path): run it on a small input with
     compiling allowed and silent, so that every kernel lands in the on-disk
     cache (inputs that kernels only read are passed read-only whatever the
-    caller's flags, so these signatures are those of every later call)."""
-    grouped: dict[tuple[str, str], list[tuple[str, tuple[np.ndarray, ...]]]] = {}
+    caller's flags, so these signatures are those of every later call).
+    A task's group is its path: the paths use disjoint kernels, so tasks of
+    different groups may run in parallel processes."""
+    return [(label, _task(backend, items, QUIET), path)
+            for label, path, items in _grouped(backend, dtypes)]
+
+
+_Item = tuple[str, tuple[np.ndarray, ...], dict[str, int]]
+
+
+def _grouped(backend: Any, dtypes: Sequence[np.dtype[Any]]) -> list[
+        tuple[str, str, list[_Item]]]:
+    grouped: dict[tuple[str, str], list[_Item]] = {}
     for dt in dtypes:
         dtype = np.dtype(dt)
-        for label, op, args in _inputs(dtype):
+        for path, op, args, settings in _inputs(dtype):
             if getattr(backend, op, None) is not None:
-                grouped.setdefault((str(dtype), label), []).append((op, args))
+                grouped.setdefault((str(dtype), path), []).append((op, args, settings))
+    return [(f"numba {path} {dt}", path, items) for (dt, path), items in grouped.items()]
 
-    def task(items: list[tuple[str, tuple[np.ndarray, ...]]]) -> Callable[[], None]:
-        def run() -> None:
-            with quiet(), np.errstate(all="ignore"):
-                for op, args in items:
-                    getattr(backend, op)(*args)
 
-        return run
+def _task(backend: Any, items: list[_Item], mode: str) -> Callable[[], None]:
+    def run() -> None:
+        token = _policy.set(_Policy("warmup", mode, 0))
+        try:
+            with np.errstate(all="ignore"):
+                for op, args, settings in items:
+                    with matgrad.config.override(**settings):
+                        getattr(backend, op)(*args)
+        finally:
+            _policy.reset(token)
 
-    return [(f"numba {label} {dt}", task(items)) for (dt, label), items in grouped.items()]
+    return run

@@ -15,7 +15,7 @@ from matgrad.kernels import routing
 from matgrad.kernels.scaling import mantissa_product, widen, work_dtype
 
 from . import _charpoly, _cofactor, _frobenius
-from ._runtime import chunks, parallel_call
+from ._runtime import launch, threads
 
 __all__ = ["bilinear_grad", "charpoly_deriv", "det_grad", "frobenius_grad", "logdet_grad"]
 
@@ -24,21 +24,32 @@ def frobenius_grad(X: np.ndarray) -> np.ndarray:
 
 
 def bilinear_grad(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    size = x.shape[0] * x.shape[1] * y.shape[1]
+    if x.dtype.kind == "f" and (size < config.numba_parallel_min_work or threads() == 1):
+        # one thread, real: NumPy's multiply, the very products the kernel
+        # forms (one rounding each: bit-identical), without a launch's
+        # overhead.  Not for complex: NumPy's complex product may use FMA,
+        # whose roundings differ from the kernel's.
+        with np.errstate(all="ignore"):  # an overflow is ±inf, as in the kernel
+            products: np.ndarray = np.multiply(x[:, :, None], y[:, None, :])
+        return products
     out = np.empty((x.shape[0], x.shape[1], y.shape[1]), dtype=x.dtype)
-    parallel_call(_frobenius.bilinear_grad_into, x, y, out)
+    launch(_frobenius.bilinear_grad_into, x.shape[0] * x.shape[1], size, x, y, out)
     return out
 
 
 def _lu_path(A: np.ndarray, inverse_t: bool) -> tuple[np.ndarray, np.ndarray]:
     """``routing.Eliminate``: the Gauss-Jordan kernel over the batch."""
     W = widen(A)
+    B, n = W.shape[0], W.shape[-1]
     out = np.empty_like(W)
-    status = parallel_call(_cofactor.lu_kernel, W, out, inverse_t, chunks())
+    status = np.zeros(B, dtype=np.int8)
+    launch(_cofactor.lu_kernel, B, B * n**3, W, out, status, inverse_t)
     return out, status
 
 
 def _closed_form(W: np.ndarray, C: np.ndarray) -> None:
-    parallel_call(_cofactor.closed_form, W, C)
+    launch(_cofactor.closed_form, W.shape[0], W.size, W, C)
 
 
 def _on_host(fn: Callable[[np.ndarray], np.ndarray], A: np.ndarray) -> np.ndarray:
@@ -113,7 +124,7 @@ def _hessenberg(As: np.ndarray) -> np.ndarray:
         H[reduce] = host_charpoly.hessenberg_batched(H[reduce])
     elif reduce.size:
         part = np.ascontiguousarray(H[reduce])
-        parallel_call(_charpoly.hessenberg, part)
+        launch(_charpoly.hessenberg, part.shape[0], 3 * part.size * part.shape[-1], part)
         H[reduce] = part
     return H
 
@@ -155,7 +166,8 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
         qe = np.zeros(xs.shape, dtype=np.int64)
         dqe = np.zeros(xs.shape, dtype=np.int64)
         with np.errstate(all="ignore"):
-            parallel_call(_charpoly.hyman, Hw, sub, xs, qm, dqm, qe, dqe, chunks())
+            launch(_charpoly.hyman, xs.size, 4 * xs.size * n * n, Hw, sub, xs, qm, dqm, qe,
+                   dqe)
         pb, dpb = host_charpoly.unscale(qm, dqm, qe, dqe, kk, n, A.dtype)
         host_charpoly.apply_far_points(pb, dpb, x[rows, sl], kkmax, n)
         p[rows, sl], dp[rows, sl] = pb, dpb

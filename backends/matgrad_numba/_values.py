@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
-from numba import prange
 
 from matgrad import config
 from matgrad.kernels import cofactor as host_cofactor
@@ -39,7 +38,8 @@ from matgrad.kernels.scalar import compile_scalar
 from matgrad.kernels.scaling import ldexp, narrow, widen
 
 from . import _frobenius
-from ._runtime import chunks, parallel_call
+from ._cofactor import workspace
+from ._runtime import launch
 
 __all__ = ["det_value_grad", "frobenius_value_grad", "logdet_value_grad"]
 
@@ -47,12 +47,13 @@ __all__ = ["det_value_grad", "frobenius_value_grad", "logdet_value_grad"]
 # kernels below (see matgrad.kernels.scalar: this keeps them cached).
 _S = compile_scalar("cpu")
 closed_form_one = _S.closed_form_one
+cofactor3_rescaled = _S.cofactor3_rescaled
 cofactor4_one = _S.cofactor4_one
 gauss_jordan_det_one = _S.gauss_jordan_det_one
 gauss_jordan_inv_one = _S.gauss_jordan_inv_one
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always")  # inlined: a call would cost two array views per slot
 def _in_range(A, lo, hi):  # type: ignore[no-untyped-def]
     """Every entry finite, and every nonzero real or imaginary part within
     ``[lo, hi)``."""
@@ -69,7 +70,7 @@ def _in_range(A, lo, hi):  # type: ignore[no-untyped-def]
     return True
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always")
 def _row_expansion(A, C):  # type: ignore[no-untyped-def]
     """``Σ_j a_0j·C_0j``, summed left to right."""
     s = A[0, 0] * C[0, 0]
@@ -78,60 +79,60 @@ def _row_expansion(A, C):  # type: ignore[no-untyped-def]
     return s
 
 
-@nb.njit(parallel=True, cache=True)
-def closed_form_value(A, C, d):  # type: ignore[no-untyped-def]
-    """Cofactors of 2×2 or 3×3 matrices (as ``closed_form``) and their
-    determinants; returns a status per slot (HOST_VALUE: value not formed)."""
-    B = A.shape[0]
-    status = np.zeros(B, dtype=np.int8)
-    lo = 2.0**-300
-    hi = 2.0**300
-    for b in prange(B):
-        closed_form_one(A[b], C[b])
-        if _in_range(A[b], lo, hi):
-            d[b] = _row_expansion(A[b], C[b])
+@nb.njit(nogil=True, cache=True)
+def closed_form_value(A, C, d, status, lo, hi):  # type: ignore[no-untyped-def]
+    """Cofactors of the 2×2 or 3×3 matrices ``lo:hi`` (as ``closed_form``) and
+    their determinants, with a status per slot (HOST_VALUE: value not formed)."""
+    small = 2.0**-300
+    big = 2.0**300
+    As = A[lo:hi]  # indexed from 0: no negative-index check per matrix
+    Cs = C[lo:hi]
+    ds = d[lo:hi]
+    sts = status[lo:hi]
+    for b in range(As.shape[0]):
+        if not closed_form_one(As[b], Cs[b]):
+            cofactor3_rescaled(As[b], Cs[b])  # an overflow or a non-finite entry (rare)
+        if _in_range(As[b], small, big):
+            ds[b] = _row_expansion(As[b], Cs[b])
+            sts[b] = OK
         else:
-            status[b] = HOST_VALUE
-    return status
+            sts[b] = HOST_VALUE
 
 
-@nb.njit(parallel=True, cache=True)
-def lu_value_kernel(A, out, dm, de, inverse_t, nchunks):  # type: ignore[no-untyped-def]
+@nb.njit(nogil=True, cache=True)
+def lu_value_kernel(A, out, dm, de, status, inverse_t, lo, hi):  # type: ignore[no-untyped-def]
     """``lu_kernel`` with each slot's determinant ``dm·2^de`` beside its
-    gradient; returns a status per slot (OK, FALLBACK, NONFINITE, HOST_VALUE)."""
-    B, n, _ = A.shape
-    status = np.zeros(B, dtype=np.int8)
-    nchunks = max(1, min(B, nchunks))
-    lo = 2.0**-250
-    hi = 2.0**250
-    for ch in prange(nchunks):
-        W = np.empty((n, n), dtype=A.dtype)
-        perm = np.empty(n, dtype=np.int64)
-        fr = np.empty(n)
-        fc = np.empty(n)
-        for b in range(ch * B // nchunks, (ch + 1) * B // nchunks):
-            if inverse_t:
-                st, m, e = gauss_jordan_inv_one(A[b], out[b], W, perm, fr, fc)
-            elif n == 4 and cofactor4_one(A[b], out[b]):
-                # the row expansion, replaced on the host where out of range
-                st = OK if _in_range(A[b], lo, hi) else HOST_VALUE
-                m, e = _row_expansion(A[b], out[b]), 0
-            else:
-                st, m, e = gauss_jordan_det_one(A[b], out[b], W, perm, fr, fc)
-            status[b] = st
-            dm[b] = m
-            de[b] = e
-    return status
+    gradient, with a status per slot (OK, FALLBACK, NONFINITE, HOST_VALUE)."""
+    n = A.shape[1]
+    small = 2.0**-250
+    big = 2.0**250
+    W, perm, fr, fc = workspace(A)
+    As = A[lo:hi]  # indexed from 0: no negative-index check per matrix
+    outs = out[lo:hi]
+    for b in range(As.shape[0]):
+        if inverse_t:
+            st, m, e = gauss_jordan_inv_one(As[b], outs[b], W, perm, fr, fc)
+        elif n == 4 and cofactor4_one(As[b], outs[b]):
+            # the row expansion, replaced on the host where out of range
+            st = OK if _in_range(As[b], small, big) else HOST_VALUE
+            m, e = _row_expansion(As[b], outs[b]), 0
+        else:
+            st, m, e = gauss_jordan_det_one(As[b], outs[b], W, perm, fr, fc)
+        status[lo + b] = st
+        dm[lo + b] = m
+        de[lo + b] = e
 
 
 def _lu_value_path(
     A: np.ndarray, inverse_t: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     W = widen(A)
+    B, n = W.shape[0], W.shape[-1]
     out = np.empty_like(W)
-    dm = np.empty(W.shape[0], dtype=W.dtype)
-    de = np.zeros(W.shape[0], dtype=np.int64)
-    status = parallel_call(lu_value_kernel, W, out, dm, de, inverse_t, chunks())
+    dm = np.empty(B, dtype=W.dtype)
+    de = np.zeros(B, dtype=np.int64)
+    status = np.zeros(B, dtype=np.int8)
+    launch(lu_value_kernel, B, B * n**3, W, out, dm, de, status, inverse_t)
     return W, out, dm, de, status
 
 
@@ -144,7 +145,8 @@ def det_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         W = widen(A)
         C = np.empty_like(W)
         d = np.empty(W.shape[0], dtype=W.dtype)
-        status = parallel_call(closed_form_value, W, C, d)
+        status = np.zeros(W.shape[0], dtype=np.int8)
+        launch(closed_form_value, W.shape[0], W.size, W, C, d, status)
         host = np.flatnonzero(status == HOST_VALUE)
         if host.size:  # an entry beyond 2^±300, or not finite (rare)
             Wh = W[host]

@@ -137,28 +137,31 @@ def col_exponent3(a0, a1, a2, r0, r1, r2):
 
 
 def closed_form_one(A, C):
-    """Cofactors of one 2×2 or 3×3 matrix ``A`` into ``C`` (float64/complex128).
-    2×2: [[d, −c], [−b, a]], exact.  3×3: cross products of rows, redone by
-    :func:`cofactor3_rescaled` if an intermediate product overflowed."""
+    """Cofactors of one 2×2 or 3×3 matrix ``A`` into ``C`` (float64/complex128)
+    by the plain closed form: 2×2 [[d, −c], [−b, a]], exact; 3×3 cross
+    products of rows.  Returns False where a 3×3 cofactor came out inf or NaN
+    (an intermediate product overflowed, or an entry is not finite): the
+    caller then calls :func:`cofactor3_rescaled` for that matrix.  It holds
+    no call itself, so that, inlined into a loop over matrices, it compiles
+    to straight-line code (a call here would cost a reference-counted view
+    of both matrices per iteration, measured 2× the whole loop)."""
     if A.shape[0] == 2:
         C[0, 0] = A[1, 1]
         C[0, 1] = -A[1, 0]
         C[1, 0] = -A[0, 1]
         C[1, 1] = A[0, 0]
-        return
+        return True
     a = A
     c = cof3(a[0, 0], a[0, 1], a[0, 2], a[1, 0], a[1, 1], a[1, 2],
               a[2, 0], a[2, 1], a[2, 2])
-    ok = True
-    for v in c:
-        if not (mag_max(v) < math.inf):
-            ok = False
-    if ok:
-        C[0, 0], C[0, 1], C[0, 2] = c[0], c[1], c[2]
-        C[1, 0], C[1, 1], C[1, 2] = c[3], c[4], c[5]
-        C[2, 0], C[2, 1], C[2, 2] = c[6], c[7], c[8]
-    else:
-        cofactor3_rescaled(A, C)
+    C[0, 0], C[0, 1], C[0, 2] = c[0], c[1], c[2]
+    C[1, 0], C[1, 1], C[1, 2] = c[3], c[4], c[5]
+    C[2, 0], C[2, 1], C[2, 2] = c[6], c[7], c[8]
+    # v − v is 0 for a finite v and NaN for inf/NaN (in either part): one
+    # sum tests all nine without a branch per entry
+    z = ((c[0] - c[0]) + (c[1] - c[1]) + (c[2] - c[2]) + (c[3] - c[3]) + (c[4] - c[4])
+         + (c[5] - c[5]) + (c[6] - c[6]) + (c[7] - c[7]) + (c[8] - c[8]))
+    return z == 0
 
 
 def cofactor3_rescaled(A, C):
@@ -616,7 +619,9 @@ ALGORITHMS = (
 #: multiplies the kernel's compile time (every inlined copy goes through the
 #: parfor passes again), measured 58.6 s against 20 s for ``matgrad warmup``
 #: float64, for a few per cent of run time where the body dominates the call.
-INLINED = frozenset({"abs2", "mag1", "mag_max", "exponent", "cof3", "closed_form_one"})
+INLINED = frozenset({
+    "abs2", "mag1", "mag_max", "exponent", "cof3", "closed_form_one", "cofactor4_one",
+})
 #: The targets :func:`compile_scalar` compiles for.
 TARGETS = ("cpu", "cuda")
 
