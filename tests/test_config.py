@@ -43,8 +43,22 @@ def test_override_restores_even_after_an_exception() -> None:
 
 def test_reset_restores_defaults() -> None:
     matgrad.config.charpoly_point_block = 5
+    matgrad.config.numba_threads = 7
     matgrad.config.reset()
     assert matgrad.config == matgrad.Config()
+
+
+def test_thread_count_defaults_to_the_cpus_or_numba_num_threads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    assert matgrad.Config().numba_threads == cpus
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "3")
+    assert matgrad.Config().numba_threads == 3
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "zero")  # not a count: ignored
+    assert matgrad.Config().numba_threads == cpus
 
 
 def test_a_threshold_changes_the_path_not_the_contract() -> None:
