@@ -14,6 +14,7 @@ import abc
 import contextvars
 import importlib
 import inspect
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -65,6 +66,14 @@ DEFERRABLE: contextvars.ContextVar[bool] = contextvars.ContextVar(
 #: when ``matgrad warmup`` runs steps in parallel processes (a 2-tuple's
 #: group is its backend, so its steps run one after another).
 WarmupTask = tuple[str, Callable[[], None]] | tuple[str, Callable[[], None], str]
+
+
+def _module(name: str) -> ModuleType:
+    """``importlib.import_module(name)``, answered from ``sys.modules`` once
+    imported (a dictionary lookup: the import machinery costs microseconds on
+    every call, a noticeable share of a small call)."""
+    module = sys.modules.get(name)
+    return module if module is not None else importlib.import_module(name)
 
 
 def array_module_of(x: object) -> str:
@@ -213,7 +222,7 @@ class Backend(abc.ABC):  # noqa: B024 - abstract methods attached from the table
     @property
     def xp(self) -> ModuleType:
         """The array namespace of this backend's arrays (``numpy``, ``cupy``)."""
-        return importlib.import_module(self.array_modules[0])
+        return _module(self.array_modules[0])
 
     def asarray(self, x: Any, dtype: Any = None) -> Any:
         """Convert ``x`` (NumPy or native) to a native C-contiguous array."""
@@ -331,7 +340,7 @@ class ModuleBackend(Backend):
     def operation(self, name: str) -> Callable[..., Any] | None:
         """The function implementing canonical method ``name``, or None."""
         for module_name in self.operation_modules:
-            fn = getattr(importlib.import_module(module_name), name, None)
+            fn = getattr(_module(module_name), name, None)
             if fn is not None:
                 return fn  # type: ignore[no-any-return]
         return None
