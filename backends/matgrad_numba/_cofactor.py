@@ -22,10 +22,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from matgrad.kernels.codes import OK
+from matgrad.kernels.codes import HOST_VALUE, OK
 from matgrad.kernels.scalar import compile_scalar
 
-__all__ = ["closed_form", "lu_kernel", "workspace"]
+__all__ = ["closed_form", "in_range", "lu_kernel", "row_expansion", "workspace"]
 
 # The CPU-compiled algorithms, bound at module level: the kernels below refer
 # to them as globals (not closure variables), which keeps them in Numba's
@@ -48,6 +48,32 @@ def closed_form(A, C, lo, hi):  # type: ignore[no-untyped-def]
             cofactor3_rescaled(As[b], Cs[b])  # an overflow or a non-finite entry (rare)
 
 
+@nb.njit(inline="always")  # inlined: a call would cost two array views per slot
+def in_range(A, lo, hi):  # type: ignore[no-untyped-def]
+    """Every entry finite, and every nonzero real or imaginary part within
+    ``[lo, hi)``."""
+    n = A.shape[0]
+    for i in range(n):
+        for j in range(n):
+            v = A[i, j]
+            re = abs(v.real)
+            im = abs(v.imag)
+            if not (re < hi and im < hi):
+                return False
+            if (re < lo and re > 0) or (im < lo and im > 0):
+                return False
+    return True
+
+
+@nb.njit(inline="always")
+def row_expansion(A, C):  # type: ignore[no-untyped-def]
+    """``Σ_j a_0j·C_0j``, summed left to right."""
+    s = A[0, 0] * C[0, 0]
+    for j in range(1, A.shape[1]):
+        s = s + A[0, j] * C[0, j]
+    return s
+
+
 @nb.njit(inline="always")
 def workspace(A):  # type: ignore[no-untyped-def]
     """The Gauss-Jordan workspace for ``A (B, n, n)``'s matrices: ``W`` (n, n),
@@ -57,19 +83,32 @@ def workspace(A):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(nogil=True, cache=True)
-def lu_kernel(A, out, status, inverse_t, lo, hi):  # type: ignore[no-untyped-def]
+def lu_kernel(A, out, dm, de, status, inverse_t, want_value, lo, hi):  # type: ignore[no-untyped-def]
     """Per-matrix Gauss-Jordan path for the matrices ``lo:hi`` of a batch
     (``inverse_t``: ``A⁻ᵀ``, else cofactors, by the guarded 4×4 closed form
-    where it is accepted), with a status per slot; one workspace per range."""
+    where it is accepted), with a status per slot and each slot's
+    determinant ``dm·2^de`` beside its gradient (OK, FALLBACK, NONFINITE;
+    HOST_VALUE where ``want_value`` and an accepted 4×4 closed form has
+    entries beyond 2^±250, so that its row expansion could over- or
+    underflow: the gradient is right, the value is formed on the host).  One
+    kernel for gradients and values: a second kernel compiled 2–2.6 s more
+    per dtype.  One workspace per range."""
     n = A.shape[1]
+    small = 2.0**-250
+    big = 2.0**250
     W, perm, fr, fc = workspace(A)
     As = A[lo:hi]  # indexed from 0: no negative-index check per matrix
     outs = out[lo:hi]
-    sts = status[lo:hi]
     for b in range(As.shape[0]):
         if inverse_t:
-            sts[b] = gauss_jordan_inv_one(As[b], outs[b], W, perm, fr, fc)[0]
+            st, m, e = gauss_jordan_inv_one(As[b], outs[b], W, perm, fr, fc)
         elif n == 4 and cofactor4_one(As[b], outs[b]):
-            sts[b] = OK
+            st, m, e = OK, As[0, 0, 0] * 0, 0
+            if want_value:  # the row expansion, replaced on the host where out of range
+                st = OK if in_range(As[b], small, big) else HOST_VALUE
+                m = row_expansion(As[b], outs[b])
         else:
-            sts[b] = gauss_jordan_det_one(As[b], outs[b], W, perm, fr, fc)[0]
+            st, m, e = gauss_jordan_det_one(As[b], outs[b], W, perm, fr, fc)
+        status[lo + b] = st
+        dm[lo + b] = m
+        de[lo + b] = e

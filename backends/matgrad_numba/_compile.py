@@ -79,7 +79,6 @@ EXPECTED_SECONDS: dict[str, tuple[float, float]] = {
     "hessenberg": (1.0, 1.0),
     "hyman": (1.5, 1.5),
     "closed_form_value": (2.5, 2.5),
-    "lu_value_kernel": (5.0, 6.0),
 }
 #: Arguments (by position) that a kernel only reads.  They are always passed
 #: read-only, so that one compiled signature serves a writable array and a
@@ -93,7 +92,6 @@ READ_ONLY_ARGS: dict[str, tuple[int, ...]] = {
     "closed_form": (0,),
     "lu_kernel": (0,),
     "closed_form_value": (0,),
-    "lu_value_kernel": (0,),
 }
 #: Kernels that a call launches after the given one (added to its estimate).
 _FOLLOWERS = {"_partials": ("_write",), "hessenberg": ("hyman",)}
@@ -353,8 +351,8 @@ def _inputs(dtype: np.dtype[Any]) -> list[tuple[str, str, tuple[np.ndarray, ...]
         ("det_grad n ≤ 3 with value", "det_value_grad", (A3,), _EVERY_PATH),
         ("det_grad, logdet_grad n ≥ 4", "det_grad", (A6,), _EVERY_PATH),
         ("det_grad, logdet_grad n ≥ 4", "logdet_grad", (A6,), _EVERY_PATH),
-        ("det_grad, logdet_grad n ≥ 4 with value", "det_value_grad", (A6,), _EVERY_PATH),
-        ("det_grad, logdet_grad n ≥ 4 with value", "logdet_value_grad", (A6,), _EVERY_PATH),
+        ("det_grad, logdet_grad n ≥ 4", "det_value_grad", (A6,), _EVERY_PATH),
+        ("det_grad, logdet_grad n ≥ 4", "logdet_value_grad", (A6,), _EVERY_PATH),
         ("charpoly_deriv", "charpoly_deriv", (A6, pts), _EVERY_PATH),
     ]
 

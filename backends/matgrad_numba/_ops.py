@@ -44,7 +44,9 @@ def _lu_path(A: np.ndarray, inverse_t: bool) -> tuple[np.ndarray, np.ndarray]:
     B, n = W.shape[0], W.shape[-1]
     out = np.empty_like(W)
     status = np.zeros(B, dtype=np.int8)
-    launch(_cofactor.lu_kernel, B, B * n**3, W, out, status, inverse_t)
+    dm = np.empty(B, dtype=W.dtype)  # the determinants, not wanted here
+    de = np.empty(B, dtype=np.int64)
+    launch(_cofactor.lu_kernel, B, B * n**3, W, out, dm, de, status, inverse_t, False)
     return out, status
 
 

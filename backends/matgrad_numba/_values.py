@@ -38,7 +38,7 @@ from matgrad.kernels.scalar import compile_scalar
 from matgrad.kernels.scaling import ldexp, narrow, widen
 
 from . import _frobenius
-from ._cofactor import workspace
+from ._cofactor import in_range, lu_kernel, row_expansion
 from ._runtime import launch
 
 __all__ = ["det_value_grad", "frobenius_value_grad", "logdet_value_grad"]
@@ -48,35 +48,6 @@ __all__ = ["det_value_grad", "frobenius_value_grad", "logdet_value_grad"]
 _S = compile_scalar("cpu")
 closed_form_one = _S.closed_form_one
 cofactor3_rescaled = _S.cofactor3_rescaled
-cofactor4_one = _S.cofactor4_one
-gauss_jordan_det_one = _S.gauss_jordan_det_one
-gauss_jordan_inv_one = _S.gauss_jordan_inv_one
-
-
-@nb.njit(inline="always")  # inlined: a call would cost two array views per slot
-def _in_range(A, lo, hi):  # type: ignore[no-untyped-def]
-    """Every entry finite, and every nonzero real or imaginary part within
-    ``[lo, hi)``."""
-    n = A.shape[0]
-    for i in range(n):
-        for j in range(n):
-            v = A[i, j]
-            re = abs(v.real)
-            im = abs(v.imag)
-            if not (re < hi and im < hi):
-                return False
-            if (re < lo and re > 0) or (im < lo and im > 0):
-                return False
-    return True
-
-
-@nb.njit(inline="always")
-def _row_expansion(A, C):  # type: ignore[no-untyped-def]
-    """``Σ_j a_0j·C_0j``, summed left to right."""
-    s = A[0, 0] * C[0, 0]
-    for j in range(1, A.shape[1]):
-        s = s + A[0, j] * C[0, j]
-    return s
 
 
 @nb.njit(nogil=True, cache=True)
@@ -92,35 +63,11 @@ def closed_form_value(A, C, d, status, lo, hi):  # type: ignore[no-untyped-def]
     for b in range(As.shape[0]):
         if not closed_form_one(As[b], Cs[b]):
             cofactor3_rescaled(As[b], Cs[b])  # an overflow or a non-finite entry (rare)
-        if _in_range(As[b], small, big):
-            ds[b] = _row_expansion(As[b], Cs[b])
+        if in_range(As[b], small, big):
+            ds[b] = row_expansion(As[b], Cs[b])
             sts[b] = OK
         else:
             sts[b] = HOST_VALUE
-
-
-@nb.njit(nogil=True, cache=True)
-def lu_value_kernel(A, out, dm, de, status, inverse_t, lo, hi):  # type: ignore[no-untyped-def]
-    """``lu_kernel`` with each slot's determinant ``dm·2^de`` beside its
-    gradient, with a status per slot (OK, FALLBACK, NONFINITE, HOST_VALUE)."""
-    n = A.shape[1]
-    small = 2.0**-250
-    big = 2.0**250
-    W, perm, fr, fc = workspace(A)
-    As = A[lo:hi]  # indexed from 0: no negative-index check per matrix
-    outs = out[lo:hi]
-    for b in range(As.shape[0]):
-        if inverse_t:
-            st, m, e = gauss_jordan_inv_one(As[b], outs[b], W, perm, fr, fc)
-        elif n == 4 and cofactor4_one(As[b], outs[b]):
-            # the row expansion, replaced on the host where out of range
-            st = OK if _in_range(As[b], small, big) else HOST_VALUE
-            m, e = _row_expansion(As[b], outs[b]), 0
-        else:
-            st, m, e = gauss_jordan_det_one(As[b], outs[b], W, perm, fr, fc)
-        status[lo + b] = st
-        dm[lo + b] = m
-        de[lo + b] = e
 
 
 def _lu_value_path(
@@ -132,7 +79,7 @@ def _lu_value_path(
     dm = np.empty(B, dtype=W.dtype)
     de = np.zeros(B, dtype=np.int64)
     status = np.zeros(B, dtype=np.int8)
-    launch(lu_value_kernel, B, B * n**3, W, out, dm, de, status, inverse_t)
+    launch(lu_kernel, B, B * n**3, W, out, dm, de, status, inverse_t, True)
     return W, out, dm, de, status
 
 
