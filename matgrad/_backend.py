@@ -71,9 +71,13 @@ WarmupTask = tuple[str, Callable[[], None]] | tuple[str, Callable[[], None], str
 def _module(name: str) -> ModuleType:
     """``importlib.import_module(name)``, answered from ``sys.modules`` once
     imported (a dictionary lookup: the import machinery costs microseconds on
-    every call, a noticeable share of a small call)."""
+    every call, a noticeable share of a small call).  A module still being
+    imported by another thread is in ``sys.modules`` half-initialised: then
+    ``import_module``, which waits for that import to finish."""
     module = sys.modules.get(name)
-    return module if module is not None else importlib.import_module(name)
+    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return importlib.import_module(name)
+    return module
 
 
 def array_module_of(x: object) -> str:

@@ -146,6 +146,51 @@ def test_module_backend_without_a_required_function_says_so(operations_module: A
         _Delegating().charpoly_deriv(np.eye(2)[None], np.zeros((1, 1)))
 
 
+def test_module_backend_waits_for_a_module_another_thread_is_importing(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads making their first call at once: the second finds the
+    operations module in ``sys.modules`` while the first is still executing
+    it, and must wait for the import instead of seeing no function."""
+    import threading
+
+    (tmp_path / "mgtest_slow_ops.py").write_text(
+        "import time\n"
+        "time.sleep(0.5)  # still running when the second thread looks\n"
+        "import matgrad\n"
+        "_numpy = matgrad.load_backend('numpy')\n"
+        "def det_grad(A):\n"
+        "    return _numpy.det_grad(A)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mgtest_slow_ops", raising=False)
+
+    class Slow(matgrad.ModuleBackend):
+        name = "mgtest-slow"
+        operation_modules = ("mgtest_slow_ops",)
+
+    A = np.eye(3)[None] * 2.0
+    results: list[Any] = []
+
+    def call() -> None:
+        try:
+            results.append(Slow().det_grad(A))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            results.append(exc)
+
+    first = threading.Thread(target=call)
+    first.start()
+    while "mgtest_slow_ops" not in sys.modules:  # the first thread is importing it
+        pass
+    second = threading.Thread(target=call)
+    second.start()
+    first.join(30)
+    second.join(30)
+    monkeypatch.delitem(sys.modules, "mgtest_slow_ops", raising=False)
+    assert len(results) == 2
+    for r in results:
+        assert isinstance(r, np.ndarray), r
+        np.testing.assert_array_equal(r, _NUMPY.det_grad(A))
+
+
 def test_a_backend_missing_a_method_cannot_be_instantiated() -> None:
     class Partial(matgrad.Backend):
         name = "partial"
