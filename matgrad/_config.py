@@ -26,15 +26,20 @@ from typing import Any
 __all__ = ["Config", "config"]
 
 
-def _available_cpus() -> int:
+def available_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the platform
-    has one), or ``NUMBA_NUM_THREADS`` where the user set it."""
-    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+    has one)."""
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def _default_threads() -> int:
+    """:func:`available_cpus`, or ``NUMBA_NUM_THREADS`` where the user set it."""
+    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return available_cpus()
 
 
 @dataclass(slots=True)
@@ -72,7 +77,7 @@ class Config:
     numba_defer_max_elements: int = 1 << 16
     #: Threads of a parallel Numba launch (the calling thread included); by
     #: default the CPUs the process may use, or ``NUMBA_NUM_THREADS``.
-    numba_threads: int = field(default_factory=_available_cpus)
+    numba_threads: int = field(default_factory=_default_threads)
     #: A Numba launch whose estimated work (element operations, e.g.
     #: ``batch·n³`` for an elimination) is below this runs in the calling
     #: thread alone: a parallel hand-off costs more than such a call's work.

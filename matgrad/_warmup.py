@@ -34,6 +34,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ._config import available_cpus
 from ._registry import entries
 
 __all__ = ["DTYPES", "WarmupResult", "default_jobs", "parse_dtypes", "run_warmup"]
@@ -89,9 +90,7 @@ def _bar(total: int, stream: TextIO) -> tuple[Callable[[str], None], Callable[[]
 
 def default_jobs() -> int:
     """Worker processes of a parallel warm-up: the CPUs this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    return available_cpus()
 
 
 @dataclass(frozen=True)

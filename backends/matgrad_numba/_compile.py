@@ -364,7 +364,7 @@ def warmup_tasks(backend: Any, dtypes: Sequence[np.dtype[Any]]) -> list[matgrad.
     caller's flags, so these signatures are those of every later call).
     A task's group is its path: the paths use disjoint kernels, so tasks of
     different groups may run in parallel processes."""
-    return [(label, _task(backend, items, QUIET), path)
+    return [(label, _task(backend, items), path)
             for label, path, items in _grouped(backend, dtypes)]
 
 
@@ -382,15 +382,11 @@ def _grouped(backend: Any, dtypes: Sequence[np.dtype[Any]]) -> list[
     return [(f"numba {path} {dt}", path, items) for (dt, path), items in grouped.items()]
 
 
-def _task(backend: Any, items: list[_Item], mode: str) -> Callable[[], None]:
+def _task(backend: Any, items: list[_Item]) -> Callable[[], None]:
     def run() -> None:
-        token = _policy.set(_Policy("warmup", mode, 0))
-        try:
-            with np.errstate(all="ignore"):
-                for op, args, settings in items:
-                    with matgrad.config.override(**settings):
-                        getattr(backend, op)(*args)
-        finally:
-            _policy.reset(token)
+        with quiet(), np.errstate(all="ignore"):
+            for op, args, settings in items:
+                with matgrad.config.override(**settings):
+                    getattr(backend, op)(*args)
 
     return run
