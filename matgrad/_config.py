@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import operator
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Config", "config"]
+import numpy as np
+
+__all__ = ["Config", "config", "max_threads"]
 
 
 def available_cpus() -> int:
@@ -34,12 +37,55 @@ def available_cpus() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def max_threads() -> int:
+    """The largest ``numba_threads``: 4 × ``os.cpu_count()`` (every logical
+    CPU of the machine, not only the affinity mask, which may widen later),
+    and at least 8.
+
+    The kernels are CPU-bound and release the GIL, so threads beyond the
+    CPUs only queue for them: each adds a thread start, ranges to hand off
+    and context switches, and none adds throughput (a count of 100 000 once
+    started about 560 threads and ran 30× slower).  Four per CPU still lets
+    one try oversubscription; the floor of 8 keeps a setting written on a
+    small multi-core machine valid on one CPU."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
 def _default_threads() -> int:
-    """:func:`available_cpus`, or ``NUMBA_NUM_THREADS`` where the user set it."""
+    """:func:`available_cpus`, or ``NUMBA_NUM_THREADS`` where the user set it
+    (at most :func:`max_threads`)."""
     env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
-        return int(env)
+        return min(int(env), max_threads())
     return available_cpus()
+
+
+#: Called with the name of a setting of :data:`config` after its value
+#: changed (by assignment, :meth:`Config.override` or :meth:`Config.reset`):
+#: the Numba backend shrinks or drops its worker pool when ``numba_threads``
+#: changes.  Register with :func:`on_change`.
+_listeners: list[Callable[[str], None]] = []
+
+
+def on_change(listener: Callable[[str], None]) -> None:
+    """Call ``listener(name)`` whenever setting ``name`` of
+    :data:`matgrad.config` changes value (once per listener)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    """``value`` as a Python int: any integral number (``int``, NumPy
+    integers, anything with ``__index__``) but a boolean, at least 1."""
+    if not isinstance(value, (bool, np.bool_)):
+        try:
+            value = operator.index(value)
+        except TypeError:
+            pass
+        else:
+            if value >= 1:
+                return int(value)
+    raise ValueError(f"matgrad.config.{name} must be a positive int, got {value!r}")
 
 
 @dataclass(slots=True)
@@ -76,7 +122,10 @@ class Config:
     #: cache) runs on the NumPy backend instead of waiting for the compiler.
     numba_defer_max_elements: int = 1 << 16
     #: Threads of a parallel Numba launch (the calling thread included); by
-    #: default the CPUs the process may use, or ``NUMBA_NUM_THREADS``.
+    #: default the CPUs the process may use, or ``NUMBA_NUM_THREADS``.  At
+    #: most :func:`max_threads` (4 × the machine's CPUs, at least 8): more
+    #: threads than CPUs only wait for them.  Lowering it ends the surplus
+    #: worker threads at once.
     numba_threads: int = field(default_factory=_default_threads)
     #: A Numba launch whose estimated work (element operations, e.g.
     #: ``batch·n³`` for an elimination) is below this runs in the calling
@@ -84,31 +133,58 @@ class Config:
     numba_parallel_min_work: int = 1 << 18
 
     def __setattr__(self, name: str, value: Any) -> None:
-        fields = {f.name for f in dataclasses.fields(self)}
-        if name not in fields:
-            raise AttributeError(
-                f"matgrad.config has no setting {name!r}; settings: {', '.join(sorted(fields))}"
+        if name not in _names():
+            raise AttributeError(f"matgrad.config has no setting {name!r}; {_settings()}")
+        self._store(name, self._valid(name, value))
+
+    @staticmethod
+    def _valid(name: str, value: Any) -> int:
+        """``value`` checked for setting ``name`` (a ``ValueError`` if not)."""
+        out = _positive_int(name, value)
+        if name == "numba_threads" and out > max_threads():
+            raise ValueError(
+                f"matgrad.config.numba_threads must be at most {max_threads()} "
+                f"(4 × the {os.cpu_count()} CPUs, at least 8: more threads than "
+                f"CPUs only wait for them), got {value!r}"
             )
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"matgrad.config.{name} must be a positive int, got {value!r}")
+        return out
+
+    def _store(self, name: str, value: int) -> None:
+        """Set a checked value; tell the listeners when :data:`config`'s
+        value changed."""
+        old = getattr(self, name, None)
         object.__setattr__(self, name, value)
+        if old != value and self is globals().get("config"):
+            for listener in list(_listeners):
+                listener(name)
 
     @contextlib.contextmanager
-    def override(self, **changes: int) -> Iterator[Config]:
+    def override(self, **changes: Any) -> Iterator[Config]:
         """Set some fields for the duration of a ``with`` block, then restore
         them (also on an exception)::
 
             with matgrad.config.override(det_lapack_min_n=8):
                 ...
+
+        Every name and value is checked before any is set: an unknown name
+        is a ``TypeError`` naming the settings, a bad value a ``ValueError``.
         """
-        saved = {name: getattr(self, name) for name in changes}
+        unknown = sorted(set(changes) - _names())
+        if unknown:
+            raise TypeError(
+                f"matgrad.config.override() got unknown setting"
+                f"{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                f"{_settings()}"
+            )
+        checked = {name: self._valid(name, value) for name, value in changes.items()}
+        saved = {name: getattr(self, name) for name in checked}
         try:
-            for name, value in changes.items():
-                setattr(self, name, value)
+            for name, value in checked.items():
+                self._store(name, value)
             yield self
         finally:
             for name, value in saved.items():
-                object.__setattr__(self, name, value)
+                self._store(name, value)
 
     def reset(self) -> None:
         """Restore every default."""
@@ -116,7 +192,23 @@ class Config:
             default = f.default
             if default is dataclasses.MISSING:
                 default = f.default_factory()  # type: ignore[operator]
-            object.__setattr__(self, f.name, default)
+            self._store(f.name, default)
+
+    @staticmethod
+    def on_change(listener: Callable[[str], None]) -> None:
+        """Call ``listener(name)`` whenever setting ``name`` changes value
+        (by assignment, :meth:`override` or :meth:`reset`; once per
+        listener).  A backend that keeps state derived from a setting (the
+        Numba backend's worker pool, from ``numba_threads``) registers here."""
+        on_change(listener)
+
+
+def _names() -> set[str]:
+    return {f.name for f in dataclasses.fields(Config)}
+
+
+def _settings() -> str:
+    return f"settings: {', '.join(sorted(_names()))}"
 
 
 #: The process-wide settings read by the built-in backends.

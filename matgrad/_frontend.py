@@ -25,7 +25,7 @@ from ._select import BackendLike, resolve, resolve_call
 
 _log = logging.getLogger("matgrad")
 
-__all__ = ["BackendResultError", "Call", "input_module", "result_dtype"]
+__all__ = ["BackendResultError", "Call", "flag", "input_module", "result_dtype"]
 
 
 class BackendResultError(RuntimeError):
@@ -77,6 +77,14 @@ def check_input(func: str, name: str, x: object) -> None:
                 "for any supported floating-point dtype (its magnitude must be "
                 "below 2**1024)"
             ) from None
+
+
+def flag(func: str, name: str, value: object) -> bool:
+    """A keyword that must be a boolean (``bool`` or NumPy's ``bool_``):
+    ``"yes"``, ``1`` or an array would pass a truth test by accident."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{func}: {name} must be a bool (True or False), got {value!r}")
+    return bool(value)
 
 
 def framework_of_module(module: str) -> Framework | None:
@@ -131,13 +139,38 @@ def result_dtype(func: str, named: dict[str, Any]) -> np.dtype[Any]:
     return dt
 
 
+def _unknown(d: Any) -> bool:
+    """A dimension whose size is not known yet: NaN, as Dask reports the
+    length of an axis with unknown chunk sizes (after boolean indexing)."""
+    return isinstance(d, float) and math.isnan(d)
+
+
+_COMPUTE_CHUNKS = "call compute_chunk_sizes() on the Dask array first"
+
+
 def broadcast_batch(func: str, shapes: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
-    """Broadcast batch shapes, with an error that names what did not fit."""
+    """Broadcast batch shapes, with an error that names what did not fit.
+
+    An unknown dimension (NaN, a Dask axis with unknown chunk sizes) stays
+    unknown where every other shape has 1 or an unknown size there (Dask
+    matches those blocks when it computes); against a known size other than
+    1 nothing can be checked, which is a ``ValueError``."""
+    desc = ", ".join(f"{k} {v}" for k, v in shapes.items())
+    known = [tuple(1 if _unknown(d) else d for d in s) for s in shapes.values()]
     try:
-        return tuple(np.broadcast_shapes(*shapes.values()))
+        out = list(np.broadcast_shapes(*known))
     except ValueError:
-        desc = ", ".join(f"{k} {v}" for k, v in shapes.items())
         raise ValueError(f"{func}: batch shapes do not broadcast: {desc}") from None
+    for s in shapes.values():
+        for axis in range(-len(s), 0):
+            if _unknown(s[axis]):
+                if out[axis] != 1 and not _unknown(out[axis]):
+                    raise ValueError(
+                        f"{func}: batch shapes {desc}: an axis of unknown size (nan) meets "
+                        f"one of size {out[axis]}, which cannot be checked; {_COMPUTE_CHUNKS}"
+                    )
+                out[axis] = s[axis]
+    return tuple(out)
 
 
 class Call:
@@ -332,6 +365,11 @@ class Call:
             raise ValueError(
                 f"{self.func}: {name} must have at least 2 dimensions "
                 f"(..., {'n, n' if square else 'm, n'}); got shape {shape}"
+            )
+        if square and (_unknown(shape[-1]) or _unknown(shape[-2])):
+            raise ValueError(
+                f"{self.func}: {name} must be square (..., n, n), and its shape {shape} "
+                f"has matrix axes of unknown size (nan); {_COMPUTE_CHUNKS}"
             )
         if square and shape[-1] != shape[-2]:
             raise ValueError(

@@ -29,6 +29,83 @@ def test_unknown_and_invalid_settings_are_errors() -> None:
     assert matgrad.config.det_lapack_min_n == matgrad.Config().det_lapack_min_n
 
 
+def test_integral_numbers_are_accepted_as_ints() -> None:
+    """Any integral number but a boolean (NumPy integers, ``__index__``);
+    stored as a Python int."""
+
+    class Seven:
+        def __index__(self) -> int:
+            return 7
+
+    try:
+        for value in (np.int64(8), np.int32(9), np.uint8(10), Seven()):
+            matgrad.config.scaling_block = value  # type: ignore[assignment]
+            assert type(matgrad.config.scaling_block) is int
+            assert matgrad.config.scaling_block == int(value.__index__())
+        with matgrad.config.override(numba_threads=np.int64(2)) as c:
+            assert type(c.numba_threads) is int and c.numba_threads == 2
+        for bad in (np.bool_(True), np.float64(8.0), 8.0, np.int64(0), np.array([8]), None):
+            with pytest.raises(ValueError, match="positive int"):
+                matgrad.config.scaling_block = bad  # type: ignore[assignment]
+    finally:
+        matgrad.config.reset()
+    assert matgrad.config == matgrad.Config()
+
+
+def test_unknown_names_in_override_are_a_clear_error() -> None:
+    before = dataclasses.asdict(matgrad.config)
+    with pytest.raises(TypeError, match=r"unknown setting 'nope'; settings: .*det_lapack_min_n.*"
+                                        r"numba_threads"), matgrad.config.override(nope=1):
+        pass
+    # checked before anything is set: the valid name beside it is not applied
+    with pytest.raises(TypeError, match="'nope', 'other'"), \
+            matgrad.config.override(det_lapack_min_n=2, nope=1, other=2):
+        pass
+    with pytest.raises(ValueError, match="positive int"), \
+            matgrad.config.override(det_lapack_min_n=2, scaling_block=0):
+        pass
+    assert dataclasses.asdict(matgrad.config) == before
+
+
+def test_thread_count_is_bounded() -> None:
+    import os
+
+    from matgrad._config import max_threads
+
+    assert max_threads() == max(8, 4 * (os.cpu_count() or 1))
+    with matgrad.config.override(numba_threads=max_threads()):
+        pass
+    for bad in (max_threads() + 1, 100_000):
+        with pytest.raises(ValueError, match=rf"at most {max_threads()}"):
+            matgrad.config.numba_threads = bad
+        with pytest.raises(ValueError, match="at most"), \
+                matgrad.config.override(numba_threads=bad):
+            pass
+    assert matgrad.config.numba_threads == matgrad.Config().numba_threads
+
+
+def test_listeners_hear_changes_of_the_process_wide_config_only() -> None:
+    from matgrad import _config
+
+    heard: list[str] = []
+    _config.on_change(heard.append)
+    try:
+        matgrad.Config().scaling_block = 3  # another instance: not the process's settings
+        assert heard == []
+        same = matgrad.config.det_lapack_min_n
+        matgrad.config.det_lapack_min_n = same  # no change, no call
+        assert heard == []
+        with matgrad.config.override(det_lapack_min_n=same + 1):
+            assert heard == ["det_lapack_min_n"]
+        assert heard == ["det_lapack_min_n"] * 2  # restored
+        matgrad.config.scaling_block = 5
+        matgrad.config.reset()
+        assert heard == ["det_lapack_min_n"] * 2 + ["scaling_block"] * 2
+    finally:
+        _config._listeners.remove(heard.append)
+        matgrad.config.reset()
+
+
 def test_override_restores_even_after_an_exception() -> None:
     before = dataclasses.asdict(matgrad.config)
     with pytest.raises(RuntimeError), matgrad.config.override(det_lapack_min_n=2,
@@ -59,6 +136,10 @@ def test_thread_count_defaults_to_the_cpus_or_numba_num_threads(
     assert matgrad.Config().numba_threads == 3
     monkeypatch.setenv("NUMBA_NUM_THREADS", "zero")  # not a count: ignored
     assert matgrad.Config().numba_threads == cpus
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "100000")  # capped like an assignment
+    from matgrad._config import max_threads
+
+    assert matgrad.Config().numba_threads == max_threads()
 
 
 def test_a_threshold_changes_the_path_not_the_contract() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -220,3 +222,168 @@ def test_charpoly_one_reduction_per_matrix_with_chunked_points(
     assert reduced["matrices"] == 3
     np.testing.assert_allclose(got, matgrad.charpoly_deriv(A, x, backend="numpy"),
                                rtol=1e-12, atol=1e-12 * np.abs(got).max())
+
+
+# -- unknown chunk sizes (NaN) and empty inputs ------------------------------------
+
+def _flat(r: object) -> list[np.ndarray]:
+    """The arrays of a result (nested tuples flattened), computed."""
+    if isinstance(r, tuple):
+        return [a for part in r for a in _flat(part)]
+    return [np.asarray(dask.compute(r)[0])]
+
+
+def _same(got: object, ref: object, exact: bool = True) -> None:
+    g, r = _flat(got), _flat(ref)
+    assert len(g) == len(r)
+    for a, b in zip(g, r, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, a.dtype, b.shape, b.dtype)
+        if exact:
+            np.testing.assert_array_equal(a, b)
+        else:  # another summation order or Hessenberg reduction: rounding only
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14 * np.abs(b).max(initial=0))
+
+
+def _selected(A: np.ndarray, chunks: object) -> tuple[Any, np.ndarray]:
+    """A boolean selection along the batch axis (unknown chunk sizes) that
+    empties the second batch chunk entirely, and the NumPy rows it keeps."""
+    keep = np.ones(A.shape[0], bool)
+    keep[2:4] = False  # with batch chunks of 2: the second block keeps nothing
+    keep[5] = False
+    dA = da.from_array(A, chunks=chunks)
+    mask = da.from_array(keep, chunks=2)
+    sel = dA[mask]
+    assert np.isnan(sel.shape[0])  # really unknown
+    return sel, A[keep]
+
+
+@pytest.mark.parametrize("chunks", [(2, 3, 3), (2, 2, 1)], ids=["whole", "split"])
+def test_unknown_batch_chunk_sizes_every_operation(chunks: tuple[int, ...]) -> None:
+    """Each selected slot gives the NumPy backend's bits on that slot (the
+    Frobenius norm of a matrix split over blocks sums in another order)."""
+    rng = np.random.default_rng(11)
+    A = rng.standard_normal((7, 3, 3))
+    dA, An = _selected(A, chunks)
+    np_: dict[str, Any] = {"backend": "numpy"}
+    whole = chunks[1:] == (3, 3)
+    cases = [
+        (matgrad.det_grad(dA, **np_), matgrad.det_grad(An, **np_), True),
+        (matgrad.det_grad(dA, return_value=True, **np_),
+         matgrad.det_grad(An, return_value=True, **np_), True),
+        (matgrad.logdet_grad(dA, **np_), matgrad.logdet_grad(An, **np_), True),
+        (matgrad.logdet_grad(dA, return_value=True, **np_),
+         matgrad.logdet_grad(An, return_value=True, **np_), True),
+        (matgrad.frobenius_grad(dA, **np_), matgrad.frobenius_grad(An, **np_), whole),
+        (matgrad.frobenius_grad(dA, return_value=True, **np_),
+         matgrad.frobenius_grad(An, return_value=True, **np_), whole),
+        (matgrad.charpoly(dA, 0.5, **np_), matgrad.charpoly(An, 0.5, **np_), True),
+        (matgrad.charpoly_deriv(dA, np.array(0.25), return_value=True, **np_),
+         matgrad.charpoly_deriv(An, np.array(0.25), return_value=True, **np_), True),
+        # both vectors with the same unknown batch; one against a vector
+        # without batch axes, and against a batch axis of size 1
+        (matgrad.bilinear_grad(dA[:, 0], dA[:, 1], **np_),
+         matgrad.bilinear_grad(An[:, 0], An[:, 1], **np_), True),
+        (matgrad.bilinear_grad(dA[:, 0], np.arange(4.0), **np_),
+         matgrad.bilinear_grad(An[:, 0], np.arange(4.0), **np_), True),
+        (matgrad.bilinear_grad(np.ones((1, 2)), dA[:, 2], **np_),
+         matgrad.bilinear_grad(np.ones((1, 2)), An[:, 2], **np_), True),
+    ]
+    for got, ref, exact in cases:
+        _same(got, ref, exact)
+
+
+def test_unknown_chunk_sizes_of_points_and_vectors() -> None:
+    rng = np.random.default_rng(12)
+    A = rng.standard_normal((3, 1, 4, 4))
+    x = rng.standard_normal(9)
+    dx = da.from_array(x, chunks=4)
+    sel = dx[dx > -0.3]
+    got = matgrad.charpoly_deriv(da.from_array(A, chunks=(2, 1, 4, 4)), sel,
+                                 return_value=True, backend="numpy")
+    assert np.isnan(got[0].shape[-1])
+    ref = matgrad.charpoly_deriv(A, x[x > -0.3], return_value=True, backend="numpy")
+    _same(got, ref, exact=False)  # the Dask graph reduces 4×4 matrices itself
+    v = da.from_array(np.arange(6.0), chunks=4)
+    _same(matgrad.bilinear_grad(v[v > 1.5], v[v < 4.5], backend="numpy"),
+          matgrad.bilinear_grad(np.arange(2.0, 6.0), np.arange(5.0), backend="numpy"))
+
+
+def test_unknown_matrix_axes() -> None:
+    """Frobenius needs no square matrix: computed, whole or split blocks,
+    with the norm.  The square operations cannot check their input: a clear
+    ValueError naming compute_chunk_sizes."""
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((4, 3, 5))
+    for chunks in [(2, 3, 5), (2, 2, 2)]:
+        dX = da.from_array(X, chunks=chunks)
+        cols = dX[:, :, da.from_array(np.ones(5, bool), chunks=chunks[2])]
+        assert np.isnan(cols.shape[-1])
+        _same(matgrad.frobenius_grad(cols, return_value=True, backend="numpy"),
+              matgrad.frobenius_grad(X, return_value=True, backend="numpy"), exact=False)
+        _same(matgrad.frobenius_grad(cols, backend="numpy"),
+              matgrad.frobenius_grad(X, backend="numpy"), exact=False)
+    dA = da.from_array(rng.standard_normal((4, 3, 3)), chunks=2)
+    square = dA[:, :, da.from_array(np.ones(3, bool), chunks=2)]
+    for f in (lambda: matgrad.det_grad(square), lambda: matgrad.logdet_grad(square),
+              lambda: matgrad.charpoly(square, 1.0),
+              lambda: matgrad.det_grad(square, return_value=True)):
+        with pytest.raises(ValueError, match=r"unknown size \(nan\).*compute_chunk_sizes"):
+            f()
+
+
+def test_unknown_batch_against_a_known_batch_is_a_clear_error() -> None:
+    dA = da.from_array(np.ones((4, 3, 3)), chunks=2)
+    sel = dA[dA[:, 0, 0] > 0]
+    with pytest.raises(ValueError, match=r"unknown size \(nan\).*size 4.*compute_chunk_sizes"):
+        matgrad.charpoly(sel, np.ones(4))
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        matgrad.bilinear_grad(sel[:, 0], np.ones((4, 3)))
+    with pytest.raises(ValueError, match="do not broadcast"):  # known sizes still checked
+        pairs = da.ones((2, 4, 3, 3), chunks=2)
+        matgrad.charpoly(pairs[:, pairs[0, :, 0, 0] > 0], np.ones((3, 1)))
+    # nothing was computed to find that out: a poisoned source stays lazy
+    poisoned = da.from_delayed(dask.delayed(_boom)(), shape=(4, 3, 3), dtype=float)
+    lazy = matgrad.det_grad(poisoned[poisoned[:, 0, 0] > 0])
+    assert isinstance(lazy, da.Array) and np.isnan(lazy.shape[0])
+
+
+_EMPTY_CASES = [
+    ("det_grad", (2, 0, 0)), ("det_grad", (0, 3, 3)), ("det_grad", (0, 0, 0)),
+    ("logdet_grad", (2, 0, 0)), ("logdet_grad", (0, 3, 3)), ("logdet_grad", (0, 0, 0)),
+    ("frobenius_grad", (2, 0, 0)), ("frobenius_grad", (0, 3, 3)),
+    ("frobenius_grad", (2, 0, 3)), ("frobenius_grad", (2, 3, 0)), ("frobenius_grad", (0, 2, 3)),
+    ("charpoly", (2, 0, 0)), ("charpoly", (0, 3, 3)), ("charpoly", (0, 0, 0)),
+    ("charpoly_deriv", (2, 0, 0)), ("charpoly_deriv", (0, 3, 3)),
+    ("bilinear_grad", (0, 3)), ("bilinear_grad", (2, 0)),
+]
+
+
+@pytest.mark.parametrize("chunks", ["auto", 1])
+@pytest.mark.parametrize(("op", "shape"), _EMPTY_CASES)
+def test_empty_inputs_match_numpy(op: str, shape: tuple[int, ...], chunks: object) -> None:
+    """0×0 matrices and empty batches: the NumPy backend's shapes, dtypes and
+    values (det 1, log|det| 0, norm 0, p 1, p′ 0), with every chunking."""
+    f = getattr(matgrad, op)
+    A = np.zeros(shape)
+    if op == "bilinear_grad":
+        y = np.ones((shape[0], 2))
+        _same(f(da.from_array(A, chunks=chunks), da.from_array(y, chunks=chunks)),
+              f(A, y, backend="numpy"))
+        return
+    if op.startswith("charpoly"):
+        rv = {"return_value": True} if op == "charpoly_deriv" else {}
+        _same(f(da.from_array(A, chunks=chunks), 0.5, **rv), f(A, 0.5, backend="numpy", **rv))
+        pts = np.ones((shape[0], 2))
+        _same(f(da.from_array(A[:, None], chunks=chunks), da.from_array(pts, chunks=chunks), **rv),
+              f(A[:, None], pts, backend="numpy", **rv))
+        return
+    dA = da.from_array(A, chunks=chunks)
+    _same(f(dA), f(A, backend="numpy"))
+    _same(f(dA, return_value=True), f(A, return_value=True, backend="numpy"))
+
+
+def test_det_of_empty_matrices_with_value() -> None:
+    """The case reported: 0×0 matrices have det 1 and an empty cofactor."""
+    det, C = matgrad.det_grad(da.zeros((2, 0, 0)), return_value=True)
+    np.testing.assert_array_equal(det.compute(), [1.0, 1.0])
+    assert C.compute().shape == (2, 0, 0)

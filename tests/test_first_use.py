@@ -280,6 +280,69 @@ def test_warmup_compiles_every_kernel(tmp_path: Path) -> None:
     assert out["ran"] == ["numba"]
 
 
+# ------------------------------------------------------ damaged cache files
+_DAMAGED_CALLS = """
+    A = np.array([[[2.0, -1.0, 3.0], [4.0, 5.0, -6.0], [7.0, 8.0, 10.0]]])
+    from matgrad._reference import ref_cofactor
+    want = [[float(v) for v in row] for row in ref_cofactor(A[0])]  # exact integers
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        small = matgrad.det_grad(A)[0].tolist()  # auto: may defer to NumPy
+        got = matgrad.det_grad(A, backend="numba")[0].tolist()  # closed_form
+        again = matgrad.det_grad(A, backend="numba")[0].tolist()
+    print(json.dumps({"small": small, "got": got, "again": again, "want": want,
+                      "warnings": [str(x.message) for x in w], **compiled()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def cached_closed_form(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Numba cache holding the closed-form det_grad kernel for float64."""
+    cache = tmp_path_factory.mktemp("numba-cache")
+    out = _child(_DAMAGED_CALLS, cache)
+    assert out["got"] == out["want"] and out["misses"] >= 1, out
+    return cache
+
+
+def _damage(cache: Path, how: str) -> Path:
+    index = next(cache.rglob("_cofactor.closed_form-*.nbi"))
+    data = next(cache.rglob("_cofactor.closed_form-*.nbc"))
+    target = data if how.endswith("data") else index
+    raw = target.read_bytes()
+    target.write_bytes({"truncated index": raw[: len(raw) // 2],
+                        "index cut after its version": raw[:20],
+                        "empty index": b"",
+                        "garbage index": b"\x80\x04not a pickle at all" * 3,
+                        "truncated data": raw[: len(raw) // 2]}[how])
+    return target
+
+
+@needs_numba
+@pytest.mark.parametrize("how", ["truncated index", "index cut after its version",
+                                 "empty index", "garbage index", "truncated data"])
+def test_damaged_cache_file_is_a_cache_miss(how: str, cached_closed_form: Path,
+                                            tmp_path: Path) -> None:
+    """A damaged file in Numba's on-disk cache (an index or data file cut
+    short by a full disk or a killed process, or overwritten) is a cache
+    miss: one warning naming the file, which is removed, the kernel compiled
+    again, the right result; the next process finds the rewritten entry."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(cached_closed_form, cache)
+    damaged = _damage(cache, how)
+    out = _child(_DAMAGED_CALLS, cache)
+    assert out["got"] == out["again"] == out["small"] == out["want"], out
+    unreadable = [m for m in out["warnings"] if "is unreadable" in m]
+    assert len(unreadable) == 1 and str(damaged) in unreadable[0], out["warnings"]
+    assert "compiled again" in unreadable[0]
+    assert out["misses"] >= 1  # recompiled, not loaded
+    healed = _child(_DAMAGED_CALLS, cache)
+    assert healed["got"] == healed["want"]
+    assert healed["misses"] == 0 and healed["hits"] >= 1, healed
+    assert not [m for m in healed["warnings"] if "is unreadable" in m]
+
+
 # ---------------------------------------------------------------- warmup CLI
 def test_parse_dtypes() -> None:
     assert _warmup.parse_dtypes(None) == [np.dtype(d) for d in _warmup.DTYPES]

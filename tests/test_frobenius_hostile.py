@@ -262,17 +262,25 @@ def test_slot_result_does_not_depend_on_its_batch(
             # matrix axes split too: the global reduction, still per slot
             runners[f"dask-batch{bc}-split"] = _dask((bc, 1, 2))
     if "numba" in AVAILABLE:
-        import numba
+        from matgrad_numba import _runtime
 
-        def one_thread(X: np.ndarray) -> np.ndarray:
-            before = numba.get_num_threads()
-            numba.set_num_threads(1)
-            try:
-                return np.asarray(matgrad.frobenius_grad(X, backend="numba"))
-            finally:
-                numba.set_num_threads(before)
+        def threads(count: int) -> Callable[[np.ndarray], np.ndarray]:
+            # matgrad.config.numba_threads is what the backend reads (not
+            # Numba's own setting); every launch split, whatever its size
+            def run(X: np.ndarray) -> np.ndarray:
+                with matgrad.config.override(numba_threads=count, numba_parallel_min_work=1), \
+                        _runtime.recording() as used:
+                    G = np.asarray(matgrad.frobenius_grad(X, backend="numba"))
+                # each launch: min(count, its work items), and there are at
+                # least as many items as matrices
+                assert used and max(used) <= count, used
+                assert X.shape[0] < count or max(used) == count, used
+                return G
 
-        runners["numba-1-thread"] = one_thread
+            return run
+
+        runners["numba-1-thread"] = threads(1)
+        runners["numba-3-threads"] = threads(3)
     for name, run in runners.items():
         whole = run(A)
         for i in range(A.shape[0]):
@@ -281,6 +289,7 @@ def test_slot_result_does_not_depend_on_its_batch(
                 f"{name}: slot {i} differs in its batch\n{A}\n{whole[i]}\n{alone}")
     if "numba" in AVAILABLE:
         assert np.array_equal(_bits(runners["numba"](A)), _bits(runners["numba-1-thread"](A)))
+        assert np.array_equal(_bits(runners["numba"](A)), _bits(runners["numba-3-threads"](A)))
 
 
 # ------------------------------------------------------- named regressions

@@ -28,10 +28,14 @@ def test_dask_slot_independent_of_chunking() -> None:
 
 
 def test_numba_results_independent_of_thread_count() -> None:
-    """The Numba backend gives the same bits with 1 thread as with all of
-    them: work is split by slot (or by point), never reduced across threads
-    in an order that depends on their number."""
-    numba = pytest.importorskip("numba")
+    """The Numba backend gives the same bits with 1 thread as with several:
+    work is split by slot (or by point), never reduced across threads in an
+    order that depends on their number.  The thread count is
+    ``matgrad.config.numba_threads`` (Numba's own setting is not read), and
+    each launch's count is checked, so neither run is the other in disguise."""
+    pytest.importorskip("numba")
+    from matgrad_numba import _runtime
+
     import matgrad
 
     rng = np.random.default_rng(9)
@@ -46,14 +50,16 @@ def test_numba_results_independent_of_thread_count() -> None:
         lambda: matgrad.charpoly_deriv(A[:, None], x, return_value=True, backend="numba"),
         lambda: matgrad.frobenius_grad(X, backend="numba"),
     ]
-    full = numba.get_num_threads()
     with np.errstate(all="ignore"):
-        many = [op() for op in ops]
-        numba.set_num_threads(1)
-        try:
+        # every launch split, whatever its size
+        with matgrad.config.override(numba_threads=4, numba_parallel_min_work=1), \
+                _runtime.recording() as used_many:
+            many = [op() for op in ops]
+        with matgrad.config.override(numba_threads=1, numba_parallel_min_work=1), \
+                _runtime.recording() as used_one:
             one = [op() for op in ops]
-        finally:
-            numba.set_num_threads(full)
+    assert used_one and set(used_one) == {1}
+    assert len(used_many) == len(used_one) and min(used_many) > 1
     for a, b in zip(many, one, strict=True):
         for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,),
                         strict=True):

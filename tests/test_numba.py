@@ -172,3 +172,62 @@ def test_frobenius_one_pass_rows_match_the_two_pass_path(dtype: type) -> None:
         v3, G3 = _frobenius.frobenius_norm_grad(X)
     np.testing.assert_array_equal(v3, v2)
     np.testing.assert_array_equal(G3, G2)
+
+
+def _alive_pool_threads() -> int:
+    return sum(t.name.startswith("matgrad-numba") for t in threading.enumerate())
+
+
+def test_changing_the_thread_count_ends_the_surplus_threads() -> None:
+    """A large count starts that many workers (at most count − 1, as work
+    needs them); lowering it, override's restore and reset() join them
+    before returning, and each launch runs on the configured count."""
+    from matgrad_numba import _runtime
+
+    A = np.random.default_rng(6).standard_normal((4000, 6, 6))
+    ref = matgrad.det_grad(A, backend="numba")
+    matgrad.config.reset()
+    # the default count may have a pool already (kept: its size is right)
+    assert _runtime.pool_threads() == _alive_pool_threads() < matgrad.config.numba_threads
+    others = threading.active_count() - _alive_pool_threads()
+    many = matgrad._config.max_threads()
+    try:
+        matgrad.config.numba_parallel_min_work = 1
+        matgrad.config.numba_threads = many
+        with _runtime.recording() as used:
+            np.testing.assert_array_equal(matgrad.det_grad(A, backend="numba"), ref)
+        assert used == [many]
+        assert 1 <= _runtime.pool_threads() == _alive_pool_threads() <= many - 1
+        matgrad.config.numba_threads = 2
+        assert _runtime.pool_threads() == _alive_pool_threads() == 0  # joined at once
+        with _runtime.recording() as used:
+            np.testing.assert_array_equal(matgrad.det_grad(A, backend="numba"), ref)
+        assert used == [2] and _alive_pool_threads() <= 1
+        with matgrad.config.override(numba_threads=many):
+            matgrad.det_grad(A, backend="numba")
+            assert _alive_pool_threads() >= 1
+        assert _alive_pool_threads() == 0  # override's restore shrinks too
+        matgrad.config.numba_threads = many
+        matgrad.det_grad(A, backend="numba")
+        assert _alive_pool_threads() >= 1
+    finally:
+        matgrad.config.reset()
+    assert _runtime.pool_threads() == _alive_pool_threads() == 0
+    assert threading.active_count() == others
+
+
+def test_one_configured_thread_runs_in_the_calling_thread() -> None:
+    """``numba_threads = 1`` is read by every launch: no pool, no split."""
+    from matgrad_numba import _runtime
+
+    A = np.random.default_rng(7).standard_normal((300, 6, 6))
+    with matgrad.config.override(numba_threads=1, numba_parallel_min_work=1), \
+            _runtime.recording() as used:
+        matgrad.det_grad(A, backend="numba")
+        matgrad.frobenius_grad(A, backend="numba")
+        matgrad.charpoly_deriv(A, 0.5, backend="numba")
+    assert used and set(used) == {1}
+    with matgrad.config.override(numba_threads=3, numba_parallel_min_work=1), \
+            _runtime.recording() as used:
+        matgrad.det_grad(A, backend="numba")
+    assert used == [3]

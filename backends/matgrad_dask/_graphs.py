@@ -91,6 +91,30 @@ def _finish(wide: Any, dtype: Any, Xb: Any, kb: Any, sb: Any, mb: Any) -> Any:
         return G.astype(dtype)
 
 
+def _block_max(Xb: Any) -> Any:
+    """``max(|re|, |im|)`` over the matrix axes of one block, axes kept; 0
+    where the block's matrices have no entries (0 is the identity of a max
+    of magnitudes, and such a matrix's result is empty anyway)."""
+    mag = magnitude(Xb)
+    if mag.shape[-2] * mag.shape[-1] == 0:
+        return namespace(mag).zeros((*mag.shape[:-2], 1, 1), dtype=mag.dtype)
+    return mag.max(axis=(-2, -1), keepdims=True)
+
+
+def _matrix_max(X: Any, real: Any) -> Any:
+    """Per-matrix ``max(|re|, |im|)``, shape ``(..., 1, 1)``: a block-wise
+    max, then a max over each matrix's blocks.  Not ``da.max``: its chunk
+    function turns a block with an empty batch (an unknown-size chunk after
+    a boolean selection may hold no matrix) into a wrongly shaped empty
+    array that the next stage cannot reduce."""
+    grid = (*X.chunks[:-2], (1,) * X.numblocks[-2], (1,) * X.numblocks[-1])
+    per_block = X.map_blocks(_block_max, dtype=real, chunks=grid,
+                             meta=_meta(X, real, X.ndim))
+    whole = per_block.rechunk({X.ndim - 2: -1, X.ndim - 1: -1})
+    return whole.map_blocks(_block_max, dtype=real,
+                            chunks=(*X.chunks[:-2], (1,), (1,)), meta=_meta(X, real, X.ndim))
+
+
 def frobenius_grad(X: Any, inner: str, dtype: Any) -> Any:
     """Whole matrices per block: the inner backend, block by block.  A matrix
     split over blocks: a global, overflow-safe reduction — the largest part
@@ -110,7 +134,7 @@ def frobenius_grad(X: Any, inner: str, dtype: Any) -> Any:
     real = np.dtype(dtype).type(0).real.dtype
     # max(|re|, |im|) per matrix (|z| could overflow where its parts do not);
     # NaN propagates; then its frexp exponent (0 for zero, NaN or inf)
-    m = X.map_blocks(magnitude, dtype=real).max(axis=axes, keepdims=True)
+    m = _matrix_max(X, real)
     k = m.map_blocks(exponent_of_max, dtype=np.int64)
     s = da.map_blocks(partial(_scaled_squares, wide), X, k, dtype=np.float64).sum(
         axis=axes, keepdims=True)
@@ -118,22 +142,35 @@ def frobenius_grad(X: Any, inner: str, dtype: Any) -> Any:
                          meta=_meta(X, dtype, X.ndim))
 
 
+def _lead(x: Any, ndim: int) -> Any:
+    """``x`` with new leading axes of size 1 up to ``ndim`` axes.  Indexing
+    with ``None``, not ``reshape``/``broadcast_to``: those need every size
+    known, and an axis left by a boolean selection has unknown (NaN) chunks."""
+    return x[(None,) * (ndim - x.ndim)] if x.ndim < ndim else x
+
+
 def bilinear_grad(x: Any, y: Any, inner: str, dtype: Any) -> Any:
+    """Blocks of ``x`` and ``y`` paired along the batch axes; a batch axis of
+    size 1 in one of them is broadcast by ``blockwise`` (and by the inner
+    call) rather than materialised, so unknown batch chunk sizes pass."""
     import dask.array as da
 
-    batch = np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
-    x = da.broadcast_to(da.asarray(x).astype(dtype), (*batch, x.shape[-1]))
-    y = da.broadcast_to(da.asarray(y).astype(dtype), (*batch, y.shape[-1]))
-    b = string.ascii_letters[: len(batch)]
+    d = max(x.ndim, y.ndim) - 1
+    x = _lead(da.asarray(x).astype(dtype), d + 1)
+    y = _lead(da.asarray(y).astype(dtype), d + 1)
+    b = string.ascii_letters[:d]
     return da.blockwise(partial(_apply, "bilinear_grad", inner), b + "ij",
                         x, b + "i", y, b + "j", dtype=dtype,
-                        meta=_meta(x, dtype, len(batch) + 2))
+                        meta=_meta(x, dtype, d + 2))
 
 
 def _hessenberg_block(A: np.ndarray) -> np.ndarray:
     """Upper Hessenberg form of each matrix in a NumPy block, similar to it
-    exactly up to rounding, with an exact power-of-two pre-scaling (the
-    characteristic polynomial is unchanged)."""
+    exactly up to rounding, after the exact balancing and power-of-two
+    scaling of :func:`matgrad.kernels.charpoly.scale_matrices` (the
+    characteristic polynomial is unchanged; the inner backend balances the
+    Hessenberg form again, which only rescales it, and does not reduce it
+    again)."""
     from matgrad.kernels.charpoly import hessenberg_batched, scale_matrices
 
     shape = A.shape
@@ -157,18 +194,17 @@ def charpoly_deriv(A: Any, x: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
 
     A = _whole_matrices(da.asarray(A).astype(dtype))
     x = da.asarray(x).astype(dtype)
-    out = np.broadcast_shapes(A.shape[:-2], x.shape)
     # Always reduced here, not only when a matrix meets several point chunks:
     # a slot's result must not depend on how the points are chunked, and the
     # inner backend's own reduction (e.g. Numba's kernel) rounds differently.
     if A.shape[-1] > 2 and isinstance(A._meta, np.ndarray):
         A = A.map_blocks(_hessenberg_block, dtype=np.result_type(dtype, np.float64))
-    d = len(out)
+    d = max(A.ndim - 2, x.ndim)  # the output's axes (the front end checked the shapes)
     # Size-1 axes stay size 1 (blockwise broadcasts them): a block of A is
     # then paired with whole point blocks and reduced once per point chunk,
     # never once per point.
-    A = A.reshape((1,) * (d - A.ndim + 2) + A.shape)
-    x = x.reshape((1,) * (d - x.ndim) + x.shape)
+    A = _lead(A, d + 2)  # not reshape: unknown (NaN) chunk sizes must pass
+    x = _lead(x, d)
     idx = string.ascii_letters[:d]
     pair = da.blockwise(partial(_charpoly_pair, inner, dtype), idx + "Z", A, idx + "YW", x, idx,
                         new_axes={"Z": 2}, concatenate=True, dtype=dtype,

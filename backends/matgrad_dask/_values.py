@@ -44,8 +44,10 @@ def _pack(op: str, inner: str, Ab: Any) -> Any:
         values = [value]
     xp = namespace(G)
     m, n = G.shape[-2:]
-    packed = xp.zeros((*G.shape[:-2], m + len(values), n), dtype=G.dtype)
-    packed[..., :m, :] = G
+    # at least one column, so that an empty matrix (n = 0) has room for its
+    # values (det 1, log|det| 0, norm 0); _packed slices the gradient out
+    packed = xp.zeros((*G.shape[:-2], m + len(values), max(n, 1)), dtype=G.dtype)
+    packed[..., :m, :n] = G
     for i, v in enumerate(values):
         packed[..., m + i, 0] = v
     return packed
@@ -53,12 +55,12 @@ def _pack(op: str, inner: str, Ab: Any) -> Any:
 
 def _packed(op: str, X: Any, inner: str, dtype: Any, k: int) -> tuple[list[Any], Any]:
     X = _graphs._whole_matrices(X.astype(dtype))
-    m, n = X.shape[-2:]
-    chunks = (*X.chunks[:-2], (m + k,), (n,))
+    m, n = X.shape[-2:]  # known: the callers send unknown matrix sizes elsewhere
+    chunks = (*X.chunks[:-2], (m + k,), (max(n, 1),))
     P = X.map_blocks(partial(_pack, op, inner), dtype=dtype, chunks=chunks,
                      meta=_graphs._meta(X, dtype, X.ndim))
     values = [P[..., m + i, 0] for i in range(k)]
-    return values, P[..., :m, :]
+    return values, P[..., :m, :n]
 
 
 def det_value_grad(A: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
@@ -91,7 +93,10 @@ def _combine(norms: Any) -> Any:
 
 def frobenius_value_grad(X: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
     X = X.astype(dtype)
-    if X.numblocks[-2:] == (1, 1):
+    # Packing needs the matrix sizes; with unknown ones (NaN, after a boolean
+    # selection along a matrix axis) the norms come from per-block norms.
+    sized = not any(np.isnan(s) for s in X.shape[-2:])
+    if X.numblocks[-2:] == (1, 1) and sized:
         (norm,), G = _packed("frobenius_grad", X, inner, dtype, 1)
         return norm.real.astype(_real(dtype)), G
     G = _graphs.frobenius_grad(X, inner, dtype)

@@ -29,22 +29,30 @@ not depend on the split or on the thread count.
 A kernel is compiled (or loaded from the on-disk cache) in the calling
 thread before any range runs on a worker (:func:`_compile.prepare`), so the
 compiler never runs on a background thread.
+
+The pool holds at most ``numba_threads − 1`` threads, started as launches
+need them.  When ``numba_threads`` changes (assignment, ``override``,
+``reset``), the pool is shut down and its threads joined before the setting
+returns; the next parallel launch starts a pool of the new size.
+:func:`recording` shows how many threads each launch of the calling thread
+ran on (tests check that a setting is really read).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from matgrad import config
 
 from . import _compile
 
-__all__ = ["RANGES_PER_THREAD", "describe", "launch", "threads"]
+__all__ = ["RANGES_PER_THREAD", "describe", "launch", "pool_threads", "recording", "threads"]
 
 #: Ranges per thread of a parallel launch: a few, so that a thread that
 #: finishes early (a slot taking a slower path) takes over remaining work.
@@ -74,6 +82,7 @@ def threads() -> int:
 def _executor(workers: int) -> concurrent.futures.ThreadPoolExecutor:
     """The process's worker pool with ``workers`` threads (rebuilt after a
     fork, or when the configured thread count changed)."""
+    old = None
     with _lock:
         ex = _pool["executor"]
         if ex is None or _pool["pid"] != os.getpid() or _pool["workers"] != workers:
@@ -81,9 +90,56 @@ def _executor(workers: int) -> concurrent.futures.ThreadPoolExecutor:
             ex = concurrent.futures.ThreadPoolExecutor(workers,
                                                        thread_name_prefix="matgrad-numba")
             _pool.update(pid=os.getpid(), executor=ex, workers=workers)
-            if old is not None:
-                old.shutdown(wait=False)
-        return ex  # type: ignore[no-any-return]
+    if old is not None:
+        old.shutdown(wait=False)  # its threads end once idle
+    return ex  # type: ignore[no-any-return]
+
+
+def _drop_pool(name: str) -> None:
+    """``matgrad.config`` listener: when ``numba_threads`` changed, shut the
+    pool down and join its threads, so that a smaller count leaves no
+    surplus threads behind (a pool of the new size starts on the next
+    parallel launch).  A launch still running on the old pool finishes its
+    ranges first: shutdown runs the work already submitted."""
+    if name != "numba_threads":
+        return
+    with _lock:
+        ex = _pool["executor"] if _pool["pid"] == os.getpid() else None
+        if ex is None or _pool["workers"] == threads() - 1:
+            return
+        _pool.update(executor=None, workers=0)
+    ex.shutdown(wait=True)
+
+
+config.on_change(_drop_pool)
+
+
+def pool_threads() -> int:
+    """Worker threads of the pool now alive (the calling thread not
+    counted): at most ``matgrad.config.numba_threads − 1``."""
+    with _lock:
+        ex = _pool["executor"] if _pool["pid"] == os.getpid() else None
+    if ex is None:
+        return 0
+    return sum(t.is_alive() for t in list(getattr(ex, "_threads", ())))
+
+
+_record = threading.local()
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[int]]:
+    """Collect, for the launches the calling thread makes inside the block,
+    the number of threads each ran on (1: the calling thread alone)."""
+    outer = getattr(_record, "log", None)
+    log: list[int] = []
+    _record.log = log
+    try:
+        yield log
+    finally:
+        _record.log = outer
+        if outer is not None:
+            outer.extend(log)
 
 
 def _run_ranges(fn: Callable[..., Any], args: tuple[Any, ...], bounds: list[int],
@@ -110,10 +166,15 @@ def launch(fn: Callable[..., Any], count: int, work: float, *args: Any) -> None:
     the compile, in this thread: see ``_compile.prepare``)."""
     args = _compile.prepare(fn, (*args, 0, 0))[:-2]
     n_threads = min(threads(), count)
+    log = getattr(_record, "log", None)
     if n_threads <= 1 or work < config.numba_parallel_min_work:
+        if log is not None:
+            log.append(1)
         if count > 0:
             fn(*args, 0, count)
         return
+    if log is not None:
+        log.append(n_threads)
     parts = min(count, n_threads * RANGES_PER_THREAD)
     bounds = [count * i // parts for i in range(parts + 1)]
     taken = itertools.count()
