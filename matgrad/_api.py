@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, overload
 
-from ._frontend import VALUE_OPS, Call, broadcast_batch, prod
+from ._frontend import VALUE_OPS, Call, broadcast_batch, flag, prod
 from ._select import BackendLike
 
 __all__ = [
@@ -85,6 +85,7 @@ def frobenius_grad(X: Any, *, return_value: bool = False, backend: BackendLike =
     array([[0.6, 0. ],
            [0. , 0.8]])
     """
+    return_value = flag("frobenius_grad", "return_value", return_value)
     call = Call("frobenius_grad", backend, {"X": X})
     shape = call.matrix("X", square=False)
     m, n = shape[-2:]
@@ -263,6 +264,7 @@ def _square_op(op: str, A: Any, backend: BackendLike, return_value: bool = False
     """Shared body of :func:`det_grad` and :func:`logdet_grad`: a batch of
     square matrices in, the same shape out (and with ``return_value``, one
     value per matrix: ``det``, or ``(sign, logabsdet)``)."""
+    return_value = flag(op, "return_value", return_value)
     call = Call(op, backend, {"A": A})
     shape = call.matrix("A", square=True)
     if call.orchestrator is not None:
@@ -364,14 +366,20 @@ def charpoly_deriv(
     Notes
     -----
     Exact at and next to eigenvalues, where ``det·tr(inv)`` gives NaN/inf
-    (``A = diag(1, 2, 3)`` at ``x = 2`` gives −1).  Algorithm: one Hessenberg
-    reduction per distinct matrix (O(n³)), then Hyman's recurrence and its
-    derivative per point (O(n²)), split at negligible subdiagonal entries and
-    scaled by powers of two so that only a truly overflowing value becomes
-    inf.  Backward stable: the exact ``p, p′`` of a matrix within
-    ``c·n·eps·‖A‖`` of ``A``.  For complex data ``p′`` is the complex
-    derivative (holomorphic, no conjugation).  A 0×0 matrix gives
-    ``p = 1, p′ = 0``.
+    (``A = diag(1, 2, 3)`` at ``x = 2`` gives −1).  Algorithm: each distinct
+    matrix is balanced (an exact power-of-two similarity with LAPACK
+    ``gebal``'s permutation and scaling, so ``D A D⁻¹`` for a power-of-two
+    diagonal ``D`` gives the same p) and reduced to Hessenberg form once
+    (O(n³)), then Hyman's recurrence and its derivative run per point
+    (O(n²)), split at negligible subdiagonal entries and scaled by powers of
+    two so that only a truly overflowing value becomes inf and only a truly
+    underflowing one 0 (with the sign of the true value).  Backward stable:
+    the exact ``p, p′`` of a matrix within ``c·n·eps·‖B‖`` of the balanced
+    ``B``.  For complex data ``p′`` is the complex derivative (holomorphic,
+    no conjugation).  At ``x = ±inf``: ``p = (±inf)ⁿ``, ``p′ = n·(±inf)ⁿ⁻¹``
+    (the leading term's sign; n = 1: ``p′ = 1``); a complex point with one
+    infinite part, ``u·inf`` with ``u`` in {±1, ±1j}, gives ``uⁿ·inf`` and
+    ``n·uⁿ⁻¹·inf``.  A 0×0 matrix gives ``p = 1, p′ = 0``.
 
     Examples
     --------
@@ -386,6 +394,7 @@ def charpoly_deriv(
     >>> round(float(x), 12)
     3.0
     """
+    return_value = flag("charpoly_deriv", "return_value", return_value)
     p, dp = _charpoly_call("charpoly_deriv", A, x, backend)
     return (p, dp) if return_value else dp
 
@@ -406,9 +415,9 @@ def charpoly(A: Any, x: Any, *, backend: BackendLike = None) -> Any:
 
     Notes
     -----
-    Same algorithm and accuracy as :func:`charpoly_deriv` (Hessenberg
-    reduction once per matrix + Hyman's recurrence per point), exact at
-    eigenvalues (``p = 0``).
+    Same algorithm and accuracy as :func:`charpoly_deriv` (balancing and
+    Hessenberg reduction once per matrix + Hyman's recurrence per point),
+    exact at eigenvalues (``p = 0``); ``p(±inf) = (±inf)ⁿ``.
 
     Examples
     --------

@@ -38,6 +38,11 @@ CASES = [
      matgrad.det_grad, ("numba",)),
     ("det_grad 50000x4x4", lambda r: (r.standard_normal((50000, 4, 4)),),
      matgrad.det_grad, ("numba",)),
+    # closed forms C/det: an earlier NumPy path peaked at 11x the output
+    ("logdet_grad 100000x2x2", lambda r: (r.standard_normal((100000, 2, 2)),),
+     matgrad.logdet_grad, ("numba", "numpy")),
+    ("logdet_grad 100000x3x3", lambda r: (r.standard_normal((100000, 3, 3)),),
+     matgrad.logdet_grad, ("numba", "numpy")),
 ]
 
 

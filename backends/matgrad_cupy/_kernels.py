@@ -171,13 +171,15 @@ def gauss_jordan(A, out, W, perm, fr, fc, status, inverse_t):  # type: ignore[no
 
 
 @cuda.jit
-def hyman(H, sub, x, pm, dpm, pe, dpe, V, DV):  # type: ignore[no-untyped-def]
+def hyman(H, sub, x, pm, dpm, pe, dpe, V, DV, EV, EDV):  # type: ignore[no-untyped-def]
+    """Thread t: pair (b, k) = divmod(t, K), with rows V[t], DV[t], EV[t],
+    EDV[t] as the workspace of v, v′ and their exponents."""
     t = cuda.grid(1)
     K = x.shape[1]
     if t < x.shape[0] * K:
         b = t // K
         k = t - b * K
-        p, dp, e, de = hyman_point(H[b], sub[b], x[b, k], V[t], DV[t])
+        p, dp, e, de = hyman_point(H[b], sub[b], x[b, k], V[t], DV[t], EV[t], EDV[t])
         pm[b, k] = p
         dpm[b, k] = dp
         pe[b, k] = e

@@ -130,9 +130,10 @@ def logdet_grad(A: Any, dev: Device) -> Any:
 
 # ----------------------------------------------------------------- charpoly
 def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
-    """Scaling and Hessenberg reduction on the host (LAPACK ``gehrd`` /
-    :mod:`matgrad.kernels.charpoly`; CuPy has none), then Hyman's recurrence
-    on the device, one thread per (matrix, point) pair."""
+    """Balancing, scaling and Hessenberg reduction on the host (LAPACK
+    ``gehrd`` / :mod:`matgrad.kernels.charpoly`; CuPy has none), then Hyman's
+    recurrence on the device, one thread per (matrix, point) pair; far and
+    infinite points take their rules on the host."""
     host = host_charpoly
     xp = dev.xp
     B, n, _ = A.shape
@@ -155,13 +156,14 @@ def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
     V = xp.empty((B * Kp, n), dtype=work)
     K.launch(K.hyman, B * Kp, dev.stream, dev.inp(dev.to_device(H.astype(work))),
              dev.inp(dev.to_device(sub)), dev.inp(xp.ascontiguousarray(xs)), pm, dpm, pe, dpe,
-             V, xp.empty_like(V))
+             V, xp.empty_like(V), xp.empty((B * Kp, n), dtype=np.int64),
+             xp.empty((B * Kp, n), dtype=np.int64))
     p, dp = host.unscale(pm, dpm, pe, dpe, kd, n, out_dtype)
     xh = dev.to_host(x)
-    far = host.far_points(xh, kmax)  # |x| ≫ |A|: the power rule, on the host (rare)
-    if far.any():
-        fp, fdp = host.power_rule(xh[far], n, np.dtype(out_dtype))
-        idx = dev.to_device(np.flatnonzero(far.ravel()))
-        p.ravel()[idx] = dev.to_device(fp)
-        dp.ravel()[idx] = dev.to_device(fdp)
+    # |x| ≫ |A| (the power rule) and x at infinity: on the host (rare)
+    where, sp, sdp = host.special_points(xh, kmax, n, np.dtype(out_dtype))
+    if where.any():
+        idx = dev.to_device(np.flatnonzero(where.ravel()))
+        p.ravel()[idx] = dev.to_device(sp)
+        dp.ravel()[idx] = dev.to_device(sdp)
     return p, dp

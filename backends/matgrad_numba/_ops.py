@@ -136,7 +136,7 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     K = x.shape[1]
     if n == 1:
         return host_charpoly.linear_case(A, x)
-    As, k, kmax = host_charpoly.scale_matrices(A)
+    As, k, kmax = host_charpoly.scale_matrices(A, _charpoly.balance_batch)
     p = np.empty(x.shape, dtype=A.dtype)
     dp = np.empty_like(p)
     todo = np.ones(B, dtype=bool)

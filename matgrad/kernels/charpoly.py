@@ -1,35 +1,37 @@
 """``p(x) = det(xI − A)`` and ``p′(x)`` at many points, vectorised on the host.
 
-The NumPy backend's algorithm; the other backends reuse its scaling,
-Hessenberg reduction, deflation test, power rule and unscaling around their
-own Hyman kernels (:func:`matgrad.kernels.scalar.hyman_point`).
+The NumPy backend's algorithm; the other backends reuse its balancing (or
+their own kernel of it), scaling, Hessenberg reduction, deflation test,
+power rule, infinity rule and unscaling around their own Hyman kernels
+(:func:`matgrad.kernels.scalar.hyman_point`).
 
-1. Scale: ``A = 2ᵏ·As`` with ``max|As|`` in [0.5, 1) (exact), points likewise;
-   ``p_A(x) = 2^{kn} p_As(x·2⁻ᵏ)`` and ``p′_A(x) = 2^{k(n−1)} p′_As(x·2⁻ᵏ)``.
-2. Reduce once per matrix to upper Hessenberg ``H = Qᴴ As Q`` (p unchanged):
+1. Balance (:func:`balance_batched`): LAPACK gebal's isolating permutation
+   (matrices not yet upper Hessenberg) and power-of-two scaling, an exact
+   similarity, so that ``D A D⁻¹`` is reduced like ``A``.
+2. Scale: ``A = 2ᵏ·As`` with ``max|As|`` brought only as far as needed
+   (exact), points likewise; ``p_A(x) = 2^{kn} p_As(x·2⁻ᵏ)`` and
+   ``p′_A(x) = 2^{k(n−1)} p′_As(x·2⁻ᵏ)``.
+3. Reduce once per matrix to upper Hessenberg ``H = Qᴴ As Q`` (p unchanged):
    a vectorised Householder reduction over the batch for small ``n``,
    LAPACK ``gehrd`` per matrix for large ``n``.
-3. Hyman's recurrence per point, vectorised over (matrix, point):
+4. Hyman's recurrence per point, vectorised over (matrix, point):
    with ``M = xI − H``, solve ``M v = α e₁`` from the bottom (``v_n = 1``),
    ``p = α·Π h_{i,i−1}``, and differentiate the recurrence for ``p′``.  Nothing
    divides by ``x − λ``, so it is exact at eigenvalues.  A negligible
-   subdiagonal ``|h_{i,i−1}| ≤ eps(|h_{i−1,i−1}| + |h_ii|)`` ends a diagonal
-   block: ``p = Π p_b`` and ``p′ = Σ p′_b Π_{c≠b} p_c`` (product rule,
-   accumulated block by block); so does one below ``eps·‖H‖_F``, a backward
-   perturbation of the size the reduction itself makes (without it, the
-   rounding noise of a rank-one matrix such as ``ones((64, 64))`` divides
-   the recurrence by 1e-300).  ``v`` and ``p`` are kept as mantissa·2ᵉ,
-   and ``v`` is renormalised whenever ``max(|v|, |v′|)`` leaves
-   ``[2⁻¹⁰⁰, 2^min(100, 850 − log2|x|)]``, so ``x·v`` never overflows and only
-   a truly overflowing result is inf.
-4. Points so far from the matrix that ``|x| > 2^850·max|A|`` get the power
-   rule ``p = xⁿ``, ``p′ = n·xⁿ⁻¹`` directly: every other term is below
-   ``2⁻⁸⁵⁰`` relative.
+   subdiagonal (:func:`subdiagonal`) ends a diagonal block: ``p = Π p_b`` and
+   ``p′ = Σ p′_b Π_{c≠b} p_c`` (product rule, accumulated block by block).
+   ``v``, ``v′``, ``p`` and ``p′`` are kept as mantissa·2ᵉ, ``v`` and ``v′``
+   entry by entry where needed (:func:`_place`), so only a truly
+   overflowing result is inf and only a truly underflowing one 0.
+5. Points so far from the matrix that ``|x| > 2^850·max|A|`` get the power
+   rule ``p = xⁿ``, ``p′ = n·xⁿ⁻¹`` directly (every other term is below
+   ``2⁻⁸⁵⁰`` relative); points at infinity its limit (:func:`infinity_rule`).
 Cost: O(n³) per matrix plus O(n²) per point; memory O(n·K) per matrix.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,6 +63,252 @@ FAR_EXP = 850
 #: already-Hessenberg ones only down to 2^HYMAN_LIMIT.
 SCALE_LIMIT = 400
 HYMAN_LIMIT = 800
+#: ``kmax`` of a matrix with a NaN or inf entry: no point is far from it, and
+#: its p at an infinite point is NaN (it depends on the non-finite entries).
+NONFINITE_KMAX = 1 << 20
+
+
+# ------------------------------------------------------------------ balancing
+#: Balancing never scales a row or column maximum past 2^±BALANCE_LIMIT:
+#: LAPACK gebal's SFMAX2/SFMIN2 for float64 (1/(2·tiny/ulp) = 2^969), so
+#: that a scaled entry neither overflows nor loses its leading bits to
+#: subnormals (an entry far below its row's maximum may still become
+#: subnormal: a perturbation below 2⁻¹⁰⁵ of that maximum).
+BALANCE_LIMIT = 969
+#: A scaling is applied only where it shrinks ‖row‖₂ + ‖column‖₂ below
+#: BALANCE_FACTOR times its old value (LAPACK gebal's FACTOR).
+BALANCE_FACTOR = 0.95
+#: At most this many sweeps per matrix: each applied step shrinks ‖A‖_F by a
+#: fixed factor, so the iteration ends, and in practice within a few sweeps;
+#: the cap only bounds the time (a partly balanced matrix is as similar).
+BALANCE_SWEEPS = 100
+#: Matrices of this order or larger isolate eigenvalues one matrix at a time
+#: with incremental counts (O(n²) however many steps); smaller ones over the
+#: batch at once (O(n²) per step, at most n steps).
+ISOLATE_ONE_MIN_N = 32
+
+#: A balancer: ``balance(W, active, permute)`` balances ``W[b]`` in place
+#: where ``active[b]``, permuting it first where ``permute[b]``.
+Balancer = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+
+
+def _isolation_keys_batched(nz: np.ndarray, permute: np.ndarray) -> np.ndarray:
+    """Sort keys of :func:`isolation_permutation` for a batch, all at once."""
+    B, n, _ = nz.shape
+    idx = np.arange(n)
+    big = (n + 1) * (n + 1)
+    key = np.broadcast_to(big + idx, (B, n)).copy()  # the middle block, in order
+    active = np.ones((B, n), dtype=bool)
+    for t in range(n):  # rows with no off-diagonal entry in the active columns
+        cand = active & permute[:, None] & ~(nz & active[:, None, :]).any(axis=2)
+        if not cand.any():
+            break
+        key[cand] = (2 * big + (n - t) * (n + 1) + np.broadcast_to(idx, (B, n)))[cand]
+        active &= ~cand
+    for t in range(n):  # columns with no off-diagonal entry in the active rows
+        cand = active & permute[:, None] & ~(nz & active[:, :, None]).any(axis=1)
+        if not cand.any():
+            break
+        key[cand] = (t * (n + 1) + np.broadcast_to(idx, (B, n)))[cand]
+        active &= ~cand
+    return key
+
+
+def _isolation_keys_one(nz: np.ndarray) -> np.ndarray:
+    """The same keys for one matrix, with running counts of off-diagonal
+    entries: each step costs O(n·removed), O(n²) in all."""
+    n = nz.shape[0]
+    idx = np.arange(n)
+    big = (n + 1) * (n + 1)
+    key = big + idx
+    active = np.ones(n, dtype=bool)
+    count = nz.sum(axis=1)  # per row, in the active columns
+    t = 0
+    cand = np.flatnonzero(count == 0)
+    while cand.size:
+        key[cand] = 2 * big + (n - t) * (n + 1) + cand
+        active[cand] = False
+        count -= nz[:, cand].sum(axis=1)
+        cand = np.flatnonzero(active & (count == 0))
+        t += 1
+    count = (nz & active[:, None]).sum(axis=0)  # per column, in the active rows
+    t = 0
+    cand = np.flatnonzero(active & (count == 0))
+    while cand.size:
+        key[cand] = t * (n + 1) + cand
+        active[cand] = False
+        count -= nz[cand, :].sum(axis=0)
+        cand = np.flatnonzero(active & (count == 0))
+        t += 1
+    out: np.ndarray = key
+    return out
+
+
+def isolation_permutation(W: np.ndarray, permute: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(perm, lo, hi)`` per matrix: ``W[perm][:, perm]`` is block upper
+    triangular, ``[[T₁, X, Y], [0, M, Z], [0, 0, T₂]]`` with ``T₁`` (rows
+    ``< lo``) and ``T₂`` (rows ``≥ hi``) upper triangular: LAPACK gebal's
+    permutation step, which isolates the eigenvalues it can see from the
+    zero pattern alone (so ``D W D⁻¹`` gets the same permutation).
+
+    A row with no off-diagonal entry among the active columns goes to the
+    bottom, repeatedly; then a column with none among the active rows to the
+    top.  All such rows (columns) of one step move at once, in index order:
+    the order within a step does not matter, since they are not coupled.
+    The middle block is ordered by decreasing ``|w_ii|`` (ties by index).
+    ``permute[b]`` False: the identity, ``lo = 0``, ``hi = n``.
+    """
+    B, n, _ = W.shape
+    nz = W != 0
+    nz[:, np.arange(n), np.arange(n)] = False
+    if n >= ISOLATE_ONE_MIN_N:
+        key = np.broadcast_to((n + 1) * (n + 1) + np.arange(n), (B, n)).copy()
+        for b in np.flatnonzero(permute):
+            key[b] = _isolation_keys_one(nz[b])
+    else:
+        key = _isolation_keys_batched(nz, permute)
+    # the middle block by decreasing |diagonal| (ties by index): a graded
+    # matrix then meets the Householder reduction with its large entries at
+    # the top left, outside the first reflectors (the diagonal, and so this
+    # order, is the same for D W D⁻¹)
+    big = (n + 1) * (n + 1)
+    middle = (key // big == 1) & permute[:, None]
+    idx = np.broadcast_to(np.arange(n), (B, n))
+    mag = np.where(middle, magnitude(W[:, np.arange(n), np.arange(n)]), -1.0)
+    order = np.lexsort((idx, -mag), axis=-1)
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, idx, axis=1)
+    key = np.where(middle, big + rank, key)
+    perm = np.argsort(key, axis=1, kind="stable")
+    group = np.take_along_axis(key, perm, axis=1) // big
+    lo = (group == 0).sum(axis=1)
+    hi = n - (group == 2).sum(axis=1)
+    return perm, lo, hi
+
+
+def _norms(X: np.ndarray, emax: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(f, e)`` with ``‖X[..., :]‖₂ = f·2ᵉ``, ``f`` in [0.5, 1) (0 for a zero
+    vector).  Overflow- and underflow-free: the entries are scaled by
+    ``2^-emax`` (exactly; ``emax`` the frexp exponent of ``max|X|``, computed
+    here unless given) before they are squared.  A contiguous last axis, so
+    that each vector's sum is the same whatever the leading axes hold."""
+    if emax is None:
+        emax = exponent_of_max(magnitude(X).max(axis=-1, initial=0.0))
+    S = ldexp(X, -emax[..., None])
+    sq = S.real * S.real + S.imag * S.imag if np.iscomplexobj(S) else S * S
+    f, e = np.frexp(np.sqrt(sq.sum(axis=-1)))
+    return f, e.astype(np.int64) + emax
+
+
+def balance_steps(cf: np.ndarray, ce: np.ndarray, rf: np.ndarray, re: np.ndarray,
+                  ca: np.ndarray, ra: np.ndarray) -> np.ndarray:
+    """The exponent ``e`` of each balancing step (0: no step), from the norms
+    ``c = cf·2^ce`` of a column and ``r = rf·2^re`` of its row (frexp form),
+    and the frexp exponents ``ca``, ``ra`` of their maxima.
+
+    Unguarded, LAPACK gebal's doubling loops end at the ``e`` with
+    ``r/c ∈ (2^(2e−1), 2^(2e+1)]``: found here from the exponents with exact
+    comparisons.  Clamped so that the column maximum (scaled by ``2ᵉ``) and
+    the row maximum (by ``2⁻ᵉ``) stay within ``2^±BALANCE_LIMIT``, and
+    taken only where ``c·2ᵉ + r·2⁻ᵉ < BALANCE_FACTOR·(c + r)``."""
+    d = re - ce
+    e = np.where(d % 2 == 0, d // 2, np.where(rf <= cf, (d - 1) // 2, (d + 1) // 2))
+    L = BALANCE_LIMIT
+    up = np.minimum(L - ca, ra - 1 + L)  # c·2ᵉ ≤ 2^L, r·2⁻ᵉ ≥ 2^-L
+    down = np.maximum(ra - L, 1 - L - ca)  # r·2⁻ᵉ ≤ 2^L, c·2ᵉ ≥ 2^-L
+    e = np.where(e > 0, np.minimum(e, np.maximum(up, 0)), np.maximum(e, np.minimum(down, 0)))
+    top = np.maximum(ce, re)
+    with np.errstate(under="ignore"):
+        old = np.ldexp(cf, ce - top) + np.ldexp(rf, re - top)
+        new = np.ldexp(cf, ce + e - top) + np.ldexp(rf, re - e - top)
+    take = (e != 0) & (cf > 0) & (rf > 0) & (new < BALANCE_FACTOR * old)
+    return np.where(take, e, 0)
+
+
+def _scale_index(W: np.ndarray, i: int, e: np.ndarray) -> None:
+    """Row ``i`` times ``2⁻ᵉ``, column ``i`` times ``2ᵉ`` (per matrix), the
+    diagonal entry untouched (not scaled down and back up through a subnormal)."""
+    d = W[:, i, i].copy()
+    W[:, i, :] = ldexp(W[:, i, :], -e[:, None])
+    W[:, :, i] = ldexp(W[:, :, i], e[:, None])
+    W[:, i, i] = d
+
+
+def _all_steps(W: np.ndarray, act: np.ndarray) -> np.ndarray:
+    """The step of every index of every matrix from the current norms (what a
+    sweep would do at each index if no earlier index moved)."""
+    mag = magnitude(W)
+    ca = exponent_of_max(mag.max(axis=1))
+    ra = exponent_of_max(mag.max(axis=2))
+    if act.all():  # nothing isolated: the norms are over whole rows and columns
+        cf, ce = _norms(np.ascontiguousarray(W.transpose(0, 2, 1)), ca)
+        rf, re = _norms(W, ra)
+    else:
+        Wm = W * (act[:, :, None] & act[:, None, :])
+        cf, ce = _norms(np.ascontiguousarray(Wm.transpose(0, 2, 1)))
+        rf, re = _norms(Wm)
+    steps = balance_steps(cf, ce, rf, re, ca, ra)
+    out: np.ndarray = np.where(act, steps, 0)
+    return out
+
+
+def balance_batched(W: np.ndarray, active: np.ndarray, permute: np.ndarray) -> None:
+    """Balance each ``W[b]`` (float64/complex128, C-contiguous) in place
+    where ``active[b]``: an exact similarity ``P D⁻¹ W D Pᵀ``, ``p`` unchanged.
+
+    First, where ``permute[b]``, :func:`isolation_permutation`.  Then
+    LAPACK gebal's scaling (job 'S', the 2-norm version of James, Langou and
+    Lowery, 2014) on the middle block ``lo ≤ i < hi``: sweep i over it,
+    ``c = ‖W[lo:hi, i]‖₂``, ``r = ‖W[i, lo:hi]‖₂`` (the diagonal included, so
+    that a dominant diagonal is not unbalanced to shrink the rest), and scale
+    row i by ``2⁻ᵉ`` and column i by ``2ᵉ`` with ``e`` from
+    :func:`balance_steps`; repeat until a sweep changes nothing.  Power-of-two
+    factors only, so every entry is scaled exactly (barring the guarded
+    subnormals) and ``D A D⁻¹`` balances like ``A``.  Each matrix is
+    balanced on its own; a matrix that is balanced already (the usual case)
+    costs one vectorised pass over the batch.
+    """
+    B, n, _ = W.shape
+    if n < 2 or not active.any():
+        return
+    lo = np.zeros(B, dtype=np.int64)
+    hi = np.full(B, n, dtype=np.int64)
+    permute = permute & active
+    if permute.any():
+        perm, lo, hi = isolation_permutation(W, permute)
+        rows = np.flatnonzero(permute & (perm != np.arange(n)).any(axis=1))
+        if rows.size:
+            P = perm[rows]
+            W[rows] = np.take_along_axis(np.take_along_axis(W[rows], P[:, :, None], axis=1),
+                                         P[:, None, :], axis=2)
+    idx = np.arange(n)
+    act = (idx >= lo[:, None]) & (idx < hi[:, None]) & active[:, None]
+    with np.errstate(all="ignore"):
+        todo = np.flatnonzero(_all_steps(W, act).any(axis=1))
+        if todo.size == 0:
+            return
+        Ws = W[todo]
+        acts = act[todo]
+        moving = np.ones(todo.size, dtype=bool)
+        for _ in range(BALANCE_SWEEPS):
+            changed = np.zeros(todo.size, dtype=bool)
+            for i in range(n):
+                live = acts[:, i] & moving
+                if not live.any():
+                    continue
+                cf, ce = _norms(np.ascontiguousarray(Ws[:, :, i] * acts))
+                rf, re = _norms(Ws[:, i, :] * acts)
+                ca = exponent_of_max(magnitude(Ws[:, :, i]).max(axis=1))
+                ra = exponent_of_max(magnitude(Ws[:, i, :]).max(axis=1))
+                e = np.where(live, balance_steps(cf, ce, rf, re, ca, ra), 0)
+                if e.any():
+                    _scale_index(Ws, i, e)
+                    changed |= e != 0
+            moving &= changed
+            if not moving.any():
+                break
+        W[todo] = Ws
 
 
 def is_hessenberg(A: np.ndarray) -> np.ndarray:
@@ -114,9 +362,10 @@ def _normalised(m: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _close_block(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, dpe: np.ndarray,
-                 a: np.ndarray, da: np.ndarray, ea: np.ndarray, where: np.ndarray
+                 a: np.ndarray, da: np.ndarray, ea: np.ndarray, eda: np.ndarray,
+                 where: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fold a finished diagonal block ``(p_b, p′_b) = (a, da)·2^ea`` into
+    """Fold a finished diagonal block ``p_b = a·2^ea``, ``p′_b = da·2^eda`` into
     ``(p, p′)`` by the product rule, ``p′ ← p′·p_b + p·p′_b``, ``p ← p·p_b``,
     where ``where`` is set.
 
@@ -124,7 +373,7 @@ def _close_block(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, dpe: np.ndarra
     ``2⁻ᵏ`` times the true one, and partial products of small factors would
     underflow under a shared exponent (``diag(1e308, 1, 2, 3)``)."""
     a, ea1 = _normalised(a, ea)
-    da, ea2 = _normalised(da, ea)
+    da, ea2 = _normalised(da, eda)
     t1, e1 = dpm * a, dpe + ea1
     t2, e2 = pm * da, pe + ea2
     # align the two terms of p′ on the larger exponent (a zero term has none)
@@ -139,11 +388,126 @@ def _close_block(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, dpe: np.ndarra
             np.where(where, new_pe, pe), np.where(where, new_dpe, dpe))
 
 
+def _aligned_sum(t: np.ndarray, e: np.ndarray, fallback: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ_j t_j·2^e_j`` as ``(m, E)``: every term aligned on the largest, so
+    that a term far below it (2⁻¹⁰⁷⁴ relative) vanishes as it should and none
+    overflows; ``E = fallback`` where every term is 0."""
+    low = np.iinfo(np.int64).min // 2
+    top = np.where(t != 0, e + exponent_of_max(magnitude(t)), low).max(axis=1)
+    E = np.where(top == low, fallback, top)
+    return ldexp(t, e - E[:, None]).sum(axis=1), E
+
+
+def _aligned_row(hrow: np.ndarray, V: np.ndarray, dV: np.ndarray, EV: np.ndarray,
+                 EdV: np.ndarray, x: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(s, ds, Es, Eds)`` of one row of the recurrence for pairs whose ``v``
+    or ``v′`` spans several exponents (``v_j = V_j·2^EV_j``,
+    ``v′_j = dV_j·2^EdV_j``): ``s·2^Es = x·v_i − Σ_j h_ij v_j`` and
+    ``ds·2^Eds = x·v′_i + v_i − Σ_j h_ij v′_j``, each aligned on its own
+    largest term.  Arrays are (pairs, n − i); column 0 is entry i."""
+    s, Es = _aligned_sum(np.concatenate([(x * V[:, 0])[:, None], -(hrow * V)], axis=1),
+                         np.concatenate([EV[:, :1], EV], axis=1), EV[:, 0])
+    ds, Eds = _aligned_sum(
+        np.concatenate([(x * dV[:, 0])[:, None], V[:, :1], -(hrow * dV)], axis=1),
+        np.concatenate([EdV[:, :1], EV[:, :1], EdV], axis=1), EdV[:, 0])
+    return s, ds, Es, Eds
+
+
+def _add_aligned(a: np.ndarray, ea: np.ndarray, b: np.ndarray, eb: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``a·2^ea + b·2^eb`` as ``(m, E)``: a plain sum where the exponents agree
+    (the usual case), else aligned on the larger term."""
+    same = ea == eb
+    if same.all():
+        return a + b, ea
+    ta = ea + exponent_of_max(magnitude(a))
+    tb = eb + exponent_of_max(magnitude(b))
+    top = np.where(a == 0, eb, np.where(b == 0, ea, np.maximum(ta, tb)))
+    top = np.where(same, ea, top)
+    m = np.where(same, a + b, ldexp(a, ea - top) + ldexp(b, eb - top))
+    return m, top
+
+
+def _place(V: np.ndarray, EV: np.ndarray | None, Ecur: np.ndarray, multi: np.ndarray,
+           new: np.ndarray, newE: np.ndarray, i: int, hi: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Store ``new·2^newE`` as entry ``i − 1`` of ``V`` (``(B, n, K)``) and
+    return the new current exponents and ``EV``; ``multi`` is updated in
+    place.
+
+    Kept at the current exponent ``Ecur`` while within ``[2⁻¹⁰⁰, hi]`` of it;
+    else normalised to [0.5, 1) at an exponent of its own, and the entries at
+    ``Ecur`` follow it where that is exact (none above ``hi`` or below the
+    normal range), or stay where they are (then the pair has several
+    exponents: ``multi``).  ``EV``, the exponent of every entry, exists only
+    from the first pair that needs several on: until then every entry sits
+    at ``Ecur`` (None), and the recurrence needs half the memory."""
+    lo = 2.0**-RESCALE_EXP
+    tiny = float(np.finfo(np.float64).tiny)
+    big = magnitude(new)
+    d = newE - Ecur
+    if not d.any():  # the usual case: at the current exponent already
+        keep = (big == 0) | ((big <= hi) & (big >= lo))
+        V[:, i - 1] = new
+        if EV is not None:
+            EV[:, i - 1] = Ecur
+    else:
+        bigc = ldexp(big, d)
+        keep = (big == 0) | ((bigc <= hi) & (bigc >= lo))
+        V[:, i - 1] = np.where(keep, ldexp(new, d), new)
+        if EV is not None:
+            EV[:, i - 1] = np.where(keep, Ecur, newE)
+    out = ~keep
+    if not out.any():
+        return Ecur, EV
+    k = np.where(out, exponent_of_max(big), 0)
+    Enew = newE + k
+    V[:, i - 1] = ldexp(V[:, i - 1], -k)
+    # the entries i … of the pairs that left, gathered (few pairs, usually)
+    bi, ki = np.nonzero(out)
+    Vs = V[bi, i:, ki]
+    Ec, En = Ecur[bi, ki], Enew[bi, ki]
+    shift = Ec - En
+    seg = np.ones(Vs.shape, dtype=bool) if EV is None else EV[bi, i:, ki] == Ec[:, None]
+    mag = magnitude(Vs)
+    smax = np.where(seg, mag, 0).max(axis=1, initial=0.0)
+    smin = np.where(seg & (mag > 0), mag, np.inf).min(axis=1, initial=np.inf)
+    exact = (ldexp(smax, shift) <= hi[bi, ki]) & ((smin == np.inf) | (ldexp(smin, shift) >= tiny))
+    stay = ~exact & (smax > 0)
+    if EV is None and stay.any():
+        # the first pair whose entries keep several exponents: from now on
+        # every entry carries its own (entries below i − 1 are written
+        # before they are read)
+        EV = np.empty(V.shape, dtype=np.int64)
+        EV[:, i:] = Ecur[:, None, :]
+        EV[:, i - 1] = Ecur
+    if EV is not None:
+        EV[:, i - 1] = np.where(out, Enew, EV[:, i - 1])
+    follow = seg & exact[:, None]
+    if follow.any():
+        V[bi, i:, ki] = np.where(follow, ldexp(Vs, shift[:, None]), Vs)
+        if EV is not None:
+            EV[bi, i:, ki] = np.where(follow, En[:, None], EV[bi, i:, ki])
+    multi[bi, ki] |= stay
+    return np.where(out, Enew, Ecur), EV
+
+
 def _hyman(
     H: np.ndarray, x: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(p, p′)`` of ``H (B, n, n)`` (upper Hessenberg) at ``x (B, K)``, as
-    mantissas and exponents: ``p = pm·2^pe``, ``p′ = dpm·2^dpe``."""
+    mantissas and exponents: ``p = pm·2^pe``, ``p′ = dpm·2^dpe``.
+
+    ``v_j = V_j·2^EV_j`` and ``v′_j = dV_j·2^EdV_j``, each with exponents of
+    its own (:func:`_place`): an old entry is never scaled into inf or into
+    the subnormals, and v′ far above v (v′/v ≈ n/x at a tiny x) does not
+    push ``x·v`` into the subnormals.  Pairs whose entries all sit at the
+    current exponents take the matrix product; the others align their terms
+    (:func:`_aligned_row`).  (Rescaling all of v with v′ made the companion
+    matrix of ``x¹²⁸ − 1`` at ``x = 10⁻³`` overflow its first entries into
+    inf, and the zeros of ``H`` times inf into NaN.)"""
     B, n, _ = H.shape
     K = x.shape[1]
     dtype = np.result_type(H, x)
@@ -151,8 +515,12 @@ def _hyman(
 
     V = np.zeros((B, n, K), dtype=dtype)
     dV = np.zeros((B, n, K), dtype=dtype)
+    EV: np.ndarray | None = None  # exponents of the entries, once needed
+    EdV: np.ndarray | None = None
     V[:, n - 1] = 1
-    S = np.zeros((B, K), dtype=np.int64)  # V, dV carry a factor 2^S
+    Ev = np.zeros((B, K), dtype=np.int64)  # current exponents of v and of v′
+    Ed = np.zeros((B, K), dtype=np.int64)
+    multi = np.zeros((B, K), dtype=bool)  # some entry sits at another exponent
     hm = np.ones(B, dtype=H.dtype)  # Π h of the current block, as hm·2^he
     he = np.zeros(B, dtype=np.int64)
     pm = np.ones((B, K), dtype=dtype)  # (p, p′) of finished blocks, ·2^pe
@@ -167,55 +535,90 @@ def _hyman(
     hmax = np.maximum(magnitude(H[:, n_idx, n_idx]).max(axis=1), magnitude(sub).max(axis=1))
     ex = np.clip(exponent_of_max(magnitude(x)) - exponent_of_max(hmax)[:, None], 0, FAR_EXP)
     hi = np.exp2(np.minimum(RESCALE_EXP, FAR_EXP - ex).astype(np.float64))
-    lo = 2.0**-RESCALE_EXP
 
     for i in range(n - 1, -1, -1):
         row = H[:, i : i + 1, i:]  # (B, 1, n−i)
         s = x * V[:, i] - np.matmul(row, V[:, i:])[:, 0]
-        ds = x * dV[:, i] - np.matmul(row, dV[:, i:])[:, 0] + V[:, i]
+        ds, Eds = _add_aligned(x * dV[:, i] - np.matmul(row, dV[:, i:])[:, 0], Ed,
+                               V[:, i], Ev)
+        Es = Ev.copy()  # s carries a factor 2^Es, ds 2^Eds
+        if multi.any():
+            bi, ki = np.nonzero(multi)
+            m = n - i
+            ev = (EV[bi, i:, ki] if EV is not None
+                  else np.broadcast_to(Ev[bi, ki][:, None], (bi.size, m)))
+            edv = (EdV[bi, i:, ki] if EdV is not None
+                   else np.broadcast_to(Ed[bi, ki][:, None], (bi.size, m)))
+            s[bi, ki], ds[bi, ki], Es[bi, ki], Eds[bi, ki] = _aligned_row(
+                H[bi, i, i:], V[bi, i:, ki], dV[bi, i:, ki], ev, edv, x[bi, ki])
         h = sub[:, i]  # h_{i,i−1}; 0 for i = 0, where the top block ends
         end = h == 0
         if end.any():
-            # Block [i, …] is finished: p_b = s·Πh·2^S, p′_b = ds·Πh·2^S.
+            # Block [i, …] is finished: p_b = s·Πh·2^Es, p′_b = ds·Πh·2^Eds.
             endk = np.broadcast_to(end[:, None], pe.shape)
             pm, dpm, pe, dpe = _close_block(pm, dpm, pe, dpe, s * hm[:, None],
-                                            ds * hm[:, None], S + he[:, None], endk)
+                                            ds * hm[:, None], Es + he[:, None],
+                                            Eds + he[:, None], endk)
         if i == 0:
             break
         cont = ~end
         hsafe = np.where(end, 1, h)[:, None]
         if end.any():
-            V[end, i:] = 0
-            dV[end, i:] = 0
-            S[end] = 0
+            for arr in (V, dV, EV, EdV):
+                if arr is not None:
+                    arr[end, i:] = 0
+            Ev[end], Ed[end] = 0, 0
+            multi[end] = False
             hm[end], he[end] = 1, 0
-        V[:, i - 1] = np.where(cont[:, None], s / hsafe, 1)
-        dV[:, i - 1] = np.where(cont[:, None], ds / hsafe, 0)
+        c2 = cont[:, None]
+        newV = np.where(c2, s / hsafe, 1)
+        newdV = np.where(c2, ds / hsafe, 0)
+        Es = np.where(c2, Es, 0)
+        Eds = np.where(c2, Eds, 0)
+        redo = ~(np.isfinite(newV) & np.isfinite(newdV))
+        if redo.any():
+            # v_{i−1} = s/h on normalised mantissas: the quotient of a tiny h
+            # (kept by the deflation test when h·h_{i−1,i} matters) cannot
+            # overflow (a NaN slot just takes this way too)
+            ks = exponent_of_max(magnitude(s))
+            kds = exponent_of_max(magnitude(ds))
+            kh = exponent_of_max(magnitude(hsafe))
+            hq = ldexp(hsafe, -kh)
+            newV = np.where(redo, ldexp(s, -ks) / hq, newV)
+            newdV = np.where(redo, ldexp(ds, -kds) / hq, newdV)
+            Es = np.where(redo, Es + ks - kh, Es)
+            Eds = np.where(redo, Eds + kds - kh, Eds)
         # Π h of the block, renormalised
         hm = np.where(cont, hm * np.where(cont, h, 1), hm)
-        kh = exponent_of_max(magnitude(hm))
-        hm, he = ldexp(hm, -kh), he + kh
-        # keep V within range: rescale the (matrix, point) pairs that left it
-        big = np.maximum(magnitude(V[:, i - 1]), magnitude(dV[:, i - 1]))
-        out = (big > hi) | ((big < lo) & (big > 0))
-        if out.any():
-            k = np.where(out, exponent_of_max(big), 0)
-            V[:, i - 1 :] = ldexp(V[:, i - 1 :], -k[:, None, :])
-            dV[:, i - 1 :] = ldexp(dV[:, i - 1 :], -k[:, None, :])
-            S += k
+        kb = exponent_of_max(magnitude(hm))
+        hm, he = ldexp(hm, -kb), he + kb
+        Ev, EV = _place(V, EV, Ev, multi, newV, Es, i, hi)
+        Ed, EdV = _place(dV, EdV, Ed, multi, newdV, Eds, i, hi)
     return pm, dpm, pe, dpe
 
 
 def subdiagonal(H: np.ndarray) -> np.ndarray:
     """``sub[b, i] = h_{i,i−1}`` (``sub[b, 0] = 0``), with negligible entries
-    set to exactly 0 (a zero ends a diagonal block of the recurrence):
-    ``|h_{i,i−1}| ≤ eps(|h_{i−1,i−1}| + |h_ii|)`` (LAPACK's deflation test) or
-    ``|h_{i,i−1}| ≤ eps‖H‖_F`` (below the reduction's own backward error)."""
+    set to exactly 0 (a zero ends a diagonal block of the recurrence).
+
+    Negligible: ``|h_{i,i−1}| ≤ eps(|h_{i−1,i−1}| + |h_ii|)`` (LAPACK's
+    deflation test) or ``|h_{i,i−1}| ≤ eps‖H‖_F`` (below the reduction's own
+    backward error), **and** the conservative test of Ahues and Kressner
+    that LAPACK's ``lahqr`` adds: with ``ab, ba`` the larger and smaller of
+    ``|h_{i,i−1}|, |h_{i−1,i}|`` and ``aa, bb`` of ``|h_ii|,
+    |h_{i−1,i−1} − h_ii|``, ``ba·ab/(aa+ab) ≤ max(smlnum, eps·bb·aa/(aa+ab))``.
+    Zeroing ``h_{i,i−1}`` drops the term ``h_{i,i−1}h_{i−1,i}`` of the 2×2
+    minor, which the first two tests alone do not bound: after balancing,
+    ``[[2^512, 2^252], [2^252, 4]]`` has each off-diagonal entry below
+    ``eps·2^512`` while their product moves det by 0.4%."""
     B, n, _ = H.shape
     eps = np.finfo(np.float64).eps
-    diag = magnitude(H[:, np.arange(n), np.arange(n)])
+    smlnum = np.finfo(np.float64).tiny * (n / eps)
+    d = H[:, np.arange(n), np.arange(n)]
+    diag = magnitude(d)
     sub = np.zeros((B, n), dtype=H.dtype)
     sub[:, 1:] = H[:, np.arange(1, n), np.arange(n - 1)]
+    sup = magnitude(H[:, np.arange(n - 1), np.arange(1, n)])  # h_{i−1,i}
     # ‖H‖_F with a power-of-two scale: entries may reach 2^HYMAN_LIMIT, whose
     # squares overflow (an inf norm would deflate every subdiagonal)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -223,34 +626,51 @@ def subdiagonal(H: np.ndarray) -> np.ndarray:
         Hs = ldexp(H, -e[:, None, None])
         norm = ldexp(np.sqrt((Hs.real**2 + Hs.imag**2 if np.iscomplexobj(Hs) else Hs**2)
                              .sum(axis=(1, 2))), e)
-    mag = magnitude(sub[:, 1:])
-    negligible = (mag <= eps * (diag[:, :-1] + diag[:, 1:])) | (mag <= eps * norm[:, None])
-    sub[:, 1:][negligible] = 0
+        mag = magnitude(sub[:, 1:])
+        small = (mag <= eps * (diag[:, :-1] + diag[:, 1:])) | (mag <= eps * norm[:, None])
+        ab, ba = np.maximum(mag, sup), np.minimum(mag, sup)
+        gap = magnitude(d[:, :-1] - d[:, 1:])
+        aa, bb = np.maximum(diag[:, 1:], gap), np.minimum(diag[:, 1:], gap)
+        s = aa + ab
+        product = ba * (ab / s) <= np.maximum(smlnum, eps * (bb * (aa / s)))
+    sub[:, 1:][small & product] = 0
     return sub
 
 
-def scale_matrices(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(As, k, kmax)`` in float64/complex128 with ``A = 2ᵏ·As`` (exact),
-    ``max|A|`` in ``[2^(kmax−1), 2^kmax)`` (complex entries measured by
-    max(|re|, |im|)), per matrix.
+def scale_matrices(A: np.ndarray, balance: Balancer = balance_batched
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(As, k, kmax)`` in float64/complex128 with ``A`` exactly similar to
+    ``2ᵏ·As`` (same ``p`` up to the factor: ``p_A(x) = 2^{kn} p_As(x·2⁻ᵏ)``)
+    and ``max|As|`` in ``[2^(kmax−k−1), 2^(kmax−k))`` (complex entries
+    measured by max(|re|, |im|)), per matrix; ``kmax`` is
+    :data:`NONFINITE_KMAX` for a matrix with a NaN or inf entry.
 
-    Scaled only as far as needed: a scaling all the way to 1 would turn the
-    small entries of a graded matrix such as ``diag(1e308, 1, 2, 3)`` into
-    subnormals and lose their bits.  A matrix that needs the Householder
-    reduction is brought within ``2^±SCALE_LIMIT``, where sums of squares
-    cannot over- or underflow; one that already is upper Hessenberg
-    (triangular, diagonal, reduced by the caller) only needs ``max|As|`` at
-    most ``2^HYMAN_LIMIT`` for the recurrence, so its diagonal keeps every
-    bit across a far wider range.  Decided per matrix, from that matrix.
+    First balanced (``balance``, :func:`balance_batched` by default: an
+    exact power-of-two similarity, permuted only where the matrix is not
+    upper Hessenberg already, since a permutation need not keep that form),
+    so that ``D A D⁻¹`` for a power-of-two diagonal ``D`` is reduced as
+    ``A``; a matrix with a non-finite entry is left as it is.
+
+    Then scaled only as far as needed: a scaling all the way to 1 would turn
+    the small entries of a graded matrix such as ``diag(1e308, 1, 2, 3)``
+    into subnormals and lose their bits.  A matrix that needs the
+    Householder reduction is brought within ``2^±SCALE_LIMIT``, where sums of
+    squares cannot over- or underflow; one that is upper Hessenberg
+    (triangular, diagonal, reduced by the caller, or made triangular by the
+    balancing's permutation) only needs ``max|As|`` at most
+    ``2^HYMAN_LIMIT`` for the recurrence, so its diagonal keeps every bit
+    across a far wider range.  Decided per matrix, from that matrix.
     """
-    W = widen(A)
+    W = np.array(widen(A), copy=True, order="C")  # balanced in place: never the input
     with np.errstate(all="ignore"):
+        finite = np.isfinite(W).all(axis=(1, 2))
+        balance(W, finite, finite & ~is_hessenberg(W))
         kmax = exponent_of_max(magnitude(W).max(axis=(1, 2)))
         reduced = is_hessenberg(W)
         top = np.where(reduced, HYMAN_LIMIT, SCALE_LIMIT)
         bottom = np.where(reduced, -1100, -SCALE_LIMIT)  # -1100: never scaled up
         k = np.where(kmax > top, kmax - top, np.where(kmax < bottom, kmax - bottom, 0))
-        return ldexp(W, -k[:, None, None]), k, kmax
+        return ldexp(W, -k[:, None, None]), k, np.where(finite, kmax, NONFINITE_KMAX)
 
 
 def scale_points(x: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -277,6 +697,45 @@ def far_points(x: np.ndarray, kmax: np.ndarray) -> np.ndarray:
     return finite & (exponent_of_max(magnitude(x)) - kmax[:, None] > FAR_EXP)  # type: ignore[no-any-return]
 
 
+def infinite_points(x: np.ndarray, kmax: np.ndarray) -> np.ndarray:
+    """Points on an axis at infinity (one part ±inf, the other finite) of a
+    matrix whose entries are all finite: there p and p′ are the limits
+    along that ray, ``p(x) ~ xⁿ`` (:func:`infinity_rule`)."""
+    with np.errstate(invalid="ignore"):
+        if np.iscomplexobj(x):
+            ri, ii = np.isinf(x.real), np.isinf(x.imag)
+            axis = (ri & np.isfinite(x.imag)) | (ii & np.isfinite(x.real))
+        else:
+            axis = np.isinf(x)
+    return axis & (kmax[:, None] != NONFINITE_KMAX)  # type: ignore[no-any-return]
+
+
+def infinity_rule(x: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``p`` and ``p′`` (n ≥ 2) at points on an axis at infinity: with
+    ``x = u·∞``, ``u ∈ {±1, ±i}``, ``p = uⁿ·∞`` and ``p′ = n·uⁿ⁻¹·∞``, the
+    limits of ``xⁿ`` and ``n·xⁿ⁻¹``, which dominate every other term of p
+    and p′ along the ray: ``p(±∞) = (±∞)ⁿ``, ``p′(±∞) = (±1)ⁿ⁻¹·∞``.  A part
+    of ``uⁿ`` that is 0 gives +0 (the real axis of a real matrix: p real)."""
+    inf = np.inf
+    if np.iscomplexobj(x):
+        u = np.sign(np.where(np.isinf(x.real), x.real, 0)) + 1j * np.sign(
+            np.where(np.isinf(x.imag), x.imag, 0))
+    else:
+        u = np.sign(x)
+
+    def ray(power: int) -> np.ndarray:
+        w = u**power  # exact: u is ±1 or ±i
+        re = np.where(w.real > 0, inf, np.where(w.real < 0, -inf, 0.0))
+        if not np.iscomplexobj(w):
+            return re.astype(dtype)
+        out = np.empty(re.shape, dtype=dtype)
+        out.real = re
+        out.imag = np.where(w.imag > 0, inf, np.where(w.imag < 0, -inf, 0.0))
+        return out
+
+    return ray(n), ray(n - 1)
+
+
 def power_rule(x: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
     """``(xⁿ, n·xⁿ⁻¹)`` for a 1-d array of points, in mantissa-exponent form
     so that only a truly overflowing power is inf."""
@@ -290,21 +749,48 @@ def power_rule(x: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray,
     return narrow(p, dtype), narrow(dp, dtype)
 
 
+def special_points(x: np.ndarray, kmax: np.ndarray, n: int, dtype: np.dtype[Any]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(where, p, p′)``: the points (a mask over ``x (B, K)``) whose values
+    come from a rule, not from the recurrence, and those values (1-d, in
+    the order of ``x[where]``): far points (:func:`far_points`, the power
+    rule) and points at infinity (:func:`infinite_points`)."""
+    far = far_points(x, kmax)
+    inf = infinite_points(x, kmax)
+    where = far | inf
+    p = np.empty(int(where.sum()), dtype=dtype)
+    dp = np.empty_like(p)
+    if far.any():
+        sel = far[where]
+        p[sel], dp[sel] = power_rule(x[far], n, dtype)
+    if inf.any():
+        sel = inf[where]
+        p[sel], dp[sel] = infinity_rule(x[inf], n, dtype)
+    return where, p, dp
+
+
 def apply_far_points(p: np.ndarray, dp: np.ndarray, x: np.ndarray,
                      kmax: np.ndarray, n: int) -> None:
-    """Overwrite ``(p, p′)`` at the far points (see :func:`far_points`)."""
-    far = far_points(x, kmax)
-    if far.any():
-        p[far], dp[far] = power_rule(x[far], n, p.dtype)
+    """Overwrite ``(p, p′)`` at the far and the infinite points (see
+    :func:`special_points`)."""
+    where, sp, sdp = special_points(x, kmax, n, p.dtype)
+    if where.any():
+        p[where], dp[where] = sp, sdp
 
 
 def unscale(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, dpe: np.ndarray,
             k: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
     """``p_A = 2^{kn} p_As`` and ``p′_A = 2^{k(n−1)} p′_As`` from mantissas
-    ``pm, dpm`` and exponents ``pe, dpe``, rounded once to ``dtype``."""
+    ``pm, dpm`` and exponents ``pe, dpe``, rounded once to ``dtype``.
+
+    A value that underflows keeps the sign of its mantissa (the sign of the
+    true value: the mantissa carries every factor); an exactly zero mantissa
+    gives +0, never a −0 left by the signs of zero terms."""
     with np.errstate(all="ignore"):
         p = ldexp(pm, pe + (k * n)[:, None])
         dp = ldexp(dpm, dpe + (k * (n - 1))[:, None])
+        p = np.where(pm == 0, 0, p)
+        dp = np.where(dpm == 0, 0, dp)
     return narrow(p, dtype), narrow(dp, dtype)
 
 
@@ -326,7 +812,8 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
         H = hessenberg_batched(As)
     p = np.empty(x.shape, dtype=A.dtype)
     dp = np.empty_like(p)
-    # _hyman holds v and v′ for every (matrix, point) pair: 2·B·n per point
+    # _hyman holds v and v′ for every (matrix, point) pair: 2·B·n per point (and
+    # their exponents, 2·B·n more, once a pair needs several: rare)
     for sl in point_blocks(A.shape[0], 2 * n, x.shape[1]):
         with np.errstate(all="ignore"):
             pm, dpm, pe, dpe = _hyman(H, scale_points(x[:, sl], k))

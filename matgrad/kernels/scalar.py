@@ -52,7 +52,11 @@ from .codes import FALLBACK, NONFINITE, OK
 
 __all__ = [
     "ALGORITHMS",
+    "GRADED_BITS",
+    "GRADED_PIVOT",
     "INLINED",
+    "REDO_PIVOT",
+    "SPREAD_BITS",
     "TARGETS",
     "abs2",
     "closed_form_one",
@@ -61,19 +65,52 @@ __all__ = [
     "cofactor4_one",
     "col_exponent3",
     "compile_scalar",
+    "det2_wide",
     "eliminate_one",
     "equilibrate_one",
     "exponent",
     "gauss_jordan_det_one",
     "gauss_jordan_inv_one",
+    "hyman_fold",
+    "hyman_place",
     "hyman_point",
     "mag1",
     "mag_max",
     "mul_pow2",
+    "split_pow2",
     "unscale_one",
 ]
 
 _EPS = float(np.finfo(np.float64).eps)
+#: A pivot at or below this on the maximum-equilibrated matrix (every entry
+#: below 1) hands the slot to the host, which redoes it on the matching
+#: equilibration (matgrad.kernels.cofactor.matching_equilibrate): graded
+#: matrices show tiny pivots here although they are well conditioned once
+#: scaled on both sides.
+REDO_PIVOT = 2.0**-26
+#: Column exponents ``c_j`` of the maximum equilibration spanning more than
+#: this many bits make a matrix *wide* (columns graded beyond what the row
+#: maxima removed), and a wide matrix is handed to the host, whose matching
+#: equilibration is the better frame for it: the elimination's rounding
+#: noise in ``Ã`` is scaled back by powers of two that differ by up to
+#: 2^spread, which swamps a cofactor that is small in ``Ã`` but not in ``A``
+#: (a graded triangular matrix's structurally zero cofactors, or entries of
+#: 1e-290 returned 12 % wrong with every pivot above 0.06).  Only the
+#: columns' spread counts, so a row scaling (which the row maxima remove
+#: exactly) never changes the decision.
+SPREAD_BITS = 24
+#: A matrix whose column exponents span more than GRADED_BITS is *graded*:
+#: a pivot at or below GRADED_PIVOT (instead of REDO_PIVOT) hands it to the
+#: host too.  The maximum equilibration's frame was measured 50–500 times
+#: less accurate than the matching one (normwise) on such matrices with
+#: pivots near 1e-3 (diagonal similarities D·R·D⁻¹ with D spanning 2^±20,
+#: graded tridiagonals), while unscaled random matrices (column spread at
+#: most 4 bits up to n = 64) never take this route.  A graded matrix with an
+#: exactly zero entry (banded, triangular) goes to the host whatever its
+#: pivots: its structural zeros fill with noise in the maximum frame
+#: (measured 20–150 times the textbook error with every pivot above 0.04).
+GRADED_BITS = 4
+GRADED_PIVOT = 2.0**-5
 _TWO_1000 = 2.0**1000
 _TWO_M1000 = 2.0**-1000
 
@@ -164,43 +201,62 @@ def closed_form_one(A, C):
     return z == 0
 
 
+def split_pow2(x):
+    """``(m, e)`` with ``x = m·2ᵉ`` and ``mag_max(m)`` in [0.5, 1); ``(0, NONE)``
+    for 0 (finite ``x``)."""
+    m = mag_max(x)
+    if m == 0:
+        return x * 0, -(2**40)
+    e = exponent(m)
+    return mul_pow2(x, -e), e
+
+
+def det2_wide(p, q, r, s):
+    """``p·q − r·s`` for finite entries of any magnitude: the mantissas'
+    products, aligned to the larger product exponent, subtracted, and scaled
+    back once, so the result over- or underflows only where it truly does."""
+    none = -(2**40)
+    pm, pe = split_pow2(p)
+    qm, qe = split_pow2(q)
+    rm, re = split_pow2(r)
+    sm, se = split_pow2(s)
+    e1 = none if (pe == none or qe == none) else pe + qe
+    e2 = none if (re == none or se == none) else re + se
+    top = max(e1, e2)
+    if top == none:
+        return p * 0
+    t1 = mul_pow2(pm * qm, max(e1 - top, -2000))
+    t2 = mul_pow2(rm * sm, max(e2 - top, -2000))
+    return mul_pow2(t1 - t2, top)
+
+
 def cofactor3_rescaled(A, C):
-    """Cofactors of one 3×3 matrix whose plain cross products overflowed
-    (rare): equilibrate with powers of two, ``Ã = D_r A D_c`` (every entry
-    < 1, so no product overflows), and map back exactly,
-    ``C(A)_ij = C(Ã)_ij · 2^(r_i + c_j − Σr − Σc)``.  A non-finite entry
-    leaves the plain products (inf/NaN where they are)."""
+    """Cofactors of one 3×3 matrix whose plain cross products over- or
+    underflowed (rare): each 2×2 minor by :func:`det2_wide`, so an entry
+    over- or underflows only where its true value does (an equilibration of
+    the whole matrix is not enough: ``a10·a21 − a11·a20 = 1.42e52`` of a
+    graded triangular 3×3 underflowed to 0 in its frame).  A non-finite
+    entry leaves the plain products (inf/NaN where they are)."""
     a = A
-    c = cof3(a[0, 0], a[0, 1], a[0, 2], a[1, 0], a[1, 1], a[1, 2],
-              a[2, 0], a[2, 1], a[2, 2])
     finite = True
     for i in range(3):
         for j in range(3):
             if not (mag_max(a[i, j]) < math.inf):
                 finite = False
-    if finite:
-        r0 = -exponent(max(mag_max(a[0, 0]), mag_max(a[0, 1]), mag_max(a[0, 2])))
-        r1 = -exponent(max(mag_max(a[1, 0]), mag_max(a[1, 1]), mag_max(a[1, 2])))
-        r2 = -exponent(max(mag_max(a[2, 0]), mag_max(a[2, 1]), mag_max(a[2, 2])))
-        c0 = col_exponent3(a[0, 0], a[1, 0], a[2, 0], r0, r1, r2)
-        c1 = col_exponent3(a[0, 1], a[1, 1], a[2, 1], r0, r1, r2)
-        c2 = col_exponent3(a[0, 2], a[1, 2], a[2, 2], r0, r1, r2)
-        c = cof3(
-            mul_pow2(a[0, 0], r0 + c0), mul_pow2(a[0, 1], r0 + c1), mul_pow2(a[0, 2], r0 + c2),
-            mul_pow2(a[1, 0], r1 + c0), mul_pow2(a[1, 1], r1 + c1), mul_pow2(a[1, 2], r1 + c2),
-            mul_pow2(a[2, 0], r2 + c0), mul_pow2(a[2, 1], r2 + c1), mul_pow2(a[2, 2], r2 + c2),
-        )
-        t = -(r0 + r1 + r2 + c0 + c1 + c2)
-        c = (
-            mul_pow2(c[0], t + r0 + c0), mul_pow2(c[1], t + r0 + c1),
-            mul_pow2(c[2], t + r0 + c2), mul_pow2(c[3], t + r1 + c0),
-            mul_pow2(c[4], t + r1 + c1), mul_pow2(c[5], t + r1 + c2),
-            mul_pow2(c[6], t + r2 + c0), mul_pow2(c[7], t + r2 + c1),
-            mul_pow2(c[8], t + r2 + c2),
-        )
-    C[0, 0], C[0, 1], C[0, 2] = c[0], c[1], c[2]
-    C[1, 0], C[1, 1], C[1, 2] = c[3], c[4], c[5]
-    C[2, 0], C[2, 1], C[2, 2] = c[6], c[7], c[8]
+    if not finite:
+        c = cof3(a[0, 0], a[0, 1], a[0, 2], a[1, 0], a[1, 1], a[1, 2],
+                 a[2, 0], a[2, 1], a[2, 2])
+        C[0, 0], C[0, 1], C[0, 2] = c[0], c[1], c[2]
+        C[1, 0], C[1, 1], C[1, 2] = c[3], c[4], c[5]
+        C[2, 0], C[2, 1], C[2, 2] = c[6], c[7], c[8]
+        return
+    for i in range(3):
+        k = (i + 1) % 3
+        m = (i + 2) % 3
+        for j in range(3):
+            p = (j + 1) % 3
+            q = (j + 2) % 3
+            C[i, j] = det2_wide(a[k, p], a[m, q], a[k, q], a[m, p])
 
 
 def cofactor4_one(A, C):
@@ -212,20 +268,28 @@ def cofactor4_one(A, C):
     expansion on |A| with every sign positive gives ``M`` with
     ``|C_computed − C| ≤ 5·eps·M`` entry by entry, so accepting only when
     ``‖M‖_F ≤ 8·‖C‖_F`` keeps the relative error ≤ 40·eps (the contract
-    allows 64·eps·σ₁/σ₃ for n = 4).  Entries beyond 2^±300, where products
-    could over- or underflow, and any non-finite result are refused too;
-    the caller then takes the equilibrated Gauss-Jordan path.
+    allows 64·eps·σ₁/σ₃ for n = 4).  That bound is normwise, so a graded
+    matrix (nonzero magnitudes spanning more than 2^SPREAD_BITS), whose
+    small cofactors it does not cover, is refused, as are entries beyond
+    2^±300, where products could over- or underflow, and any non-finite
+    result; the caller then takes the equilibrated Gauss-Jordan path.
 
     Long by design: the 16 cofactors are unrolled over named scalars (no
     array temporaries, every value in a register of one CPU iteration or one
     CUDA thread); a loop over index tables would need local arrays.
     """
     big = 0.0
+    small = math.inf
     for i in range(4):
         for j in range(4):
-            big = max(big, abs(A[i, j]))
-    if not (big < 2.0**300) or (big < 2.0**-300 and big > 0):
+            v = abs(A[i, j])
+            big = max(big, v)
+            if v > 0:
+                small = min(small, v)
+    if not (big < 2.0**300) or (big > 0 and small < 2.0**-300):
         return False
+    if small < big * 2.0**-SPREAD_BITS:
+        return False  # graded: the equilibrated elimination (or the host) instead
     # 2×2 minors on the column pairs (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
     s01 = A[0, 0] * A[1, 1] - A[0, 1] * A[1, 0]
     s02 = A[0, 0] * A[1, 2] - A[0, 2] * A[1, 0]
@@ -301,48 +365,61 @@ def cofactor4_one(A, C):
 def equilibrate_one(A, W, fr, fc):
     """``W = D_r A D_c`` by powers of two: row maxima into [0.5, 1), then
     column maxima (from integer exponents, so that no entry is rounded on the
-    way).  Returns ``(status, cmax, rsum, csum)``; on OK, ``fr[i]`` holds the
+    way).  Returns ``(status, cmax, rsum, csum, tol)``: ``tol`` is the pivot
+    at or below which the elimination hands the matrix to the host
+    (GRADED_PIVOT for a graded matrix, else REDO_PIVOT); on OK, ``fr[i]`` holds the
     row exponent ``r_i`` (an integer stored as float) and ``fc[j]`` the exact
     factor ``2^(c_j − cmax)`` ≤ 1.  NONFINITE for a NaN/inf entry, FALLBACK
     when the exponents leave the range of plain power-of-two factors (the
-    caller finishes such a matrix on the host with ``ldexp``)."""
+    caller finishes such a matrix on the host with ``ldexp``), or when the
+    column exponents ``c_j`` span more than ``SPREAD_BITS`` (a wide matrix),
+    or more than ``GRADED_BITS`` with an exactly zero entry: the host's
+    matching path."""
     n = A.shape[0]
     for i in range(n):
         m = 0.0
         for j in range(n):
             v = mag_max(A[i, j])
             if not v < math.inf:
-                return NONFINITE, 0, 0, 0
+                return NONFINITE, 0, 0, 0, REDO_PIVOT
             m = max(m, v)
         fr[i] = -exponent(m)
     none = -(10**6)
     cmax = none
+    cmin = -none  # the column exponents' spread decides "wide"
     rsum = 0
     csum = 0
+    zero = False
     for j in range(n):
         top = none
         for i in range(n):
             v = mag_max(A[i, j])
             if v > 0:
                 top = max(top, exponent(v) + int(fr[i]))
+            else:
+                zero = True
         c = 0 if top == none else -top
         fc[j] = c
         csum += c
         cmax = max(cmax, c)
+        cmin = min(cmin, c)
     for i in range(n):
         rsum += int(fr[i])
         if abs(int(fr[i]) + cmax) > 1000:
-            return FALLBACK, 0, 0, 0
+            return FALLBACK, 0, 0, 0, REDO_PIVOT
+    if cmax - cmin > SPREAD_BITS or (zero and cmax - cmin > GRADED_BITS):
+        return FALLBACK, 0, 0, 0, REDO_PIVOT  # wide, or graded with zeros: the host
+    tol = GRADED_PIVOT if cmax - cmin > GRADED_BITS else REDO_PIVOT
     for j in range(n):
         c = int(fc[j]) - cmax
         if c < -1000:
-            return FALLBACK, 0, 0, 0
+            return FALLBACK, 0, 0, 0, REDO_PIVOT
         fc[j] = math.ldexp(1.0, c)
     for i in range(n):
         f = math.ldexp(1.0, int(fr[i]) + cmax)
         for j in range(n):
             W[i, j] = (A[i, j] * f) * fc[j]
-    return OK, cmax, rsum, csum
+    return OK, cmax, rsum, csum, tol
 
 
 def eliminate_one(W, perm, tol):
@@ -447,15 +524,18 @@ def gauss_jordan_det_one(A, out, W, perm, fr, fc):
     scaled back by its exact power of two in one step,
     ``C(A)_ij = det(Ã)·(Ã⁻¹)_ji·2^(r_i + c_j − Σr − Σc)``, so an entry that
     does not depend on a huge row keeps all its bits.  A pivot
-    ``|u_kk| ≤ 4·n·eps`` (every ``|ã_ij| < 1``, so the test is absolute)
-    hands the matrix to the host's rank-revealing path.
+    ``|u_kk| ≤ REDO_PIVOT`` (``GRADED_PIVOT`` for a graded matrix; every
+    ``|ã_ij| < 1``, so the test is absolute) or a wide matrix
+    hands the matrix to the host, which redoes it on the matching
+    equilibration and, if it is numerically singular there too, takes the
+    rank-revealing path.
     """
     n = A.shape[0]
     nan = A[0, 0] * 0 + math.nan  # of A's type: "no value"
-    status, cmax, rsum, csum = equilibrate_one(A, W, fr, fc)
+    status, cmax, rsum, csum, tol = equilibrate_one(A, W, fr, fc)
     if status != OK:
         return status, nan, 0
-    done, dm, de = eliminate_one(W, perm, 4.0 * n * _EPS)
+    done, dm, de = eliminate_one(W, perm, tol)
     if not done:
         return FALLBACK, nan, 0
     for i in range(n):
@@ -470,39 +550,110 @@ def gauss_jordan_det_one(A, out, W, perm, fr, fc):
 def gauss_jordan_inv_one(A, out, W, perm, fr, fc):
     """``A⁻ᵀ`` (conjugated for complex ``A``: the gradient of ``log|det A|``)
     of one matrix into ``out``, and its determinant: returns
-    ``(status, dm, de)`` with ``det A = dm·2^de`` when OK.  An exactly zero
-    pivot gives NONFINITE with ``dm = 0`` (singular: ``det = +0`` exactly), a
-    NaN or inf entry NONFINITE with ``dm`` NaN; FALLBACK where the exponents
-    leave the range of plain power-of-two factors.
+    ``(status, dm, de)`` with ``det A = dm·2^de`` when OK.  A NaN or inf
+    entry gives NONFINITE with ``dm`` NaN; FALLBACK (the host decides) where
+    the matrix is wide or a pivot is ``≤ REDO_PIVOT`` (``GRADED_PIVOT`` for
+    a graded matrix) or zero (a graded or
+    singular matrix: the host redoes it on the matching equilibration, and
+    an exactly zero pivot
+    there makes the slot NaN), where ``Ã⁻¹`` overflowed, or where the
+    exponents leave the range of plain power-of-two factors.
 
-    The elimination of :func:`gauss_jordan_det_one`, which never stops at a
-    small nonzero pivot here, and
+    The elimination of :func:`gauss_jordan_det_one` and
     ``(A⁻ᵀ)_ij = (Ã⁻¹)_ji·2^(r_i + c_j)``.
     """
     nan = A[0, 0] * 0 + math.nan  # of A's type: "no value"
-    status, cmax, rsum, csum = equilibrate_one(A, W, fr, fc)
+    status, cmax, rsum, csum, tol = equilibrate_one(A, W, fr, fc)
     if status != OK:
         return status, nan, 0
-    done, dm, de = eliminate_one(W, perm, 0.0)
+    done, dm, de = eliminate_one(W, perm, tol)
     if not done:
-        return NONFINITE, dm - dm, 0  # singular: det = +0 exactly
+        return FALLBACK, nan, 0  # a tiny or zero pivot: the host decides
     n = A.shape[0]
     for i in range(n):
         for j in range(n):
-            W[i, j] = W[i, j].conjugate()
+            w = W[i, j]
+            if not mag_max(w) < math.inf:
+                return FALLBACK, nan, 0  # Ã⁻¹ overflowed: the host redoes it
+            W[i, j] = w.conjugate()
     if unscale_one(W, out, perm, fr, fc, cmax, 0) != OK:
         return FALLBACK, nan, 0
     return OK, dm, de - rsum - csum
 
 
-def hyman_point(H, sub, x, v, dv):
+def hyman_fold(s, es, ps, ep):
+    """``s − ps`` for ``s·2^es`` and ``ps·2^ep``, as ``(m, e)``: aligned on the
+    larger of the two, so that the smaller vanishes where it is below 2⁻¹⁰⁷⁴
+    of it and nothing overflows."""
+    if ep == es:
+        return s - ps, es
+    b = mag_max(ps)
+    if b == 0:
+        return s, es
+    a = mag_max(s)
+    if a == 0:
+        return -ps, ep
+    top = max(es + exponent(a), ep + exponent(b))
+    return mul_pow2(s, es - top) - mul_pow2(ps, ep - top), top
+
+
+def hyman_place(w, ew, ecur, val, e, i, end, hi):
+    """Store ``val·2ᵉ`` as entry ``i − 1`` of ``w`` (v or v′, with exponents
+    ``ew``) and return ``(current exponent, several)``.
+
+    Kept at the current exponent while within [2⁻¹⁰⁰, hi] of it; else
+    normalised to [0.5, 1) at an exponent of its own, and the entries
+    ``i … end`` at the old current exponent follow it where that is exact
+    (none above ``hi`` or below the normal range), or stay where they are
+    (``several``: the block now has entries at several exponents)."""
+    big = mag_max(val)
+    d = e - ecur
+    bigc = big if d == 0 else mul_pow2(big, d)
+    if big == 0 or (bigc <= hi and bigc >= math.ldexp(1.0, -100)):
+        w[i - 1] = val if d == 0 else mul_pow2(val, d)
+        ew[i - 1] = ecur
+        return ecur, False
+    k = exponent(big)
+    enew = e + k
+    w[i - 1] = mul_pow2(val, -k)
+    ew[i - 1] = enew
+    shift = ecur - enew
+    smax = 0.0
+    smin = math.inf
+    for j in range(i, end + 1):
+        if ew[j] == ecur:
+            m = mag_max(w[j])
+            smax = max(smax, m)
+            if m > 0 and m < smin:
+                smin = m
+    if smax == 0:
+        return enew, False
+    if mul_pow2(smax, shift) <= hi and mul_pow2(smin, shift) >= math.ldexp(1.0, -1022):
+        for j in range(i, end + 1):
+            if ew[j] == ecur:
+                w[j] = mul_pow2(w[j], shift)
+                ew[j] = enew
+        return enew, False
+    return enew, True
+
+
+def hyman_point(H, sub, x, v, dv, ev, edv):
     """(pm, dpm, pe, dpe) for one upper Hessenberg H at one point x:
     p = pm·2^pe, p′ = dpm·2^dpe.
 
-    v and v′ are renormalised to ~1 (exactly, by powers of two) whenever
-    max(|v|, |v′|) leaves [2⁻¹⁰⁰, 2^min(100, 850 − log2(|x|/‖H‖))], so that
-    x·v/h cannot overflow however large the point is; the caller sends
-    points beyond 2⁸⁵⁰·max|A| to the power rule.
+    The entries of v and v′ are kept as ``v_j = v[j]·2^ev[j]`` and
+    ``v′_j = dv[j]·2^edv[j]``, each with exponents of its own
+    (:func:`hyman_place`): the newest entry stays within
+    [2⁻¹⁰⁰, 2^min(100, 850 − log2(|x|/‖H‖))] of the current exponent, so that
+    x·v/h cannot overflow however large the point is (the caller sends
+    points beyond 2⁸⁵⁰·max|A| to the power rule); an old entry is never
+    scaled into inf (the companion matrix of x¹²⁸ − 1 at 10⁻³ made inf, and
+    0·inf NaN) nor into the subnormals; v′ far above v (v′/v ≈ n/x at a tiny
+    x) does not push x·v into the subnormals.  A row whose entries carry
+    several exponents sums each run of one exponent and folds the runs
+    together (:func:`hyman_fold`), s and its derivative each on an exponent
+    of its own (p′ may be far below p: the companion of x¹²⁸ − 1 at −10⁻³
+    has p = −1, p′ = −1.3e-379).
 
     Long by design: one device function per point (one CUDA thread) keeps
     the recurrence's running state — v, v′, their exponents and the
@@ -526,23 +677,59 @@ def hyman_point(H, sub, x, v, dv):
     end = n - 1  # last index of the current diagonal block
     v[end] = zero + 1
     dv[end] = zero
-    S = 0  # v, dv carry a factor 2^S
+    ev[end] = 0
+    edv[end] = 0
+    ecv = 0  # current exponents of v and v′
+    ecd = 0
+    multi = False  # the block has entries at several exponents
     hm = H[0, 0] * 0 + 1  # Π of the block's subdiagonal, as hm·2^he
     he = 0
     for i in range(n - 1, -1, -1):
-        s = x * v[i]
-        ds = x * dv[i] + v[i]
-        for j in range(i, end + 1):
-            h = H[i, j]
-            s -= h * v[j]
-            ds -= h * dv[j]
+        s = x * v[i]  # s carries a factor 2^es, ds 2^eds
+        es = ev[i]
+        if not multi and ecv == ecd:
+            ds = x * dv[i] + v[i]
+            eds = ecd
+            for j in range(i, end + 1):
+                h = H[i, j]
+                s -= h * v[j]
+                ds -= h * dv[j]
+        elif not multi:
+            ds = x * dv[i]
+            eds = ecd
+            for j in range(i, end + 1):
+                h = H[i, j]
+                s -= h * v[j]
+                ds -= h * dv[j]
+            ds, eds = hyman_fold(ds, eds, -v[i], ev[i])
+        else:
+            ps = zero
+            ep = ev[i]
+            for j in range(i, end + 1):
+                if ev[j] != ep:
+                    s, es = hyman_fold(s, es, ps, ep)
+                    ps = zero
+                    ep = ev[j]
+                ps += H[i, j] * v[j]
+            s, es = hyman_fold(s, es, ps, ep)
+            ds, eds = hyman_fold(x * dv[i], edv[i], -v[i], ev[i])
+            ps = zero
+            ep = edv[i]
+            for j in range(i, end + 1):
+                if edv[j] != ep:
+                    ds, eds = hyman_fold(ds, eds, ps, ep)
+                    ps = zero
+                    ep = edv[j]
+                ps += H[i, j] * dv[j]
+            ds, eds = hyman_fold(ds, eds, ps, ep)
         # sub[0] is 0 by construction: the top block always closes at i = 0,
         # even when H holds NaN (H[0, 0]·0 would be NaN and skip the close)
         hsub = sub[i]
         if hsub == 0:
-            # block [i, end] done: p_b = s·Πh·2^S, p′_b = ds·Πh·2^S.  p and p′
-            # keep exponents of their own (their ratio in the scaled problem
-            # is 2⁻ᵏ times the true one): p′ ← p′·p_b + p·p′_b, p ← p·p_b.
+            # block [i, end] done: p_b = s·Πh·2^es, p′_b = ds·Πh·2^eds.  p and
+            # p′ keep exponents of their own (their ratio in the scaled
+            # problem is 2⁻ᵏ times the true one): p′ ← p′·p_b + p·p′_b,
+            # p ← p·p_b.
             a = s * hm
             ka = exponent(mag_max(a))
             a = mul_pow2(a, -ka)
@@ -550,9 +737,9 @@ def hyman_point(H, sub, x, v, dv):
             kda = exponent(mag_max(da))
             da = mul_pow2(da, -kda)
             t1 = dpm * a
-            e1 = dpe + S + he + ka
+            e1 = dpe + es + he + ka
             t2 = pm * da
-            e2 = pe + S + he + kda
+            e2 = pe + eds + he + kda
             if t1 == 0:
                 dpm, dpe = t2, e2
             elif t2 == 0:
@@ -565,7 +752,7 @@ def hyman_point(H, sub, x, v, dv):
             dpm = mul_pow2(dpm, -k)
             dpe += k
             pm = pm * a
-            pe += S + he + ka
+            pe += es + he + ka
             k = exponent(mag_max(pm))
             pm = mul_pow2(pm, -k)
             pe += k
@@ -573,23 +760,43 @@ def hyman_point(H, sub, x, v, dv):
                 end = i - 1
                 v[end] = zero + 1
                 dv[end] = zero
-                S = 0
+                ev[end] = 0
+                edv[end] = 0
+                ecv = 0
+                ecd = 0
+                multi = False
                 hm = H[0, 0] * 0 + 1
                 he = 0
         else:
-            v[i - 1] = s / hsub
-            dv[i - 1] = ds / hsub
             hm = hm * hsub
             k = exponent(mag_max(hm))
             hm = mul_pow2(hm, -k)
             he += k
-            big = max(mag_max(v[i - 1]), mag_max(dv[i - 1]))
-            if big > hi or (big < lo and big > 0):
-                k = exponent(big)
-                for j in range(i - 1, end + 1):
-                    v[j] = mul_pow2(v[j], -k)
-                    dv[j] = mul_pow2(dv[j], -k)
-                S += k
+            # the usual case: s/h within range at the current exponent
+            nv = s / hsub
+            b = mag_max(nv)
+            if es == ecv and b <= hi and (b >= lo or b == 0):
+                v[i - 1] = nv
+                ev[i - 1] = ecv
+            else:
+                # on normalised mantissas: the quotient of a tiny h (kept by
+                # the deflation test when h·h_{i−1,i} matters) cannot overflow
+                ks = exponent(mag_max(s))
+                kh = exponent(mag_max(hsub))
+                nv = mul_pow2(s, -ks) / mul_pow2(hsub, -kh)
+                ecv, f = hyman_place(v, ev, ecv, nv, es + ks - kh, i, end, hi)
+                multi = multi or f
+            ndv = ds / hsub
+            b = mag_max(ndv)
+            if eds == ecd and b <= hi and (b >= lo or b == 0):
+                dv[i - 1] = ndv
+                edv[i - 1] = ecd
+            else:
+                ks = exponent(mag_max(ds))
+                kh = exponent(mag_max(hsub))
+                ndv = mul_pow2(ds, -ks) / mul_pow2(hsub, -kh)
+                ecd, f = hyman_place(dv, edv, ecd, ndv, eds + ks - kh, i, end, hi)
+                multi = multi or f
     return pm, dpm, pe, dpe
 
 
@@ -603,6 +810,8 @@ ALGORITHMS = (
     "cof3",
     "col_exponent3",
     "closed_form_one",
+    "split_pow2",
+    "det2_wide",
     "cofactor3_rescaled",
     "cofactor4_one",
     "equilibrate_one",
@@ -610,6 +819,8 @@ ALGORITHMS = (
     "unscale_one",
     "gauss_jordan_det_one",
     "gauss_jordan_inv_one",
+    "hyman_fold",
+    "hyman_place",
     "hyman_point",
 )
 #: Algorithms inlined into their callers (Numba ``inline="always"``): the
@@ -621,6 +832,7 @@ ALGORITHMS = (
 #: float64, for a few per cent of run time where the body dominates the call.
 INLINED = frozenset({
     "abs2", "mag1", "mag_max", "exponent", "cof3", "closed_form_one", "cofactor4_one",
+    "hyman_fold",
 })
 #: The targets :func:`compile_scalar` compiles for.
 TARGETS = ("cpu", "cuda")
