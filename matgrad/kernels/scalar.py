@@ -141,13 +141,20 @@ def exponent(a):
 
 
 def mul_pow2(v, e):
-    """v·2ᵉ for real or complex v, exact barring over/underflow, any int e."""
+    """v·2ᵉ for real or complex v, exact barring over/underflow, any int e.
+
+    A product that has overflowed is returned as it is: multiplying a complex
+    ``inf + 0j`` again would turn its zero part into ``inf·0 = NaN``."""
     while e > 1000:
         v = v * _TWO_1000
         e -= 1000
+        if not mag_max(v) < math.inf:
+            return v
     while e < -1000:
         v = v * _TWO_M1000
         e += 1000
+    if e >= -1022:
+        return v * math.ldexp(1.0, int(e))  # one multiplication: |e| ≤ 1000 here
     h = e // 2
     return v * math.ldexp(1.0, int(h)) * math.ldexp(1.0, int(e - h))
 
