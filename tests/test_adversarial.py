@@ -99,9 +99,17 @@ def _backends_xfail(reason: str, failing: tuple[str, ...]) -> list[Any]:
             for bp in BACKENDS]
 
 
-# Bugs being fixed: (property, operation) → (reason, backends it fails on).
-# The lead removes these marks as the fixes land (none open now).
-KNOWN: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+# What the documented contract does not promise: (property, operation) →
+# (reason, backends).
+SCALING_PATHS = ("not promised (docs/numerics.md §1, item 5): a power-of-two scaling that "
+                 "moves a slot across a path boundary (the 2^±300 window of the 2×2/3×3 "
+                 "closed forms) or changes which other entries truly overflow (the tier-2 "
+                 "refinement measures against the largest finite entry) rounds differently; "
+                 "both results are within the bounds")
+KNOWN: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
+    ("scaling", "det_grad"): (SCALING_PATHS, ("numpy", "numba", "dask")),
+    ("scaling", "logdet_grad"): (SCALING_PATHS, ("numpy", "numba", "dask")),
+}
 #: Fewer examples where each costs more (Dask: a graph per call).
 SCALE = {"dask": 0.5}
 

@@ -191,15 +191,10 @@ def test_plugin_selected_by_environment_in_subprocess() -> None:
 def test_cli_backends_lists_plugins_and_reasons() -> None:
     r = _run(["-m", "matgrad", "backends"], {})
     assert r.returncode == 0, r.stderr
-    out = r.stdout.splitlines()
-    table = out[2:out.index("")] if "" in out else out[2:]
-    lines = {line.split()[0]: line for line in table}
+    lines = {line.split()[0]: line for line in r.stdout.splitlines()[2:]}
     assert "yes" in lines["numpy"] and "yes" in lines["textbook"]
-    assert lines["unavailable"].split()[1] == "no" and lines["raising_hook"].split()[1] == "no"
-    # the reasons are listed under the table, one entry per backend
-    reasons = "\n".join(out[out.index("unavailable:") + 1:])
-    assert "unavailable: needs a quantum computer" in " ".join(reasons.split())
-    assert "raising_hook:" in reasons and "driver exploded" in reasons
+    assert "no: needs a quantum computer" in lines["unavailable"]
+    assert "driver exploded" in lines["raising_hook"]
 
 
 # ------------------------------------------------------------ plugin edge cases
