@@ -1,5 +1,6 @@
 """Render a ``matgrad bench --json`` file as the Markdown tables in
-``asv_bench/results-cpu.md`` (full table) and the README (ratios).
+``asv_bench/results-cpu.md`` (full table) and the performance guide (ratios,
+docs/guide/performance.md), whose summary rows the README repeats.
 
     python asv_bench/render_cpu_results.py asv_bench/results-cpu.json
 """

@@ -1,6 +1,7 @@
 """matgrad: closed-form matrix-calculus gradients, fast and exact, on any backend.
 
-See the README for usage, backend selection and the plugin contract.
+See the documentation site (docs/) for usage, backend selection and the plugin
+contract; README.md for the two commands that run and test it.
 """
 
 from ._api import (

@@ -4,7 +4,7 @@ A backend lists its preparation steps through the optional hook
 :meth:`matgrad.Backend.warmup_tasks` (none by default); the Numba backend
 returns one step per operation path and dtype, each compiling its kernels into
 Numba's on-disk cache.  Run it once per environment (for example in a
-Dockerfile, see the README) so that no call of a later process waits for a
+Dockerfile, see the tuning guide in docs/) so that no call of a later process waits for a
 compile.
 
 Steps run in ``jobs`` worker processes at once (default: the CPUs this

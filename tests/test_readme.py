@@ -28,7 +28,8 @@ def _runnable(block: str) -> bool:
 
 
 def test_readme_has_examples() -> None:
-    assert len(BLOCKS) >= 5
+    # the landing page's examples; the guides' are tests/test_docs.py's
+    assert len(BLOCKS) >= 3
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))

@@ -88,6 +88,28 @@ def test_plugin_option_runs_the_suite_without_a_test_file(tmp_path: Path) -> Non
     assert "no backend named 'nosuch' is registered" in r.stdout
 
 
+def test_plugin_option_alone_runs_only_the_suite(tmp_path: Path) -> None:
+    """With no test path, ``--matgrad-backend`` runs the contract suite and
+    nothing of the current directory: here a plugin's root holding its own
+    two-line test file (which ran every test twice before) and a test file
+    that cannot even be imported."""
+    (tmp_path / "test_delegating.py").write_text(_two_lines("delegating"))
+    (tmp_path / "test_broken.py").write_text("raise ImportError('collected by mistake')\n")
+    r = _pytest(["-p", "matgrad.testing", "--matgrad-backend", "delegating",
+                 "-k", "contract_check", "-rA", "--tb=line"], tmp_path, CORRECT, PLUGINS)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    got = _outcomes(r.stdout)
+    assert got and all(k.startswith("matgrad.testing::") for k in got), sorted(got)
+    assert len(got) == len(testing.CONTRACT_CHECKS)
+    # an explicit path still runs beside the suite
+    r = _pytest(["-p", "matgrad.testing", "--matgrad-backend", "delegating",
+                 "-k", "contract_check", "-rA", "--tb=line", "test_delegating.py"],
+                tmp_path, CORRECT, PLUGINS)
+    got = _outcomes(r.stdout)
+    assert r.returncode == 0 and {k.split("::")[0] for k in got} == {
+        "matgrad.testing", "test_delegating.py"}, sorted(got)
+
+
 def test_plugin_is_opt_in(tmp_path: Path) -> None:
     """No pytest11 entry point: a plain pytest run does not load it."""
     assert not [ep for ep in entry_points(group="pytest11") if ep.value.startswith("matgrad")]

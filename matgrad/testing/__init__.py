@@ -148,8 +148,16 @@ _SELECTED = Path(__file__).with_name("_selected.py")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("matgrad_backends"):
+    """With ``--matgrad-backend``, add the suite to the run.  When no test
+    path was given on the command line, the suite is the whole run: pytest
+    would otherwise also collect the current directory (a plugin's own tests
+    run twice from its root, or fail to import from elsewhere)."""
+    if not config.getoption("matgrad_backends"):
+        return
+    if config.args_source == config.ArgsSource.ARGS:
         config.args.append(str(_SELECTED))
+    else:
+        config.args[:] = [str(_SELECTED)]
 
 
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:

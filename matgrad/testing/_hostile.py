@@ -214,7 +214,7 @@ def check_graded_inverse(backend: Any) -> None:
 
 # ------------------------------------------------- complex beyond DBL_MAX
 def check_complex_beyond_dbl_max(backend: Any) -> None:
-    """Complex entries with |z| > DBL_MAX (both parts finite) are finite
+    """Complex entries with ``|z| > DBL_MAX`` (both parts finite) are finite
     input: every scaling decision must measure them without overflow."""
     z = 1.3e308 + 1.3e308j
     for n in (2, 3, 4, 5, 8):
@@ -269,7 +269,7 @@ def check_charpoly_structured(backend: Any) -> None:
 
 
 def check_charpoly_far_points(backend: Any) -> None:
-    """Points far beyond the matrix's scale (|x|/max|A| up to 2^1000 and
+    """Points far beyond the matrix's scale (``|x| / max|A|`` up to 2^1000 and
     more): x·v must not overflow inside the recurrence."""
     rng = np.random.default_rng(11)
     for n in (2, 3, 5):
