@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, overload
 
+from . import _fastpath
 from ._frontend import VALUE_OPS, Call, broadcast_batch, flag, prod
 from ._select import BackendLike
 
@@ -85,6 +86,10 @@ def frobenius_grad(X: Any, *, return_value: bool = False, backend: BackendLike =
     array([[0.6, 0. ],
            [0. , 0.8]])
     """
+    if backend is None and return_value is False:
+        fast = _fastpath.run("frobenius_grad", X)
+        if fast is not None:
+            return fast
     return_value = flag("frobenius_grad", "return_value", return_value)
     call = Call("frobenius_grad", backend, {"X": X})
     shape = call.matrix("X", square=False)
@@ -102,6 +107,8 @@ def frobenius_grad(X: Any, *, return_value: bool = False, backend: BackendLike =
         norm, G = call.run("frobenius_value_grad", (B, m, n), Xc)
         return call.back(norm.reshape(shape[:-2])), call.back(G.reshape(shape))
     G = call.run("frobenius_grad", (B, m, n), Xc)
+    if backend is None:
+        _fastpath.remember("frobenius_grad", X, call.backend, call.ran, call.deferred, call.dtype)
     return call.back(G.reshape(shape))
 
 
@@ -207,6 +214,10 @@ def det_grad(A: Any, *, return_value: bool = False, backend: BackendLike = None)
     array([[ 4., -2.],
            [-2.,  1.]])
     """
+    if backend is None and return_value is False:
+        fast = _fastpath.run("det_grad", A)
+        if fast is not None:
+            return fast
     return _square_op("det_grad", A, backend, return_value)
 
 
@@ -257,6 +268,10 @@ def logdet_grad(A: Any, *, return_value: bool = False, backend: BackendLike = No
     array([[0.5 , 0.  ],
            [0.  , 0.25]])
     """
+    if backend is None and return_value is False:
+        fast = _fastpath.run("logdet_grad", A)
+        if fast is not None:
+            return fast
     return _square_op("logdet_grad", A, backend, return_value)
 
 
@@ -286,6 +301,8 @@ def _square_op(op: str, A: Any, backend: BackendLike, return_value: bool = False
     Ac = call.canonical("A", shape, (B, n, n))
     if not return_value:
         out = call.run(op, (B, n, n), Ac)
+        if backend is None:
+            _fastpath.remember(op, A, call.backend, call.ran, call.deferred, call.dtype)
         return call.back(out.reshape(shape))
     parts = call.run(VALUE_OPS[op], (B, n, n), Ac)
     *values, G = (call.back(r.reshape(batch if r.ndim == 1 else shape)) for r in parts)

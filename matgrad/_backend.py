@@ -354,7 +354,13 @@ def _delegating_method(m: Method) -> Callable[..., Any]:
     default = getattr(Backend, m.name)
 
     def method(self: ModuleBackend, *args: Any) -> Any:
-        fn = self.operation(m.name)
+        # resolved once per instance: the modules and their functions do not
+        # change, and a small call should not search them every time
+        resolved = self.__dict__.setdefault("_resolved_operations", {})
+        try:
+            fn = resolved[m.name]
+        except KeyError:
+            fn = resolved[m.name] = self.operation(m.name)
         if fn is None:
             if m.required:
                 raise NotImplementedError(

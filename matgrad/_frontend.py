@@ -223,6 +223,7 @@ class Call:
         exists, the backend may raise :class:`Defer` and the fallback runs the
         call instead.  Which backend ran is logged at debug level."""
         ran = self.backend
+        self.ran: Backend | None = None
         deferred: Defer | None = None
         if self.fallback is None:
             result = getattr(ran, op)(*args)
@@ -239,6 +240,7 @@ class Call:
                        self.fallback.name, deferred)
             ran = self.fallback
             result = getattr(ran, op)(*args)
+        self.ran, self.deferred = ran, deferred is not None
         if _log.isEnabledFor(logging.DEBUG):
             shapes = ", ".join(str(getattr(a, "shape", "?")) for a in args)
             _log.debug("%s: backend %r ran %s on %s %s", self.func, ran.name, op,

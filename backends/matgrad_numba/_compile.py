@@ -133,8 +133,11 @@ def _fingerprinter() -> Callable[[Any], Any] | None:
     return compute_fingerprint
 
 
+_FINGERPRINT = _fingerprinter()
+
+
 def _key(fn: Any, args: Sequence[Any]) -> tuple[Any, ...]:
-    fingerprint = _fingerprinter()
+    fingerprint = _FINGERPRINT
     if fingerprint is not None:
         try:
             return (fn, *map(fingerprint, args))
@@ -294,7 +297,8 @@ def prepare(fn: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
     happen quietly."""
     name = getattr(fn, "__name__", None) or repr(fn)
     frozen = READ_ONLY_ARGS.get(name)
-    if frozen:
+    if frozen and any(isinstance(args[i], np.ndarray) and args[i].flags.writeable
+                      for i in frozen):  # else nothing to freeze
         args = tuple(_read_only(a) if i in frozen else a for i, a in enumerate(args))
     key = _key(fn, args)
     if key in _ready:
@@ -363,8 +367,10 @@ def _watched(op: str, method: F) -> F:
     def run(self: Any, *args: Any) -> Any:
         if _policy.get() is not None:  # nested (a value method calling a gradient one)
             return method(self, *args)
-        size = sum(int(getattr(a, "size", 1)) for a in args)
-        small = size <= matgrad.config.numba_defer_max_elements and matgrad.Backend.may_defer()
+        # may_defer first: outside a deferrable call the size is not needed
+        deferrable = matgrad.Backend.may_defer()
+        size = sum(int(getattr(a, "size", 1)) for a in args) if deferrable else 0
+        small = deferrable and size <= matgrad.config.numba_defer_max_elements
         token = _policy.set(_Policy(op, DEFER if small else COMPILE, size))
         try:
             return method(self, *args)

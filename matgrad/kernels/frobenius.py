@@ -106,6 +106,11 @@ def frobenius_value_grad(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return norm.astype(rdt), G
 
 
+#: dtype of the real and imaginary parts, by dtype character.
+_REAL_PART = {"f": np.dtype(np.float32), "d": np.dtype(np.float64),
+              "F": np.dtype(np.float32), "D": np.dtype(np.float64)}
+
+
 def real_rows(X: Arr) -> tuple[Arr, Arr, Arr]:
     """``(out, flat, res)`` for a nonempty batch ``X (B, m, n)`` (NumPy or
     CuPy): an empty result like ``X``, and the real ``(B, L)`` views of ``X``
@@ -115,7 +120,7 @@ def real_rows(X: Arr) -> tuple[Arr, Arr, Arr]:
     a: Any = X
     B = a.shape[0]
     out = xp.empty(a.shape, dtype=a.dtype)
-    rdt = np.dtype(a.dtype).type(0).real.dtype
+    rdt = _REAL_PART[a.dtype.char]
     flat = xp.ascontiguousarray(a).reshape(B, -1).view(rdt)
     return out, flat, out.reshape(B, -1).view(rdt)
 

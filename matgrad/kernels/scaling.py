@@ -39,25 +39,34 @@ def namespace(x: Any) -> Any:
     return importlib.import_module(type(x).__module__.partition(".")[0])
 
 
+_F64 = np.dtype(np.float64)
+_C128 = np.dtype(np.complex128)
+
+
 def work_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     """float64 or complex128: the precision the host algorithms compute in."""
-    return np.dtype(np.complex128 if dtype.kind == "c" else np.float64)
+    return _C128 if dtype.kind == "c" else _F64
 
 
 def widen(x: Arr) -> Arr:
     """``x`` in float64/complex128 (no copy if it already is).  Silent: a
     float32 signalling NaN becomes a quiet NaN in its own slot, with no
     floating-point warning (the cast alone would raise "invalid")."""
+    wide = work_dtype(x.dtype)  # type: ignore[attr-defined]
+    if x.dtype == wide:  # type: ignore[attr-defined]
+        return x  # nothing to convert: skip the error-state switch (a small call's cost)
     with np.errstate(invalid="ignore"):
-        out: Arr = x.astype(work_dtype(x.dtype), copy=False)  # type: ignore[attr-defined]
+        out: Arr = x.astype(wide)  # type: ignore[attr-defined]
     return out
 
 
 def narrow(x: Arr, dtype: Any) -> Arr:
     """Round a float64/complex128 result to ``dtype`` (float32 results that
     truly exceed float32's range become ±inf, silently)."""
+    if x.dtype == dtype:  # type: ignore[attr-defined]
+        return x
     with np.errstate(over="ignore", under="ignore"):
-        out: Arr = x.astype(dtype, copy=False)  # type: ignore[attr-defined]
+        out: Arr = x.astype(dtype)  # type: ignore[attr-defined]
     return out
 
 

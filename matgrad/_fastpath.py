@@ -1,0 +1,116 @@
+"""The short way through for a call seen before.
+
+A public call validates its input, resolves the dtype, selects a backend,
+makes the canonical ``(B, m, n)`` array, runs the backend's method and
+checks what comes back (:mod:`matgrad._frontend`).  For a NumPy array of
+one of the four computed dtypes, everything but running the method is
+decided by facts that repeat in a loop: the operation, the input's dtype,
+shape and memory layout, and the backend selection in force.  The first
+call with those facts goes the full way; if it ran on the backend the
+selection chose (no deferral) and passed every check, its route — the
+backend's bound method — is remembered under them (:func:`remember`), and
+a later call with the same facts runs that method on the same canonical
+array directly (:func:`run`).  The result is the same, bit for bit, since
+the same method of the same backend receives an identical array.
+
+What the key holds, and why each part:
+
+* operation, dtype, shape, C-contiguity: the canonical array's type (a
+  compiled kernel is typed by dtype, layout and writability) and which
+  kernel runs (Numba compiles one per path, and a path is picked by shape);
+* the selection: ``use_backend``'s context value, ``set_backend``'s
+  process-wide value and ``$MATGRAD_BACKEND`` as read now (each read per
+  call, as the full way reads them);
+* the registry's current table of backends (checked by identity: a refresh
+  or a backend marked unavailable makes a new table, and the route lapses).
+
+Every route is forgotten when a :data:`matgrad.config` setting changes (a
+threshold may change the path a shape takes).  Calls with ``backend=``,
+``return_value=True``, other array types, other dtypes, empty inputs, or
+with matgrad's debug logging on (which reports the backend of every call)
+always take the full way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import _config, _registry, _select
+
+__all__ = ["remember", "run"]
+
+_log = logging.getLogger("matgrad")
+#: At most this many routes (a loop uses one; shapes that change every
+#: call would otherwise grow the table without bound).
+MAX_ROUTES = 256
+
+Route = tuple[Callable[[np.ndarray], Any], object]  # (bound method, registry table)
+_routes: dict[tuple[Any, ...], Route] = {}
+_COMPUTED = frozenset(np.dtype(t) for t in ("float32", "float64", "complex64", "complex128"))
+
+
+def _forget(_setting: str = "") -> None:
+    _routes.clear()
+
+
+_config.on_change(_forget)
+
+
+def _key(op: str, x: np.ndarray) -> tuple[Any, ...]:
+    return (op, x.dtype, x.shape, x.flags.c_contiguous, _select._context.get(),
+            _select._global, os.environ.get(_select.ENV_VAR))
+
+
+def _canonical(x: np.ndarray) -> np.ndarray:
+    """The array the full way hands the backend: a read-only view of a
+    C-contiguous input (its broadcast), a fresh contiguous copy otherwise."""
+    if x.flags.c_contiguous:
+        v = x.view()
+        v.flags.writeable = False
+    else:
+        v = np.ascontiguousarray(x)
+    m, n = x.shape[-2:]
+    return v.reshape(-1, m, n)
+
+
+def run(op: str, x: Any) -> Any:
+    """``op``'s result for ``x`` by a remembered route, or None when there is
+    none (the caller then takes the full way)."""
+    if type(x) is not np.ndarray:
+        return None
+    # _key and _canonical, written out: this function's own cost is the point
+    route = _routes.get((op, x.dtype, x.shape, x.flags.c_contiguous, _select._context.get(),
+                         _select._global, os.environ.get(_select.ENV_VAR)))
+    if route is None or route[1] is not _registry._REGISTRY._entries:
+        return None
+    if _log.isEnabledFor(logging.DEBUG):
+        return None
+    if x.flags.c_contiguous:
+        xc = x.view()
+        xc.flags.writeable = False
+    else:
+        xc = np.ascontiguousarray(x)
+    xc = xc.reshape(-1, *x.shape[-2:])
+    out = route[0](xc)
+    # The route passed the full checks once; these keep a changed backend
+    # from handing back something else unnoticed (the full way then reports).
+    if (type(out) is not np.ndarray or out.shape != xc.shape or out.dtype != x.dtype
+            or np.may_share_memory(out, x)):
+        return None
+    return out.reshape(x.shape)
+
+
+def remember(op: str, x: Any, backend: Any, ran: Any, deferred: bool, dtype: Any) -> None:
+    """After a full call of ``op`` on ``x`` with no ``backend=`` keyword:
+    remember its route if it is one :func:`run` may take."""
+    if (type(x) is not np.ndarray or deferred or ran is None or x.dtype != dtype
+            or x.dtype not in _COMPUTED or x.ndim < 2 or x.size == 0):
+        return
+    if len(_routes) >= MAX_ROUTES:
+        _routes.clear()
+    _routes[_key(op, x)] = (getattr(ran, op), _registry._REGISTRY._entries)
