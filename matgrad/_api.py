@@ -108,7 +108,7 @@ def frobenius_grad(X: Any, *, return_value: bool = False, backend: BackendLike =
         return call.back(norm.reshape(shape[:-2])), call.back(G.reshape(shape))
     G = call.run("frobenius_grad", (B, m, n), Xc)
     if backend is None:
-        _fastpath.remember("frobenius_grad", X, call.backend, call.ran, call.deferred, call.dtype)
+        _fastpath.remember("frobenius_grad", X, Xc, call.ran, call.deferred, call.dtype)
     return call.back(G.reshape(shape))
 
 
@@ -302,7 +302,7 @@ def _square_op(op: str, A: Any, backend: BackendLike, return_value: bool = False
     if not return_value:
         out = call.run(op, (B, n, n), Ac)
         if backend is None:
-            _fastpath.remember(op, A, call.backend, call.ran, call.deferred, call.dtype)
+            _fastpath.remember(op, A, Ac, call.ran, call.deferred, call.dtype)
         return call.back(out.reshape(shape))
     parts = call.run(VALUE_OPS[op], (B, n, n), Ac)
     *values, G = (call.back(r.reshape(batch if r.ndim == 1 else shape)) for r in parts)

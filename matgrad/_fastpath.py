@@ -105,11 +105,18 @@ def run(op: str, x: Any) -> Any:
     return out.reshape(x.shape)
 
 
-def remember(op: str, x: Any, backend: Any, ran: Any, deferred: bool, dtype: Any) -> None:
-    """After a full call of ``op`` on ``x`` with no ``backend=`` keyword:
-    remember its route if it is one :func:`run` may take."""
+def remember(op: str, x: Any, canonical: Any, ran: Any, deferred: bool, dtype: Any) -> None:
+    """After a full call of ``op`` on ``x`` with no ``backend=`` keyword, in
+    which backend ``ran`` (deferred or not) received ``canonical``: remember
+    the route if it is one :func:`run` may take — the backend took a NumPy
+    array exactly like the one :func:`run` makes (a backend that moves
+    arrays to a device, or lays them out otherwise, is never short-cut)."""
     if (type(x) is not np.ndarray or deferred or ran is None or x.dtype != dtype
             or x.dtype not in _COMPUTED or x.ndim < 2 or x.size == 0):
+        return
+    if (type(canonical) is not np.ndarray or not canonical.flags.c_contiguous
+            or canonical.dtype != x.dtype
+            or canonical.flags.writeable == x.flags.c_contiguous):
         return
     if len(_routes) >= MAX_ROUTES:
         _routes.clear()
