@@ -7,11 +7,11 @@ one of the four computed dtypes, everything but running the method is
 decided by facts that repeat in a loop: the operation, the input's dtype,
 shape and memory layout, and the backend selection in force.  The first
 call with those facts goes the full way; if it ran on the backend the
-selection chose (no deferral) and passed every check, its route — the
-backend's bound method — is remembered under them (:func:`remember`), and
-a later call with the same facts runs that method on the same canonical
-array directly (:func:`run`).  The result is the same, bit for bit, since
-the same method of the same backend receives an identical array.
+selection chose (no deferral) and passed every check, its route — that
+backend — is remembered under them (:func:`remember`), and
+a later call with the same facts runs the same method of that backend on
+the same canonical array directly (:func:`run`).  The result is the same,
+bit for bit, since the same method receives an identical array.
 
 What the key holds, and why each part:
 
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -49,7 +48,7 @@ _log = logging.getLogger("matgrad")
 #: call would otherwise grow the table without bound).
 MAX_ROUTES = 256
 
-Route = tuple[Callable[[np.ndarray], Any], object]  # (bound method, registry table)
+Route = tuple[Any, object]  # (the backend that ran, the registry's table then)
 _routes: dict[tuple[Any, ...], Route] = {}
 _COMPUTED = frozenset(np.dtype(t) for t in ("float32", "float64", "complex64", "complex128"))
 
@@ -96,7 +95,9 @@ def run(op: str, x: Any) -> Any:
     else:
         xc = np.ascontiguousarray(x)
     xc = xc.reshape(-1, *x.shape[-2:])
-    out = route[0](xc)
+    # the method looked up at each call, as the full way does (a method
+    # replaced on the backend or its class since is the one that runs)
+    out = getattr(route[0], op)(xc)
     # The route passed the full checks once; these keep a changed backend
     # from handing back something else unnoticed (the full way then reports).
     if (type(out) is not np.ndarray or out.shape != xc.shape or out.dtype != x.dtype
@@ -120,4 +121,4 @@ def remember(op: str, x: Any, canonical: Any, ran: Any, deferred: bool, dtype: A
         return
     if len(_routes) >= MAX_ROUTES:
         _routes.clear()
-    _routes[_key(op, x)] = (getattr(ran, op), _registry._REGISTRY._entries)
+    _routes[_key(op, x)] = (ran, _registry._REGISTRY._entries)

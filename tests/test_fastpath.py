@@ -139,6 +139,26 @@ def test_the_selection_is_read_at_every_call(monkeypatch: pytest.MonkeyPatch) ->
     assert len(numpy_calls) == expected + 7 + (1 if auto == "numpy" else 0)
 
 
+def test_a_method_replaced_later_is_the_one_that_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A route names the backend, not a method captured once: patching the
+    backend's class after the route exists still takes effect."""
+    A = np.random.default_rng(7).standard_normal((3, 3))
+    with matgrad.use_backend("numpy"):
+        matgrad.det_grad(A)
+        matgrad.det_grad(A)
+        backend = matgrad.load_backend("numpy")
+        real = type(backend).det_grad
+        seen: list[int] = []
+
+        def patched(self: Any, *args: Any) -> Any:
+            seen.append(1)
+            return real(self, *args)
+
+        monkeypatch.setattr(type(backend), "det_grad", patched)
+        matgrad.det_grad(A)
+    assert seen == [1]
+
+
 def test_refresh_and_config_changes_drop_the_routes(monkeypatch: pytest.MonkeyPatch) -> None:
     A = np.random.default_rng(2).standard_normal((4, 4))
     matgrad.frobenius_grad(A)
