@@ -153,3 +153,18 @@ def test_a_threshold_changes_the_path_not_the_contract() -> None:
     np.testing.assert_allclose(lapack, default, rtol=1e-11, atol=1e-13)
     np.testing.assert_array_equal(lapack, alone)
     assert not np.array_equal(lapack, default)  # really another path
+
+
+def test_every_setting_is_read_by_the_code() -> None:
+    """A setting nobody reads is a knob that tests could set and believe
+    they exercise: each one must be read (``config.<name>``) by matgrad or
+    a built-in backend outside the config module itself."""
+    from pathlib import Path
+
+    root = Path(matgrad.__file__).parent.parent
+    sources = [p for d in ("matgrad", "backends") for p in (root / d).rglob("*.py")
+               if p.name != "_config.py"]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sources)
+    unread = [f.name for f in dataclasses.fields(matgrad.Config)
+              if f"config.{f.name}" not in text]
+    assert not unread, f"settings no code reads: {unread}"
