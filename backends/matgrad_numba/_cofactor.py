@@ -22,10 +22,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from matgrad.kernels.codes import HOST_VALUE, OK
+from matgrad.kernels.codes import FALLBACK, HOST_VALUE, OK
 from matgrad.kernels.scalar import compile_scalar
 
-__all__ = ["closed_form", "in_range", "lu_kernel", "row_expansion", "workspace"]
+__all__ = ["closed_form", "in_range", "logdet_closed", "lu_kernel", "row_expansion", "workspace"]
 
 # The CPU-compiled algorithms, bound at module level: the kernels below refer
 # to them as globals (not closure variables), which keeps them in Numba's
@@ -72,6 +72,45 @@ def row_expansion(A, C):  # type: ignore[no-untyped-def]
     for j in range(1, A.shape[1]):
         s = s + A[0, j] * C[0, j]
     return s
+
+
+@nb.njit(nogil=True, cache=True)
+def logdet_closed(A, G, d, status, lo, hi):  # type: ignore[no-untyped-def]
+    """``A⁻ᵀ`` (conjugated for complex ``A``) of the 2×2 / 3×3 matrices
+    ``lo:hi`` as ``conj(C/det)``: ``C`` the closed-form cofactors, ``det``
+    their row expansion (also stored in ``d``).  Taken (OK) where every entry
+    is finite with its nonzero parts within 2^±300 (no product over- or
+    underflows) and the expansion lost at most 10 bits to cancellation
+    (``|det| > 2⁻¹⁰·Σ_j |a_0j·C_0j|``), or every term is 0 (exactly singular:
+    NaN, as ``A⁻ᵀ`` does not exist); FALLBACK otherwise, for the caller's
+    elimination, whose pivots carry an ill-conditioned determinant better.
+    The host's rule (``matgrad.kernels.cofactor``), one pass per matrix."""
+    small = 2.0**-300
+    big = 2.0**300
+    lost = 2.0**-10
+    n = A.shape[1]
+    As = A[lo:hi]  # indexed from 0: no negative-index check per matrix
+    Gs = G[lo:hi]
+    for b in range(As.shape[0]):
+        a = As[b]
+        g = Gs[b]
+        if not in_range(a, small, big):
+            status[lo + b] = FALLBACK
+            continue
+        closed_form_one(a, g)  # within 2^±300: no product over- or underflows
+        det = row_expansion(a, g)
+        terms = 0.0
+        for j in range(n):
+            terms += abs(a[0, j] * g[0, j])
+        if not (abs(det) > lost * terms or terms == 0.0):
+            status[lo + b] = FALLBACK
+            continue
+        d[lo + b] = det
+        den = det if det != 0 else det + np.nan
+        for i in range(n):
+            for j in range(n):
+                g[i, j] = np.conj(g[i, j] / den)
+        status[lo + b] = OK
 
 
 @nb.njit(inline="always")

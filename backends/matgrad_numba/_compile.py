@@ -98,6 +98,7 @@ READ_ONLY_ARGS: dict[str, tuple[int, ...]] = {
     "closed_form": (0,),
     "lu_kernel": (0,),
     "closed_form_value": (0,),
+    "logdet_closed": (0,),
 }
 #: Kernels that a call launches after the given one (added to its estimate).
 _FOLLOWERS = {"_partials": ("_write",), "hessenberg": ("hyman",)}
@@ -434,6 +435,8 @@ def _inputs(dtype: np.dtype[Any]) -> list[tuple[str, str, tuple[np.ndarray, ...]
         ("bilinear_grad", "bilinear_grad", (x, y), _EVERY_PATH),
         ("det_grad n ≤ 3", "det_grad", (A3,), _EVERY_PATH),
         ("det_grad n ≤ 3 with value", "det_value_grad", (A3,), _EVERY_PATH),
+        ("logdet_grad n ≤ 3", "logdet_grad", (A3,), _EVERY_PATH),
+        ("logdet_grad n ≤ 3 with value", "logdet_value_grad", (A3,), _EVERY_PATH),
         ("det_grad, logdet_grad n ≥ 4", "det_grad", (A6,), _EVERY_PATH),
         ("det_grad, logdet_grad n ≥ 4", "logdet_grad", (A6,), _EVERY_PATH),
         ("det_grad, logdet_grad n ≥ 4", "det_value_grad", (A6,), _EVERY_PATH),

@@ -12,7 +12,8 @@ import scipy.linalg
 from matgrad import config
 from matgrad.kernels import charpoly as host_charpoly
 from matgrad.kernels import routing
-from matgrad.kernels.scaling import mantissa_product, widen, work_dtype
+from matgrad.kernels.codes import OK
+from matgrad.kernels.scaling import mantissa_product, narrow, widen, work_dtype
 
 from . import _charpoly, _cofactor, _frobenius
 from ._runtime import launch, threads
@@ -67,9 +68,29 @@ def det_grad(A: np.ndarray) -> np.ndarray:
 
 
 def logdet_grad(A: np.ndarray) -> np.ndarray:
+    if A.shape[-1] in (2, 3):
+        return logdet_small(A)[0]
     G: np.ndarray = routing.logdet_grad(A, eliminate=_lu_path, host=_on_host,
                                         host_min_n=config.numba_det_lapack_min_n)
     return G
+
+
+def logdet_small(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(A⁻ᵀ, det, redo)`` for 2×2 / 3×3 ``A``: ``conj(C/det)`` from the
+    closed forms (``_cofactor.logdet_closed``) where they are accurate, the
+    elimination of :func:`routing.logdet_grad` for the slots ``redo`` (whose
+    ``det`` entries are not set).  ``A⁻ᵀ`` in ``A``'s dtype, ``det`` wide."""
+    W = widen(A)
+    B = W.shape[0]
+    G = np.empty_like(W)
+    d = np.empty(B, dtype=W.dtype)
+    status = np.empty(B, dtype=np.int8)
+    launch(_cofactor.logdet_closed, B, W.size, W, G, d, status)
+    redo = np.flatnonzero(status != OK)
+    if redo.size:
+        G[redo] = routing.logdet_grad(W[redo], eliminate=_lu_path, host=_on_host,
+                                      host_min_n=config.numba_det_lapack_min_n)
+    return narrow(G, A.dtype), d, redo
 
 
 def _charpoly_lu(

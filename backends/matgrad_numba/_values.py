@@ -39,6 +39,7 @@ from matgrad.kernels.scaling import ldexp, narrow, widen
 
 from . import _frobenius
 from ._cofactor import in_range, lu_kernel, row_expansion
+from ._ops import logdet_small
 from ._runtime import launch
 
 __all__ = ["det_value_grad", "frobenius_value_grad", "logdet_value_grad"]
@@ -124,6 +125,21 @@ def logdet_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     n = A.shape[-1]
     if n >= config.numba_det_lapack_min_n:
         return host_cofactor.logdet_value_grad(A)
+    real = np.empty(0, A.dtype).real.dtype
+    if n in (2, 3):  # the closed forms' determinant where they are taken
+        G, d, redo = logdet_small(A)
+        with np.errstate(all="ignore"):
+            sign, logabs = host_cofactor.slogdet_from_mantissa(d, np.zeros(d.shape, np.int64))
+        if redo.size:  # the elimination's values, as its gradient in G
+            sign[redo], logabs[redo], _ = _logdet_value_eliminated(widen(A[redo]))
+        return narrow(sign, A.dtype), narrow(logabs, real), G
+    sign, logabs, G = _logdet_value_eliminated(A)
+    return narrow(sign, A.dtype), narrow(logabs, real), narrow(G, A.dtype)
+
+
+def _logdet_value_eliminated(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sign, log|det A|, A⁻ᵀ)`` in the wide dtype from the Gauss-Jordan
+    kernel (the host for its FALLBACK slots)."""
     _W, G, dm, de, status = _lu_value_path(A, inverse_t=True)
     # NONFINITE: dm = 0 at an exactly zero pivot ((0, −inf)), NaN for a
     # non-finite entry
@@ -133,8 +149,7 @@ def logdet_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if redo.size:  # exponents beyond plain power-of-two factors (rare)
         sign[redo], logabs[redo], G[redo] = host_cofactor.logdet_value_grad(
             A[redo].astype(G.dtype))
-    real = np.empty(0, A.dtype).real.dtype
-    return narrow(sign, A.dtype), narrow(logabs, real), narrow(G, A.dtype)
+    return sign, logabs, G
 
 
 def frobenius_value_grad(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
