@@ -99,6 +99,7 @@ READ_ONLY_ARGS: dict[str, tuple[int, ...]] = {
     "lu_kernel": (0,),
     "closed_form_value": (0,),
     "logdet_closed": (0,),
+    "closed_form_narrow": (0,),
 }
 #: Kernels that a call launches after the given one (added to its estimate).
 _FOLLOWERS = {"_partials": ("_write",), "hessenberg": ("hyman",)}

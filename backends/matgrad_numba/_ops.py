@@ -60,6 +60,12 @@ def _on_host(fn: Callable[[np.ndarray], np.ndarray], A: np.ndarray) -> np.ndarra
 
 
 def det_grad(A: np.ndarray) -> np.ndarray:
+    if A.shape[-1] in (2, 3) and A.dtype != work_dtype(A.dtype):
+        # float32 / complex64: widened per matrix inside the kernel, so the
+        # call moves the narrow dtype's bytes only
+        C = np.empty_like(A)
+        launch(_cofactor.closed_form_narrow, A.shape[0], A.size, A, C)
+        return C
     # the host (LAPACK getrf/getri per matrix) from config.numba_det_lapack_min_n on
     C: np.ndarray = routing.det_grad(A, closed_form=_closed_form, eliminate=_lu_path,
                                      host=_on_host, host_min_n=config.numba_det_lapack_min_n,
@@ -80,17 +86,17 @@ def logdet_small(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     closed forms (``_cofactor.logdet_closed``) where they are accurate, the
     elimination of :func:`routing.logdet_grad` for the slots ``redo`` (whose
     ``det`` entries are not set).  ``A⁻ᵀ`` in ``A``'s dtype, ``det`` wide."""
-    W = widen(A)
-    B = W.shape[0]
-    G = np.empty_like(W)
-    d = np.empty(B, dtype=W.dtype)
+    B = A.shape[0]
+    G = np.empty_like(A)
+    d = np.empty(B, dtype=work_dtype(A.dtype))
     status = np.empty(B, dtype=np.int8)
-    launch(_cofactor.logdet_closed, B, W.size, W, G, d, status)
+    # float32 / complex64 widened per matrix inside the kernel (no wide copy)
+    launch(_cofactor.logdet_closed, B, A.size, A, G, d, status)
     redo = np.flatnonzero(status != OK)
     if redo.size:
-        G[redo] = routing.logdet_grad(W[redo], eliminate=_lu_path, host=_on_host,
-                                      host_min_n=config.numba_det_lapack_min_n)
-    return narrow(G, A.dtype), d, redo
+        G[redo] = narrow(routing.logdet_grad(widen(A[redo]), eliminate=_lu_path, host=_on_host,
+                                             host_min_n=config.numba_det_lapack_min_n), A.dtype)
+    return G, d, redo
 
 
 def _charpoly_lu(
