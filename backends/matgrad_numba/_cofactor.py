@@ -19,6 +19,8 @@ compiled for the CPU and called; the routing between paths is
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba as nb
 import numpy as np
 from numba import types
@@ -52,7 +54,7 @@ def closed_form(A, C, lo, hi):  # type: ignore[no-untyped-def]
             cofactor3_rescaled(As[b], Cs[b])  # an overflow or a non-finite entry (rare)
 
 
-def wide(x):  # type: ignore[no-untyped-def]
+def wide(x: Any) -> Any:
     """``x`` as float64 / complex128, exactly (signs of zero, NaN and inf
     kept: ``x + 0.0`` would turn −0.0 into +0.0, ``x·1.0`` a complex −0.0
     part into +0.0); for Numba code only."""

@@ -63,9 +63,9 @@ def det_grad(A: np.ndarray) -> np.ndarray:
     if A.shape[-1] in (2, 3) and A.dtype != work_dtype(A.dtype):
         # float32 / complex64: widened per matrix inside the kernel, so the
         # call moves the narrow dtype's bytes only
-        C = np.empty_like(A)
-        launch(_cofactor.closed_form_narrow, A.shape[0], A.size, A, C)
-        return C
+        out = np.empty_like(A)
+        launch(_cofactor.closed_form_narrow, A.shape[0], A.size, A, out)
+        return out
     # the host (LAPACK getrf/getri per matrix) from config.numba_det_lapack_min_n on
     C: np.ndarray = routing.det_grad(A, closed_form=_closed_form, eliminate=_lu_path,
                                      host=_on_host, host_min_n=config.numba_det_lapack_min_n,
