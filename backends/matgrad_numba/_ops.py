@@ -11,13 +11,15 @@ import scipy.linalg
 
 from matgrad import config
 from matgrad.kernels import charpoly as host_charpoly
+from matgrad.kernels import hessian as host_hessian
 from matgrad.kernels import routing
-from matgrad.kernels.scaling import mantissa_product, widen, work_dtype
+from matgrad.kernels.scaling import mantissa_product, narrow, widen, work_dtype
 
-from . import _charpoly, _cofactor, _frobenius
+from . import _charpoly, _cofactor, _frobenius, _hessian, _values
 from ._runtime import launch, threads
 
-__all__ = ["bilinear_grad", "charpoly_deriv", "det_grad", "frobenius_grad", "logdet_grad"]
+__all__ = ["bilinear_grad", "charpoly_deriv", "det_grad", "det_hessian", "det_hvp",
+           "det_hvp_value", "frobenius_grad", "frobenius_hvp", "logdet_grad", "logdet_hvp"]
 
 def frobenius_grad(X: np.ndarray) -> np.ndarray:
     return _frobenius.frobenius_grad(X)
@@ -179,3 +181,71 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
         host_charpoly.apply_far_points(pd, dpd, x[done], kmax[done], n)
         p[done], dp[done] = pd, dpd
     return p, dp
+
+
+# ---------------------------------------------------------------- second derivatives
+def _redo_on_host(A: np.ndarray, V: np.ndarray, H: np.ndarray, redo: np.ndarray) -> None:
+    """The slots whose products overflowed (``redo``): the host's ``det_hvp``,
+    which redoes them on the equilibrated pair (rare)."""
+    idx = np.flatnonzero(redo)
+    if idx.size:
+        H[idx] = host_hessian.det_hvp(A[idx], V[idx])
+
+
+def det_hvp(A: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """``H = D cofactor(A)[V]`` per slot: the polynomial kernels for
+    ``n = 2, 3`` (:mod:`matgrad_numba._hessian`), the host algorithm of
+    :func:`matgrad.kernels.hessian.det_hvp` otherwise."""
+    B, n, _ = A.shape
+    if n == 1 or n >= 4 or B == 0:
+        return host_hessian.det_hvp(A, V)
+    H = np.empty_like(A)
+    redo = np.zeros(B, dtype=np.bool_)
+    launch(_hessian.hvp_small, B, 2 * A.size, A, V, H, redo)
+    _redo_on_host(A, V, H, redo)
+    return H
+
+
+def det_hvp_value(A: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(det A, cofactor(A), H)``: ``det`` and ``cofactor`` bit-identical to
+    this backend's ``det_value_grad``, ``H`` to :func:`det_hvp`; one pass
+    for ``n = 2, 3``."""
+    B, n, _ = A.shape
+    if n == 1 or n >= 4 or B == 0:
+        d, C = _values.det_value_grad(A)
+        return d, C, det_hvp(A, V)
+    W = widen(A)  # as det_value_grad: cofactors and value in the wide dtype
+    C = np.empty_like(W)
+    d = np.empty(B, dtype=W.dtype)
+    status = np.zeros(B, dtype=np.int8)
+    H = np.empty_like(A)
+    redo = np.zeros(B, dtype=np.bool_)
+    launch(_hessian.hvp_value_small, B, 3 * W.size, W, V, C, d, H, status, redo)
+    _values.finish_small_values(W, d, status)
+    _redo_on_host(A, V, H, redo)
+    return narrow(d, A.dtype), narrow(C, A.dtype), H
+
+
+def det_hessian(A: np.ndarray) -> np.ndarray:
+    """``Hess[b, i, j, k, l] = ∂²det(A_b)/∂A_ij∂A_kl`` ``(B, n, n, n, n)``: a
+    kernel writing the constants (``n = 2``) or the entries ``±A_mq``
+    (``n = 3``); :func:`matgrad.kernels.hessian.det_hessian` otherwise
+    (which raises ValueError beyond its ``MAX_HESSIAN_N``)."""
+    B, n, _ = A.shape
+    if n not in (2, 3) or B == 0:
+        return host_hessian.det_hessian(A)
+    out = np.zeros((B, n, n, n, n), dtype=A.dtype)
+    launch(_hessian.hessian_small, B, out.size, A, out)
+    return out
+
+
+def logdet_hvp(A: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """``−A⁻ᵀVᵀA⁻ᵀ`` (``−G·Vᴴ·G`` for complex): the host algorithm of
+    :func:`matgrad.kernels.hessian.logdet_hvp` (LAPACK-bound)."""
+    return host_hessian.logdet_hvp(A, V)
+
+
+def frobenius_hvp(X: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """``(V − G·⟨G, V⟩)/‖X‖_F``: the host algorithm of
+    :func:`matgrad.kernels.hessian.frobenius_hvp`."""
+    return host_hessian.frobenius_hvp(X, V)

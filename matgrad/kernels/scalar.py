@@ -71,6 +71,7 @@ __all__ = [
     "exponent",
     "gauss_jordan_det_one",
     "gauss_jordan_inv_one",
+    "hvp3",
     "hyman_fold",
     "hyman_place",
     "hyman_point",
@@ -164,6 +165,31 @@ def cof3(a00, a01, a02, a10, a11, a12, a20, a21, a22):
         a11 * a22 - a12 * a21, a12 * a20 - a10 * a22, a10 * a21 - a11 * a20,
         a21 * a02 - a22 * a01, a22 * a00 - a20 * a02, a20 * a01 - a21 * a00,
         a01 * a12 - a02 * a11, a02 * a10 - a00 * a12, a00 * a11 - a01 * a10,
+    )
+
+
+def hvp3(a00, a01, a02, a10, a11, a12, a20, a21, a22,
+         v00, v01, v02, v10, v11, v12, v20, v21, v22):
+    """``H = D C(A)[V]`` of one 3×3 pair, entries row by row.
+
+    ``C_ij = ½ ε_ikm ε_jln A_kl A_mn``, so ``H_ij = ε_ikm ε_jln V_kl A_mn``:
+    row ``i`` of ``H`` is ``V_k × A_m + A_k × V_m`` for the cyclic
+    ``(i, k, m)``, entry ``j`` of ``x × y`` being ``x_p y_q − x_q y_p`` for
+    the cyclic ``(j, p, q)``.  Each entry is summed as
+    ``((v_kp a_mq − v_kq a_mp) + a_kp v_mq) − a_kq v_mp``, the order of
+    :func:`matgrad.kernels.hessian.det_hvp`'s host polynomial, so that a
+    real slot is bit-identical to it.  No division: exact in exact
+    arithmetic at every rank of ``A``."""
+    return (
+        v11 * a22 - v12 * a21 + a11 * v22 - a12 * v21,
+        v12 * a20 - v10 * a22 + a12 * v20 - a10 * v22,
+        v10 * a21 - v11 * a20 + a10 * v21 - a11 * v20,
+        v21 * a02 - v22 * a01 + a21 * v02 - a22 * v01,
+        v22 * a00 - v20 * a02 + a22 * v00 - a20 * v02,
+        v20 * a01 - v21 * a00 + a20 * v01 - a21 * v00,
+        v01 * a12 - v02 * a11 + a01 * v12 - a02 * v11,
+        v02 * a10 - v00 * a12 + a02 * v10 - a00 * v12,
+        v00 * a11 - v01 * a10 + a00 * v11 - a01 * v10,
     )
 
 
@@ -815,6 +841,7 @@ ALGORITHMS = (
     "exponent",
     "mul_pow2",
     "cof3",
+    "hvp3",
     "col_exponent3",
     "closed_form_one",
     "split_pow2",
@@ -838,7 +865,7 @@ ALGORITHMS = (
 #: parfor passes again), measured 58.6 s against 20 s for ``matgrad warmup``
 #: float64, for a few per cent of run time where the body dominates the call.
 INLINED = frozenset({
-    "abs2", "mag1", "mag_max", "exponent", "cof3", "closed_form_one", "cofactor4_one",
+    "abs2", "mag1", "mag_max", "exponent", "cof3", "hvp3", "closed_form_one", "cofactor4_one",
     "hyman_fold",
 })
 #: The targets :func:`compile_scalar` compiles for.

@@ -1,0 +1,151 @@
+"""Second-derivative kernels of ``det`` for ``n ≤ 3``.
+
+``H = D C(A)[V]`` (``C = cofactor(A)``, ``H_ij = Σ_kl ∂²det/∂A_ij∂A_kl·V_kl``,
+holomorphic for complex input) is a polynomial for ``n ≤ 3``:
+
+* ``n = 2``: ``C`` is linear, ``H = C(V) = [[v11, −v10], [−v01, v00]]``
+  (exact, whatever ``A``);
+* ``n = 3``: ``H_ij = ε_ikm ε_jln V_kl A_mn``, 36 products per matrix
+  (:func:`matgrad.kernels.scalar.hvp3`), exact in exact arithmetic at every
+  rank of ``A``: no division.
+
+One matrix per iteration.  The entries are loaded in the input's dtype and
+widened one by one (:func:`wide`), so a float32/complex64 batch is computed in
+float64/complex128 in registers (float32 products are exact there) and
+rounded once on the store: no widened copy of the batch.  The order of every
+sum is that of :func:`matgrad.kernels.hessian.det_hvp`'s host polynomial, so
+a real slot is bit-identical to the host's.  A 3×3 slot whose products
+overflowed (a non-finite entry of ``H`` from finite ``A`` and ``V``, which
+float32 input cannot produce) is flagged, and the caller hands it to the
+host, which redoes it on the equilibrated pair: such a slot is the host's,
+bit for bit.  A slot with a non-finite entry keeps the plain polynomial's
+inf/NaN, as on the host.
+
+``det_hessian`` (``n = 2, 3``): the tensor ``Hess[i, j, k, l] =
+∂²det/∂A_ij∂A_kl`` is constant for ``n = 2`` and, for ``n = 3``,
+``ε_ikm ε_jlq A_mq``: entries of ``A``, exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from matgrad.kernels.scalar import compile_scalar
+
+from ._cofactor import in_range
+from ._values import value_one
+
+__all__ = ["flag_overflow", "hessian_small", "hvp_one", "hvp_small", "hvp_value_small", "wide"]
+
+# The CPU-compiled algorithms, bound at module level as globals of the
+# kernels below (see matgrad.kernels.scalar: this keeps them cached).
+_S = compile_scalar("cpu")
+hvp3 = _S.hvp3
+
+
+def wide(x):  # type: ignore[no-untyped-def]
+    """``x`` as float64 / complex128 (exact; the compiled version is the
+    overload below)."""
+    return np.complex128(x) if np.iscomplexobj(x) else np.float64(x)
+
+
+@overload(wide)
+def _wide(x):  # type: ignore[no-untyped-def]
+    if isinstance(x, types.Complex):
+        return lambda x: np.complex128(x)
+    return lambda x: np.float64(x)
+
+
+@nb.njit(inline="always")  # inlined: a call would cost three array views per slot
+def hvp_one(A, V, H):  # type: ignore[no-untyped-def]
+    """``H = D C(A)[V]`` of one 2×2 or 3×3 pair (any supported dtypes; the
+    arithmetic in float64/complex128, ``H`` rounded once on the store).
+    Returns False where a 3×3 entry came out inf or NaN."""
+    if A.shape[0] == 2:
+        H[0, 0] = V[1, 1]
+        H[0, 1] = -V[1, 0]
+        H[1, 0] = -V[0, 1]
+        H[1, 1] = V[0, 0]
+        return True
+    a = A
+    v = V
+    h = hvp3(wide(a[0, 0]), wide(a[0, 1]), wide(a[0, 2]), wide(a[1, 0]), wide(a[1, 1]),
+             wide(a[1, 2]), wide(a[2, 0]), wide(a[2, 1]), wide(a[2, 2]),
+             wide(v[0, 0]), wide(v[0, 1]), wide(v[0, 2]), wide(v[1, 0]), wide(v[1, 1]),
+             wide(v[1, 2]), wide(v[2, 0]), wide(v[2, 1]), wide(v[2, 2]))
+    H[0, 0], H[0, 1], H[0, 2] = h[0], h[1], h[2]
+    H[1, 0], H[1, 1], H[1, 2] = h[3], h[4], h[5]
+    H[2, 0], H[2, 1], H[2, 2] = h[6], h[7], h[8]
+    # v − v is 0 for a finite v and NaN for inf/NaN: one test for all nine
+    z = ((h[0] - h[0]) + (h[1] - h[1]) + (h[2] - h[2]) + (h[3] - h[3]) + (h[4] - h[4])
+         + (h[5] - h[5]) + (h[6] - h[6]) + (h[7] - h[7]) + (h[8] - h[8]))
+    return z == 0
+
+
+@nb.njit(inline="always")
+def flag_overflow(A, V):  # type: ignore[no-untyped-def]
+    """A slot whose ``H`` is not finite goes to the host where ``A`` and ``V``
+    are finite (its products overflowed); else it keeps the plain inf/NaN."""
+    return in_range(A, 0.0, math.inf) and in_range(V, 0.0, math.inf)
+
+
+@nb.njit(nogil=True, cache=True)
+def hvp_small(A, V, H, redo, lo, hi):  # type: ignore[no-untyped-def]
+    """``H`` of the 2×2 or 3×3 pairs ``lo:hi``; ``redo[b]`` set for the slots
+    the host must redo (see the module docstring)."""
+    As = A[lo:hi]  # indexed from 0: no negative-index check per matrix
+    Vs = V[lo:hi]
+    Hs = H[lo:hi]
+    for b in range(As.shape[0]):
+        if not hvp_one(As[b], Vs[b], Hs[b]):
+            redo[lo + b] = flag_overflow(As[b], Vs[b])
+
+
+@nb.njit(nogil=True, cache=True)
+def hvp_value_small(W, V, C, d, H, status, redo, lo, hi):  # type: ignore[no-untyped-def]
+    """``det``, ``C`` (as the backend's ``det_value_grad``: ``W`` is ``A`` in
+    float64/complex128) and ``H`` (as :func:`hvp_small`) of the 2×2 or 3×3
+    slots ``lo:hi``, in one pass."""
+    small = 2.0**-300
+    big = 2.0**300
+    Ws = W[lo:hi]
+    Vs = V[lo:hi]
+    Cs = C[lo:hi]
+    Hs = H[lo:hi]
+    for b in range(Ws.shape[0]):
+        st, det = value_one(Ws[b], Cs[b], small, big)
+        status[lo + b] = st
+        d[lo + b] = det
+        if not hvp_one(Ws[b], Vs[b], Hs[b]):
+            redo[lo + b] = flag_overflow(Ws[b], Vs[b])
+
+
+@nb.njit(nogil=True, cache=True)
+def hessian_small(A, out, lo, hi):  # type: ignore[no-untyped-def]
+    """``Hess (n, n, n, n)`` of the 2×2 or 3×3 matrices ``lo:hi`` into
+    ``out``, which holds zeros: only the nonzero entries are written.
+    ``n = 2``: ``∂C_ij/∂A_kl`` of ``C = [[a11, −a10], [−a01, a00]]``;
+    ``n = 3``: ``ε_ikm ε_jlq A_mq``, for ``k = i + s``, ``m = i + 2s`` (mod 3)
+    with ``ε_ikm = +1`` for ``s = 1`` and −1 for ``s = 2`` (``l``, ``q`` from
+    ``j`` and ``t`` likewise)."""
+    n = A.shape[1]
+    for b in range(lo, hi):
+        if n == 2:
+            out[b, 0, 0, 1, 1] = 1
+            out[b, 1, 1, 0, 0] = 1
+            out[b, 0, 1, 1, 0] = -1
+            out[b, 1, 0, 0, 1] = -1
+            continue
+        for i in range(3):
+            for s in range(1, 3):
+                k = (i + s) % 3
+                m = (i + 2 * s) % 3
+                for j in range(3):
+                    for t in range(1, 3):
+                        entry = A[b, m, (j + 2 * t) % 3]
+                        out[b, i, j, k, (j + t) % 3] = entry if s == t else -entry
