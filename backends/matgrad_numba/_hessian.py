@@ -29,6 +29,7 @@ inf/NaN, as on the host.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -48,7 +49,7 @@ _S = compile_scalar("cpu")
 hvp3 = _S.hvp3
 
 
-def wide(x):  # type: ignore[no-untyped-def]
+def wide(x: Any) -> Any:
     """``x`` as float64 / complex128 (exact; the compiled version is the
     overload below)."""
     return np.complex128(x) if np.iscomplexobj(x) else np.float64(x)
