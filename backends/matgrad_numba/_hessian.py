@@ -28,7 +28,6 @@ inf/NaN, as on the host.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numba as nb
@@ -38,7 +37,6 @@ from numba.extending import overload
 
 from matgrad.kernels.scalar import compile_scalar
 
-from ._cofactor import in_range
 from ._values import value_one
 
 __all__ = ["flag_overflow", "hessian_small", "hvp_one", "hvp_small", "hvp_value_small", "wide"]
@@ -47,6 +45,8 @@ __all__ = ["flag_overflow", "hessian_small", "hvp_one", "hvp_small", "hvp_value_
 # kernels below (see matgrad.kernels.scalar: this keeps them cached).
 _S = compile_scalar("cpu")
 hvp3 = _S.hvp3
+all_finite = _S.all_finite
+hessian_small_one = _S.hessian_small_one
 
 
 def wide(x: Any) -> Any:
@@ -92,7 +92,7 @@ def hvp_one(A, V, H):  # type: ignore[no-untyped-def]
 def flag_overflow(A, V):  # type: ignore[no-untyped-def]
     """A slot whose ``H`` is not finite goes to the host where ``A`` and ``V``
     are finite (its products overflowed); else it keeps the plain inf/NaN."""
-    return in_range(A, 0.0, math.inf) and in_range(V, 0.0, math.inf)
+    return all_finite(A) and all_finite(V)
 
 
 @nb.njit(nogil=True, cache=True)
@@ -129,24 +129,9 @@ def hvp_value_small(W, V, C, d, H, status, redo, lo, hi):  # type: ignore[no-unt
 @nb.njit(nogil=True, cache=True)
 def hessian_small(A, out, lo, hi):  # type: ignore[no-untyped-def]
     """``Hess (n, n, n, n)`` of the 2×2 or 3×3 matrices ``lo:hi`` into
-    ``out``, which holds zeros: only the nonzero entries are written.
-    ``n = 2``: ``∂C_ij/∂A_kl`` of ``C = [[a11, −a10], [−a01, a00]]``;
-    ``n = 3``: ``ε_ikm ε_jlq A_mq``, for ``k = i + s``, ``m = i + 2s`` (mod 3)
-    with ``ε_ikm = +1`` for ``s = 1`` and −1 for ``s = 2`` (``l``, ``q`` from
-    ``j`` and ``t`` likewise)."""
-    n = A.shape[1]
-    for b in range(lo, hi):
-        if n == 2:
-            out[b, 0, 0, 1, 1] = 1
-            out[b, 1, 1, 0, 0] = 1
-            out[b, 0, 1, 1, 0] = -1
-            out[b, 1, 0, 0, 1] = -1
-            continue
-        for i in range(3):
-            for s in range(1, 3):
-                k = (i + s) % 3
-                m = (i + 2 * s) % 3
-                for j in range(3):
-                    for t in range(1, 3):
-                        entry = A[b, m, (j + 2 * t) % 3]
-                        out[b, i, j, k, (j + t) % 3] = entry if s == t else -entry
+    ``out``, which holds zeros (see
+    :func:`matgrad.kernels.scalar.hessian_small_one`)."""
+    As = A[lo:hi]
+    outs = out[lo:hi]
+    for b in range(As.shape[0]):
+        hessian_small_one(As[b], outs[b])

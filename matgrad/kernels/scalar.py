@@ -59,6 +59,7 @@ __all__ = [
     "SPREAD_BITS",
     "TARGETS",
     "abs2",
+    "all_finite",
     "closed_form_one",
     "cof3",
     "cofactor3_rescaled",
@@ -71,6 +72,7 @@ __all__ = [
     "exponent",
     "gauss_jordan_det_one",
     "gauss_jordan_inv_one",
+    "hessian_small_one",
     "hvp3",
     "hyman_fold",
     "hyman_place",
@@ -191,6 +193,38 @@ def hvp3(a00, a01, a02, a10, a11, a12, a20, a21, a22,
         v02 * a10 - v00 * a12 + a02 * v10 - a00 * v12,
         v00 * a11 - v01 * a10 + a00 * v11 - a01 * v10,
     )
+
+
+def all_finite(A):
+    """Every entry of the matrix ``A`` finite (real and imaginary parts)."""
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            if not mag_max(A[i, j]) < math.inf:
+                return False
+    return True
+
+
+def hessian_small_one(A, out):
+    """``Hess = ∂²det/∂A_ij∂A_kl`` of one 2×2 or 3×3 matrix into ``out (n, n,
+    n, n)``, which holds zeros: only the nonzero entries are written.
+    ``n = 2``: ``∂C_ij/∂A_kl`` of ``C = [[a11, −a10], [−a01, a00]]``;
+    ``n = 3``: ``ε_ikm ε_jlq A_mq`` for ``k = i + s``, ``m = i + 2s`` (mod 3),
+    ``ε_ikm = +1`` for ``s = 1`` and −1 for ``s = 2`` (``l``, ``q`` from ``j``
+    and ``t`` likewise): entries of ``A``, exact."""
+    if A.shape[0] == 2:
+        out[0, 0, 1, 1] = 1
+        out[1, 1, 0, 0] = 1
+        out[0, 1, 1, 0] = -1
+        out[1, 0, 0, 1] = -1
+        return
+    for i in range(3):
+        for s in range(1, 3):
+            k = (i + s) % 3
+            m = (i + 2 * s) % 3
+            for j in range(3):
+                for t in range(1, 3):
+                    entry = A[m, (j + 2 * t) % 3]
+                    out[i, j, k, (j + t) % 3] = entry if s == t else -entry
 
 
 def col_exponent3(a0, a1, a2, r0, r1, r2):
@@ -842,6 +876,8 @@ ALGORITHMS = (
     "mul_pow2",
     "cof3",
     "hvp3",
+    "all_finite",
+    "hessian_small_one",
     "col_exponent3",
     "closed_form_one",
     "split_pow2",
@@ -865,7 +901,8 @@ ALGORITHMS = (
 #: parfor passes again), measured 58.6 s against 20 s for ``matgrad warmup``
 #: float64, for a few per cent of run time where the body dominates the call.
 INLINED = frozenset({
-    "abs2", "mag1", "mag_max", "exponent", "cof3", "hvp3", "closed_form_one", "cofactor4_one",
+    "abs2", "mag1", "mag_max", "exponent", "cof3", "hvp3", "all_finite", "hessian_small_one",
+    "closed_form_one", "cofactor4_one",
     "hyman_fold",
 })
 #: The targets :func:`compile_scalar` compiles for.
