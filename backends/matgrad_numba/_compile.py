@@ -86,7 +86,6 @@ EXPECTED_SECONDS: dict[str, tuple[float, float]] = {
     "hyman": (1.5, 1.5),
     "closed_form_value": (2.5, 2.5),
     "hvp_small": (1.5, 2.0),
-    "hvp_value_small": (3.5, 4.0),
     "hessian_small": (0.5, 0.5),
 }
 #: Arguments (by position) that a kernel only reads.  They are always passed
@@ -102,7 +101,6 @@ READ_ONLY_ARGS: dict[str, tuple[int, ...]] = {
     "lu_kernel": (0,),
     "closed_form_value": (0,),
     "hvp_small": (0, 1),
-    "hvp_value_small": (0, 1),
     "hessian_small": (0,),
 }
 #: Kernels that a call launches after the given one (added to its estimate).

@@ -37,9 +37,7 @@ from numba.extending import overload
 
 from matgrad.kernels.scalar import compile_scalar
 
-from ._values import value_one
-
-__all__ = ["flag_overflow", "hessian_small", "hvp_one", "hvp_small", "hvp_value_small", "wide"]
+__all__ = ["flag_overflow", "hessian_small", "hvp_one", "hvp_small", "wide"]
 
 # The CPU-compiled algorithms, bound at module level as globals of the
 # kernels below (see matgrad.kernels.scalar: this keeps them cached).
@@ -105,25 +103,6 @@ def hvp_small(A, V, H, redo, lo, hi):  # type: ignore[no-untyped-def]
     for b in range(As.shape[0]):
         if not hvp_one(As[b], Vs[b], Hs[b]):
             redo[lo + b] = flag_overflow(As[b], Vs[b])
-
-
-@nb.njit(nogil=True, cache=True)
-def hvp_value_small(W, V, C, d, H, status, redo, lo, hi):  # type: ignore[no-untyped-def]
-    """``det``, ``C`` (as the backend's ``det_value_grad``: ``W`` is ``A`` in
-    float64/complex128) and ``H`` (as :func:`hvp_small`) of the 2×2 or 3×3
-    slots ``lo:hi``, in one pass."""
-    small = 2.0**-300
-    big = 2.0**300
-    Ws = W[lo:hi]
-    Vs = V[lo:hi]
-    Cs = C[lo:hi]
-    Hs = H[lo:hi]
-    for b in range(Ws.shape[0]):
-        st, det = value_one(Ws[b], Cs[b], small, big)
-        status[lo + b] = st
-        d[lo + b] = det
-        if not hvp_one(Ws[b], Vs[b], Hs[b]):
-            redo[lo + b] = flag_overflow(Ws[b], Vs[b])
 
 
 @nb.njit(nogil=True, cache=True)

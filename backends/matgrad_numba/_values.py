@@ -41,28 +41,13 @@ from . import _frobenius
 from ._cofactor import in_range, lu_kernel, row_expansion
 from ._runtime import launch
 
-__all__ = ["det_value_grad", "finish_small_values", "frobenius_value_grad",
-           "logdet_value_grad", "value_one"]
+__all__ = ["det_value_grad", "frobenius_value_grad", "logdet_value_grad"]
 
 # The CPU-compiled algorithms, bound at module level as globals of the
 # kernels below (see matgrad.kernels.scalar: this keeps them cached).
 _S = compile_scalar("cpu")
 closed_form_one = _S.closed_form_one
 cofactor3_rescaled = _S.cofactor3_rescaled
-
-
-@nb.njit(inline="always")
-def value_one(A, C, small, big):  # type: ignore[no-untyped-def]
-    """Cofactors of one 2×2 or 3×3 matrix (float64/complex128) into ``C``,
-    and ``(status, det)``: ``det = Σ_j a_0j·C_0j`` where every nonzero part
-    of ``A`` lies within ``[small, big)``, else HOST_VALUE (value not
-    formed).  The one per-matrix step of the backend's ``det_value_grad``."""
-    if not closed_form_one(A, C):
-        cofactor3_rescaled(A, C)  # an overflow or a non-finite entry (rare)
-    if in_range(A, small, big):
-        return OK, row_expansion(A, C)
-    return HOST_VALUE, A[0, 0] * 0
-
 
 
 @nb.njit(nogil=True, cache=True)
@@ -73,10 +58,16 @@ def closed_form_value(A, C, d, status, lo, hi):  # type: ignore[no-untyped-def]
     big = 2.0**300
     As = A[lo:hi]  # indexed from 0: no negative-index check per matrix
     Cs = C[lo:hi]
+    ds = d[lo:hi]
+    sts = status[lo:hi]
     for b in range(As.shape[0]):
-        st, det = value_one(As[b], Cs[b], small, big)
-        status[lo + b] = st
-        d[lo + b] = det
+        if not closed_form_one(As[b], Cs[b]):
+            cofactor3_rescaled(As[b], Cs[b])  # an overflow or a non-finite entry (rare)
+        if in_range(As[b], small, big):
+            ds[b] = row_expansion(As[b], Cs[b])
+            sts[b] = OK
+        else:
+            sts[b] = HOST_VALUE
 
 
 def _lu_value_path(
@@ -92,20 +83,6 @@ def _lu_value_path(
     return W, out, dm, de, status
 
 
-def finish_small_values(W: np.ndarray, d: np.ndarray, status: np.ndarray) -> None:
-    """The determinants of the 2×2 / 3×3 slots that :func:`value_one` left to
-    the host (HOST_VALUE): an entry beyond 2^±300 (the equilibrated closed
-    form) or not finite (NaN)."""
-    host = np.flatnonzero(status == HOST_VALUE)
-    if host.size:  # rare
-        Wh = W[host]
-        fin = np.isfinite(Wh).all(axis=(1, 2))
-        dh = np.full(host.size, np.nan, dtype=W.dtype)
-        if fin.any():
-            dh[fin] = host_cofactor.equilibrated_small_det(Wh[fin])
-        d[host] = dh
-
-
 def det_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(det A, C)``; ``C`` bit-identical to the backend's ``det_grad``."""
     n = A.shape[-1]
@@ -117,7 +94,14 @@ def det_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         d = np.empty(W.shape[0], dtype=W.dtype)
         status = np.zeros(W.shape[0], dtype=np.int8)
         launch(closed_form_value, W.shape[0], W.size, W, C, d, status)
-        finish_small_values(W, d, status)
+        host = np.flatnonzero(status == HOST_VALUE)
+        if host.size:  # an entry beyond 2^±300, or not finite (rare)
+            Wh = W[host]
+            fin = np.isfinite(Wh).all(axis=(1, 2))
+            dh = np.full(host.size, np.nan, dtype=W.dtype)
+            if fin.any():
+                dh[fin] = host_cofactor.equilibrated_small_det(Wh[fin])
+            d[host] = dh
         return narrow(d, A.dtype), narrow(C, A.dtype)
     W, C, dm, de, status = _lu_value_path(A, inverse_t=False)
     with np.errstate(all="ignore"):
