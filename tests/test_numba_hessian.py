@@ -17,11 +17,14 @@ import itertools
 from fractions import Fraction
 from typing import Any
 
+import mpmath
 import numpy as np
 import pytest
 
 import matgrad
+from matgrad import _reference as ref
 from matgrad.kernels import hessian as host
+from tests import test_hessian_kernels as hk
 
 pytestmark = pytest.mark.skipif(
     not any(b.name == "numba" and b.available for b in matgrad.list_backends()),
@@ -365,18 +368,97 @@ def test_det_hessian_larger_n_is_the_host() -> None:
         _ops.det_hessian(np.zeros((1, host.MAX_HESSIAN_N + 1, host.MAX_HESSIAN_N + 1)))
 
 
-# ------------------------------------------------------------ n ≥ 4, logdet, Frobenius
+# ------------------------------------------------------------ n ≥ 4, logdet
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_host_paths_are_the_host_kernels(dtype: Any) -> None:
-    """n ≥ 4 ``det_hvp``, ``logdet_hvp`` and ``frobenius_hvp`` run the host
-    algorithms: their bits."""
+    """n ≥ 4 ``det_hvp`` and ``logdet_hvp`` run the host algorithms: their
+    bits."""
     rng = np.random.default_rng(23)
     A, V = _random(rng, (6, 5, 5), dtype), _random(rng, (6, 5, 5), dtype)
-    X, W = _random(rng, (4, 3, 7), dtype), _random(rng, (4, 3, 7), dtype)
-    X[1] = 0  # no Hessian at X = 0: NaN
     with np.errstate(all="ignore"):
         np.testing.assert_array_equal(_ops.det_hvp(A, V), host.det_hvp(A, V))
         np.testing.assert_array_equal(_ops.logdet_hvp(A, V), host.logdet_hvp(A, V))
-        F = _ops.frobenius_hvp(X, W)
-    np.testing.assert_array_equal(F, host.frobenius_hvp(X, W))
-    assert np.isnan(F[1]).all() and np.isfinite(F[[0, 2, 3]]).all()
+
+
+# ------------------------------------------------------------ Frobenius
+def _frobenius_allowed(X: np.ndarray, V: np.ndarray, dtype: Any) -> Any:
+    """``8·(2 + log₂ mn)·eps·‖V‖/‖X‖`` plus the underflow floor of the
+    result dtype (the host kernel's contract), in 60 digits: the norms may
+    pass float64's range."""
+    with mpmath.workdps(hk.DPS):
+        xn = mpmath.sqrt(mpmath.fsum(abs(mpmath.mpc(complex(x))) ** 2 for x in X.ravel()))
+        vn = mpmath.sqrt(mpmath.fsum(abs(mpmath.mpc(complex(x))) ** 2 for x in V.ravel()))
+        return (8 * (2 + np.log2(X.size)) * float(np.finfo(dtype).eps) * vn / xn
+                + X.size * float(np.finfo(dtype).tiny))
+
+
+@pytest.mark.parametrize(("name", "X", "V"), hk.FROB, ids=[c[0] for c in hk.FROB])
+def test_frobenius_hvp_against_60_digits(name: str, X: np.ndarray, V: np.ndarray) -> None:
+    """The host tests' cases (scalings 1e±300 of X and V, mixed rows, entries
+    beyond DBL_MAX in modulus), in every precision whose range holds them:
+    normwise within the host kernel's bound of the 60-digit value."""
+    cplx = bool(np.iscomplexobj(X))
+    for dt in ((np.complex128, np.complex64) if cplx else (np.float64, np.float32)):
+        with np.errstate(all="ignore"):
+            Xd, Vd = X.astype(dt), V.astype(dt)
+        if not (np.isfinite(Xd).all() and np.isfinite(Vd).all() and np.abs(Xd).max() > 0
+                and np.abs(Vd).max() > 0):
+            continue
+        if dt in (np.float32, np.complex64) and not (1e-30 < abs(X).max() < 1e30
+                                                     and 1e-30 < abs(V).max() < 1e30):
+            continue
+        H = _ops.frobenius_hvp(Xd[None], Vd[None])[0]
+        assert H.dtype == np.dtype(dt)
+        wide = np.complex128 if cplx else np.float64
+        exact = hk.mp_frobenius_hvp(Xd.astype(wide), Vd.astype(wide))
+        assert ref._diff_norm(H, exact) <= _frobenius_allowed(Xd, Vd, dt), (name, dt)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_frobenius_hvp_special_slots_and_threads(dtype: Any) -> None:
+    """X = 0 and NaN/inf in X: NaN slots; inf in V propagates; every slot as
+    alone, whatever the thread count; rows longer than one 128-element leaf
+    (the pairwise sums) as accurate as short ones; within a few eps of the
+    host kernel."""
+    rng = np.random.default_rng(29)
+    X, V = _random(rng, (40, 9, 31), dtype), _random(rng, (40, 9, 31), dtype)
+    X[1] = 0
+    X[2, 3, 4] = np.nan
+    X[3, 0, 0] = np.inf
+    V[4, 1, 1] = np.inf
+    with np.errstate(all="ignore"):
+        X[5] *= X.dtype.type(2.0**-100 if X.real.dtype == np.float32 else 2.0**-1000)
+        X[6] *= X.dtype.type(2.0**100 if X.real.dtype == np.float32 else 2.0**1000)
+        if X.real.dtype == np.float64:  # binades beyond 2^±1000: the ldexp path
+            X[8] *= 2.0**-1030
+            V[8] *= 2.0**-1040
+            X[9] *= 2.0**1020
+            V[9] *= 2.0**1000
+        X0, V0 = X.copy(), V.copy()
+        outs = []
+        for threads in (1, 2, 3):
+            with matgrad.config.override(numba_threads=threads, numba_parallel_min_work=1):
+                outs.append(_ops.frobenius_hvp(X, V))
+        alone = [_ops.frobenius_hvp(X[b:b + 1].copy(), V[b:b + 1].copy()) for b in range(40)]
+        want = host.frobenius_hvp(X, V)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(V, V0)
+    H = outs[0]
+    for other in outs[1:]:
+        np.testing.assert_array_equal(other, H)
+    np.testing.assert_array_equal(np.concatenate(alone), H)
+    assert np.isnan(H[1:4]).all()
+    assert not np.isfinite(H[4]).all()
+    np.testing.assert_array_equal(np.isnan(H), np.isnan(want))
+    ok = [b for b in range(40) if b not in (1, 2, 3, 4)]
+    for b in ok:
+        assert np.isfinite(H[b]).all()
+        with mpmath.workdps(hk.DPS):
+            pairs = zip(H[b].ravel(), want[b].ravel(), strict=True)
+            err = mpmath.sqrt(mpmath.fsum(abs(mpmath.mpc(complex(h)) - mpmath.mpc(complex(w)))
+                                          ** 2 for h, w in pairs))
+        assert err <= _frobenius_allowed(X[b], V[b], dtype), b
+    for b in (0, 5, 6, 7, 8, 9):
+        w = np.complex128 if np.iscomplexobj(X) else np.float64
+        exact = hk.mp_frobenius_hvp(X[b].astype(w), V[b].astype(w))
+        assert ref._diff_norm(H[b], exact) <= _frobenius_allowed(X[b], V[b], dtype), b

@@ -87,6 +87,7 @@ EXPECTED_SECONDS: dict[str, tuple[float, float]] = {
     "closed_form_value": (2.5, 2.5),
     "hvp_small": (2.0, 2.5),
     "hessian_small": (0.8, 0.8),
+    "frobenius_hvp_rows": (2.0, 2.0),  # complex runs on the real view
 }
 #: Arguments (by position) that a kernel only reads.  They are always passed
 #: read-only, so that one compiled signature serves a writable array and a
@@ -102,6 +103,7 @@ READ_ONLY_ARGS: dict[str, tuple[int, ...]] = {
     "closed_form_value": (0,),
     "hvp_small": (0, 1),
     "hessian_small": (0,),
+    "frobenius_hvp_rows": (0, 1),
 }
 #: Kernels that a call launches after the given one (added to its estimate).
 _FOLLOWERS = {"_partials": ("_write",), "hessenberg": ("hyman",)}
@@ -442,6 +444,7 @@ def _inputs(dtype: np.dtype[Any]) -> list[tuple[str, str, tuple[np.ndarray, ...]
         ("det_hvp n ≤ 3", "det_hvp", (A3, V3), _EVERY_PATH),
         ("det_hvp n ≤ 3 with value", "det_hvp_value", (A3, V3), _EVERY_PATH),
         ("det_hessian n ≤ 3", "det_hessian", (A3,), _EVERY_PATH),
+        ("frobenius_hvp", "frobenius_hvp", (X, X[::-1].copy()), _EVERY_PATH),
     ]
 
 

@@ -28,6 +28,7 @@ inf/NaN, as on the host.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numba as nb
@@ -37,7 +38,8 @@ from numba.extending import overload
 
 from matgrad.kernels.scalar import compile_scalar
 
-__all__ = ["flag_overflow", "hessian_small", "hvp_one", "hvp_small", "wide"]
+__all__ = ["flag_overflow", "frobenius_hvp_rows", "hessian_small", "hvp_one", "hvp_small", "pow2",
+           "scale", "wide"]
 
 # The CPU-compiled algorithms, bound at module level as globals of the
 # kernels below (see matgrad.kernels.scalar: this keeps them cached).
@@ -45,6 +47,7 @@ _S = compile_scalar("cpu")
 hvp3 = _S.hvp3
 all_finite = _S.all_finite
 hessian_small_one = _S.hessian_small_one
+exponent = _S.exponent
 
 
 def wide(x: Any) -> Any:
@@ -114,3 +117,123 @@ def hessian_small(A, out, lo, hi):  # type: ignore[no-untyped-def]
     outs = out[lo:hi]
     for b in range(As.shape[0]):
         hessian_small_one(As[b], outs[b])
+
+
+# ---------------------------------------------------------------- ‖X‖_F
+@nb.njit(inline="always")
+def pow2(k):  # type: ignore[no-untyped-def]
+    """``2^k`` where ``|k| ≤ 1000`` (a normal float: multiplying by it is
+    exact barring over/underflow, one rounding at most), else 0: then
+    :func:`scale` uses ``ldexp``."""
+    if -1000 <= k <= 1000:
+        return math.ldexp(1.0, k)
+    return 0.0
+
+
+@nb.njit(inline="always")
+def scale(x, k, f):  # type: ignore[no-untyped-def]
+    """``x·2^k`` correctly rounded, with ``f = pow2(k)``."""
+    if f > 0.0:
+        return x * f
+    return math.ldexp(x, k)
+
+
+@nb.njit(inline="always")
+def _leaf_dot(X, Y, r, a, b, kx, fx, ky, fy):  # type: ignore[no-untyped-def]
+    """``Σ_i (X[r, i]·2^kx)·(Y[r, i]·2^ky)`` over ``a ≤ i < b`` (``b − a ≤
+    128``) in float64, in 8 lanes (NumPy's pairwise leaf)."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    i = a
+    while i + 8 <= b:
+        s0 += scale(np.float64(X[r, i]), kx, fx) * scale(np.float64(Y[r, i]), ky, fy)
+        s1 += scale(np.float64(X[r, i + 1]), kx, fx) * scale(np.float64(Y[r, i + 1]), ky, fy)
+        s2 += scale(np.float64(X[r, i + 2]), kx, fx) * scale(np.float64(Y[r, i + 2]), ky, fy)
+        s3 += scale(np.float64(X[r, i + 3]), kx, fx) * scale(np.float64(Y[r, i + 3]), ky, fy)
+        s4 += scale(np.float64(X[r, i + 4]), kx, fx) * scale(np.float64(Y[r, i + 4]), ky, fy)
+        s5 += scale(np.float64(X[r, i + 5]), kx, fx) * scale(np.float64(Y[r, i + 5]), ky, fy)
+        s6 += scale(np.float64(X[r, i + 6]), kx, fx) * scale(np.float64(Y[r, i + 6]), ky, fy)
+        s7 += scale(np.float64(X[r, i + 7]), kx, fx) * scale(np.float64(Y[r, i + 7]), ky, fy)
+        i += 8
+    t = 0.0
+    while i < b:
+        t += scale(np.float64(X[r, i]), kx, fx) * scale(np.float64(Y[r, i]), ky, fy)
+        i += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + t
+
+
+@nb.njit
+def _dot(X, Y, r, kx, fx, ky, fy):  # type: ignore[no-untyped-def]
+    """``Σ_i (X[r, i]·2^kx)·(Y[r, i]·2^ky)`` over the whole row: leaves of 128
+    summed pairwise as a binary counter (the sum of 2ᵏ leaves is added to
+    the pending sum of as many), so the rounding error grows like
+    ``(16 + log₂(L/128))·eps``, not with the row length."""
+    L = X.shape[1]
+    acc = np.empty(64)  # pending partial sums, largest first
+    level = np.empty(64, dtype=np.int64)
+    top = 0
+    a = 0
+    while a < L:
+        s = _leaf_dot(X, Y, r, a, min(a + 128, L), kx, fx, ky, fy)
+        lv = 0
+        while top > 0 and level[top - 1] == lv:
+            top -= 1
+            s = acc[top] + s
+            lv += 1
+        acc[top] = s
+        level[top] = lv
+        top += 1
+        a += 128
+    s = acc[top - 1]
+    for q in range(top - 2, -1, -1):
+        s = acc[q] + s
+    return s
+
+
+@nb.njit(nogil=True, cache=True)
+def frobenius_hvp_rows(X, V, out, lo, hi):  # type: ignore[no-untyped-def]
+    """``H = (V − G·⟨G, V⟩)/‖X‖_F`` (``G = X/‖X‖_F``) for the rows ``lo:hi``
+    of the real views ``X``, ``V``, ``out`` ``(B, L)`` (float32 or float64;
+    a complex batch as ``re, im, …``, so ``⟨G, V⟩ = Re Σ conj(g)·v`` is the
+    real dot product).
+
+    Per row: ``2^kx``, ``2^kv`` the binades of ``max|x|``, ``max|v|``
+    (NaN-propagating); ``xs = x·2^-kx``, ``vs = v·2^-kv`` (exact, or one
+    rounding for an entry ``2^1022`` below its row's largest);
+    ``t = sqrt(Σ xs²)`` (≥ 0.5), ``s = Σ xs·vs / t``, both pairwise in
+    float64; ``h = ((vs − (xs/t)·s)/t)·2^(kv − kx)``, rounded once (to
+    float32 on the store for float32 input).  ``‖X‖`` is never formed, so an
+    entry over- or underflows only where the true value does.  ``X = 0``
+    (no Hessian) and NaN/inf in ``X``: a NaN row; NaN/inf in ``V``
+    propagates.  Four reads of the row, in cache for rows up to a few
+    thousand elements."""
+    L = X.shape[1]
+    for r in range(lo, hi):
+        ax = 0.0
+        av = 0.0
+        for i in range(L):
+            a = abs(np.float64(X[r, i]))
+            if a > ax or a != a:  # once NaN, stays NaN
+                ax = a
+            c = abs(np.float64(V[r, i]))
+            if c > av or c != c:
+                av = c
+        if not (ax > 0.0 and ax < math.inf):
+            for i in range(L):
+                out[r, i] = math.nan
+            continue
+        kx = -exponent(ax)
+        kv = -exponent(av)  # 0 for a zero or non-finite maximum
+        fx = pow2(kx)
+        fv = pow2(kv)
+        if L <= 128:  # one leaf, inlined: a call costs more than a short row
+            t = math.sqrt(_leaf_dot(X, X, r, 0, L, kx, fx, kx, fx))
+            s = _leaf_dot(X, V, r, 0, L, kx, fx, kv, fv) / t
+        else:
+            t = math.sqrt(_dot(X, X, r, kx, fx, kx, fx))
+            s = _dot(X, V, r, kx, fx, kv, fv) / t
+        e = exponent(av) - exponent(ax)
+        fe = pow2(e)
+        for i in range(L):
+            g = scale(np.float64(X[r, i]), kx, fx) / t
+            vs = scale(np.float64(V[r, i]), kv, fv)
+            out[r, i] = scale((vs - g * s) / t, e, fe)

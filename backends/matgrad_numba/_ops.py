@@ -236,6 +236,13 @@ def logdet_hvp(A: np.ndarray, V: np.ndarray) -> np.ndarray:
 
 
 def frobenius_hvp(X: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """``(V − G·⟨G, V⟩)/‖X‖_F``: the host algorithm of
-    :func:`matgrad.kernels.hessian.frobenius_hvp`."""
-    return host_hessian.frobenius_hvp(X, V)
+    """``(V − G·⟨G, V⟩)/‖X‖_F`` per slot: one work item per matrix on the
+    real views (:func:`matgrad_numba._hessian.frobenius_hvp_rows`)."""
+    B = X.shape[0]
+    if X.size == 0:
+        return host_hessian.frobenius_hvp(X, V)
+    out = np.empty_like(X)
+    real = np.empty(0, X.dtype).real.dtype
+    xf, vf, of = (a.reshape(B, -1).view(real) for a in (X, V, out))
+    launch(_hessian.frobenius_hvp_rows, B, 4 * xf.size, xf, vf, of)
+    return out
