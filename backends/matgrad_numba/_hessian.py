@@ -38,8 +38,8 @@ from numba.extending import overload
 
 from matgrad.kernels.scalar import compile_scalar
 
-__all__ = ["flag_overflow", "frobenius_hvp_rows", "hessian_small", "hvp_one", "hvp_small", "pow2",
-           "scale", "wide"]
+__all__ = ["factors", "flag_overflow", "frobenius_hvp_rows", "hessian_small", "hvp_one",
+           "hvp_small", "pow2", "scale", "wide"]
 
 # The CPU-compiled algorithms, bound at module level as globals of the
 # kernels below (see matgrad.kernels.scalar: this keeps them cached).
@@ -139,31 +139,44 @@ def scale(x, k, f):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(inline="always")
-def _leaf_dot(X, Y, r, a, b, kx, fx, ky, fy):  # type: ignore[no-untyped-def]
-    """``Σ_i (X[r, i]·2^kx)·(Y[r, i]·2^ky)`` over ``a ≤ i < b`` (``b − a ≤
+def factors(k):  # type: ignore[no-untyped-def]
+    """``(f1, f2)``, two normal powers of two with ``f1·f2 = 2^k`` for the
+    scaling exponents ``−1074 ≤ k ≤ 1074`` of a row: ``x·f1·f2`` is ``x·2^k``
+    exactly for the entries that matter (a second rounding only for an
+    entry 2^1022 below its row's largest, where both factors are needed)."""
+    if k > 1000:
+        return math.ldexp(1.0, 1000), math.ldexp(1.0, k - 1000)
+    if k < -1000:
+        return math.ldexp(1.0, k + 1000), math.ldexp(1.0, -1000)
+    return math.ldexp(1.0, k), 1.0
+
+
+@nb.njit(inline="always")
+def _leaf_dot(X, Y, r, a, b, x1, x2, y1, y2):  # type: ignore[no-untyped-def]
+    """``Σ_i (X[r, i]·x1·x2)·(Y[r, i]·y1·y2)`` over ``a ≤ i < b`` (``b − a ≤
     128``) in float64, in 8 lanes (NumPy's pairwise leaf)."""
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     i = a
     while i + 8 <= b:
-        s0 += scale(np.float64(X[r, i]), kx, fx) * scale(np.float64(Y[r, i]), ky, fy)
-        s1 += scale(np.float64(X[r, i + 1]), kx, fx) * scale(np.float64(Y[r, i + 1]), ky, fy)
-        s2 += scale(np.float64(X[r, i + 2]), kx, fx) * scale(np.float64(Y[r, i + 2]), ky, fy)
-        s3 += scale(np.float64(X[r, i + 3]), kx, fx) * scale(np.float64(Y[r, i + 3]), ky, fy)
-        s4 += scale(np.float64(X[r, i + 4]), kx, fx) * scale(np.float64(Y[r, i + 4]), ky, fy)
-        s5 += scale(np.float64(X[r, i + 5]), kx, fx) * scale(np.float64(Y[r, i + 5]), ky, fy)
-        s6 += scale(np.float64(X[r, i + 6]), kx, fx) * scale(np.float64(Y[r, i + 6]), ky, fy)
-        s7 += scale(np.float64(X[r, i + 7]), kx, fx) * scale(np.float64(Y[r, i + 7]), ky, fy)
+        s0 += (np.float64(X[r, i]) * x1 * x2) * (np.float64(Y[r, i]) * y1 * y2)
+        s1 += (np.float64(X[r, i + 1]) * x1 * x2) * (np.float64(Y[r, i + 1]) * y1 * y2)
+        s2 += (np.float64(X[r, i + 2]) * x1 * x2) * (np.float64(Y[r, i + 2]) * y1 * y2)
+        s3 += (np.float64(X[r, i + 3]) * x1 * x2) * (np.float64(Y[r, i + 3]) * y1 * y2)
+        s4 += (np.float64(X[r, i + 4]) * x1 * x2) * (np.float64(Y[r, i + 4]) * y1 * y2)
+        s5 += (np.float64(X[r, i + 5]) * x1 * x2) * (np.float64(Y[r, i + 5]) * y1 * y2)
+        s6 += (np.float64(X[r, i + 6]) * x1 * x2) * (np.float64(Y[r, i + 6]) * y1 * y2)
+        s7 += (np.float64(X[r, i + 7]) * x1 * x2) * (np.float64(Y[r, i + 7]) * y1 * y2)
         i += 8
     t = 0.0
     while i < b:
-        t += scale(np.float64(X[r, i]), kx, fx) * scale(np.float64(Y[r, i]), ky, fy)
+        t += (np.float64(X[r, i]) * x1 * x2) * (np.float64(Y[r, i]) * y1 * y2)
         i += 1
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + t
 
 
 @nb.njit
-def _dot(X, Y, r, kx, fx, ky, fy):  # type: ignore[no-untyped-def]
-    """``Σ_i (X[r, i]·2^kx)·(Y[r, i]·2^ky)`` over the whole row: leaves of 128
+def _dot(X, Y, r, x1, x2, y1, y2):  # type: ignore[no-untyped-def]
+    """``Σ_i (X[r, i]·x1·x2)·(Y[r, i]·y1·y2)`` over the whole row: leaves of 128
     summed pairwise as a binary counter (the sum of 2ᵏ leaves is added to
     the pending sum of as many), so the rounding error grows like
     ``(16 + log₂(L/128))·eps``, not with the row length."""
@@ -173,7 +186,7 @@ def _dot(X, Y, r, kx, fx, ky, fy):  # type: ignore[no-untyped-def]
     top = 0
     a = 0
     while a < L:
-        s = _leaf_dot(X, Y, r, a, min(a + 128, L), kx, fx, ky, fy)
+        s = _leaf_dot(X, Y, r, a, min(a + 128, L), x1, x2, y1, y2)
         lv = 0
         while top > 0 and level[top - 1] == lv:
             top -= 1
@@ -197,8 +210,8 @@ def frobenius_hvp_rows(X, V, out, lo, hi):  # type: ignore[no-untyped-def]
     real dot product).
 
     Per row: ``2^kx``, ``2^kv`` the binades of ``max|x|``, ``max|v|``
-    (NaN-propagating); ``xs = x·2^-kx``, ``vs = v·2^-kv`` (exact, or one
-    rounding for an entry ``2^1022`` below its row's largest);
+    (NaN-propagating); ``xs = x·2^-kx``, ``vs = v·2^-kv`` (exact, but for
+    entries 2^1022 below their row's largest; see :func:`factors`);
     ``t = sqrt(Σ xs²)`` (≥ 0.5), ``s = Σ xs·vs / t``, both pairwise in
     float64; ``h = ((vs − (xs/t)·s)/t)·2^(kv − kx)``, rounded once (to
     float32 on the store for float32 input).  ``‖X‖`` is never formed, so an
@@ -221,19 +234,17 @@ def frobenius_hvp_rows(X, V, out, lo, hi):  # type: ignore[no-untyped-def]
             for i in range(L):
                 out[r, i] = math.nan
             continue
-        kx = -exponent(ax)
-        kv = -exponent(av)  # 0 for a zero or non-finite maximum
-        fx = pow2(kx)
-        fv = pow2(kv)
+        x1, x2 = factors(-exponent(ax))
+        v1, v2 = factors(-exponent(av))  # 1 for a zero or non-finite maximum
         if L <= 128:  # one leaf, inlined: a call costs more than a short row
-            t = math.sqrt(_leaf_dot(X, X, r, 0, L, kx, fx, kx, fx))
-            s = _leaf_dot(X, V, r, 0, L, kx, fx, kv, fv) / t
+            t = math.sqrt(_leaf_dot(X, X, r, 0, L, x1, x2, x1, x2))
+            s = _leaf_dot(X, V, r, 0, L, x1, x2, v1, v2) / t
         else:
-            t = math.sqrt(_dot(X, X, r, kx, fx, kx, fx))
-            s = _dot(X, V, r, kx, fx, kv, fv) / t
+            t = math.sqrt(_dot(X, X, r, x1, x2, x1, x2))
+            s = _dot(X, V, r, x1, x2, v1, v2) / t
         e = exponent(av) - exponent(ax)
         fe = pow2(e)
         for i in range(L):
-            g = scale(np.float64(X[r, i]), kx, fx) / t
-            vs = scale(np.float64(V[r, i]), kv, fv)
+            g = (np.float64(X[r, i]) * x1 * x2) / t
+            vs = np.float64(V[r, i]) * v1 * v2
             out[r, i] = scale((vs - g * s) / t, e, fe)
