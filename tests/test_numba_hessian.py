@@ -153,23 +153,30 @@ def _rank(rng: np.random.Generator, r: int, dtype: Any) -> np.ndarray:
 
 
 # ------------------------------------------------------------ det_hvp
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [1, 2, 3])
-def test_det_hvp_random_accurate_and_as_host(n: int, dtype: Any) -> None:
+def check_random_det_hvp(det_hvp: Any, n: int, dtype: Any, B: int) -> None:
+    """``det_hvp(A, V)`` of ``B`` random pairs: shape and dtype, inputs
+    untouched, every slot within the polynomial's rounding of the exact
+    value, and the host kernel's bits where the arithmetic is the same."""
     rng = np.random.default_rng(n)
-    A, V = _random(rng, (40, n, n), dtype), _random(rng, (40, n, n), dtype)
+    A, V = _random(rng, (B, n, n), dtype), _random(rng, (B, n, n), dtype)
     A0, V0 = A.copy(), V.copy()
-    H = _ops.det_hvp(A, V)
+    H = det_hvp(A, V)
     assert H.dtype == A.dtype and H.shape == A.shape
     np.testing.assert_array_equal(A, A0)  # inputs not mutated
     np.testing.assert_array_equal(V, V0)
-    for b in range(0, 40, 7):
+    for b in range(0, B, 7):
         assert_hvp_accurate(H[b], A[b], V[b])
     if np.dtype(dtype) != np.complex128:
         # real arithmetic, or float32 parts whose products are exact in
         # float64: the host's very bits (NumPy's complex128 product may be
         # rounded differently, with FMA, so only the bound holds there)
         np.testing.assert_array_equal(H, host.det_hvp(A, V))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_det_hvp_random_accurate_and_as_host(n: int, dtype: Any) -> None:
+    check_random_det_hvp(_ops.det_hvp, n, dtype, 40)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -43,6 +43,8 @@ gauss_jordan_det_one = S.gauss_jordan_det_one
 gauss_jordan_inv_one = S.gauss_jordan_inv_one
 hyman_point = S.hyman_point
 hvp3 = S.hvp3
+cofactor2 = S.cofactor2
+store3 = S.store3
 all_finite = S.all_finite
 hessian_small_one = S.hessian_small_one
 
@@ -172,18 +174,12 @@ def hvp_small(A, V, H, redo):  # type: ignore[no-untyped-def]
         v = V[b]
         h = H[b]
         if A.shape[1] == 2:
-            h[0, 0] = v[1, 1]
-            h[0, 1] = -v[1, 0]
-            h[1, 0] = -v[0, 1]
-            h[1, 1] = v[0, 0]
+            cofactor2(v, h)  # C is linear: H = C(V)
             return
         r = hvp3(a[0, 0], a[0, 1], a[0, 2], a[1, 0], a[1, 1], a[1, 2], a[2, 0], a[2, 1],
                  a[2, 2], v[0, 0], v[0, 1], v[0, 2], v[1, 0], v[1, 1], v[1, 2], v[2, 0],
                  v[2, 1], v[2, 2])
-        h[0, 0], h[0, 1], h[0, 2] = r[0], r[1], r[2]
-        h[1, 0], h[1, 1], h[1, 2] = r[3], r[4], r[5]
-        h[2, 0], h[2, 1], h[2, 2] = r[6], r[7], r[8]
-        if not all_finite(h) and all_finite(a) and all_finite(v):
+        if not store3(h, r) and all_finite(a) and all_finite(v):
             redo[b] = 1
 
 

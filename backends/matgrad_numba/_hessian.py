@@ -45,6 +45,8 @@ __all__ = ["factors", "flag_overflow", "frobenius_hvp_rows", "hessian_small", "h
 # kernels below (see matgrad.kernels.scalar: this keeps them cached).
 _S = compile_scalar("cpu")
 hvp3 = _S.hvp3
+cofactor2 = _S.cofactor2
+store3 = _S.store3
 all_finite = _S.all_finite
 hessian_small_one = _S.hessian_small_one
 exponent = _S.exponent
@@ -69,10 +71,7 @@ def hvp_one(A, V, H):  # type: ignore[no-untyped-def]
     arithmetic in float64/complex128, ``H`` rounded once on the store).
     Returns False where a 3×3 entry came out inf or NaN."""
     if A.shape[0] == 2:
-        H[0, 0] = V[1, 1]
-        H[0, 1] = -V[1, 0]
-        H[1, 0] = -V[0, 1]
-        H[1, 1] = V[0, 0]
+        cofactor2(V, H)  # C is linear: H = C(V)
         return True
     a = A
     v = V
@@ -80,13 +79,7 @@ def hvp_one(A, V, H):  # type: ignore[no-untyped-def]
              wide(a[1, 2]), wide(a[2, 0]), wide(a[2, 1]), wide(a[2, 2]),
              wide(v[0, 0]), wide(v[0, 1]), wide(v[0, 2]), wide(v[1, 0]), wide(v[1, 1]),
              wide(v[1, 2]), wide(v[2, 0]), wide(v[2, 1]), wide(v[2, 2]))
-    H[0, 0], H[0, 1], H[0, 2] = h[0], h[1], h[2]
-    H[1, 0], H[1, 1], H[1, 2] = h[3], h[4], h[5]
-    H[2, 0], H[2, 1], H[2, 2] = h[6], h[7], h[8]
-    # v − v is 0 for a finite v and NaN for inf/NaN: one test for all nine
-    z = ((h[0] - h[0]) + (h[1] - h[1]) + (h[2] - h[2]) + (h[3] - h[3]) + (h[4] - h[4])
-         + (h[5] - h[5]) + (h[6] - h[6]) + (h[7] - h[7]) + (h[8] - h[8]))
-    return z == 0
+    return store3(H, h)
 
 
 @nb.njit(inline="always")

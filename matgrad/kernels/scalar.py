@@ -62,6 +62,7 @@ __all__ = [
     "all_finite",
     "closed_form_one",
     "cof3",
+    "cofactor2",
     "cofactor3_rescaled",
     "cofactor4_one",
     "col_exponent3",
@@ -81,6 +82,7 @@ __all__ = [
     "mag_max",
     "mul_pow2",
     "split_pow2",
+    "store3",
     "unscale_one",
 ]
 
@@ -250,14 +252,26 @@ def closed_form_one(A, C):
     to straight-line code (a call here would cost a reference-counted view
     of both matrices per iteration, measured 2× the whole loop)."""
     if A.shape[0] == 2:
-        C[0, 0] = A[1, 1]
-        C[0, 1] = -A[1, 0]
-        C[1, 0] = -A[0, 1]
-        C[1, 1] = A[0, 0]
+        cofactor2(A, C)
         return True
     a = A
     c = cof3(a[0, 0], a[0, 1], a[0, 2], a[1, 0], a[1, 1], a[1, 2],
               a[2, 0], a[2, 1], a[2, 2])
+    return store3(C, c)
+
+
+def cofactor2(A, C):
+    """``C = [[a11, −a10], [−a01, a00]]``, the cofactors of a 2×2 ``A``
+    (exact)."""
+    C[0, 0] = A[1, 1]
+    C[0, 1] = -A[1, 0]
+    C[1, 0] = -A[0, 1]
+    C[1, 1] = A[0, 0]
+
+
+def store3(C, c):
+    """``C`` (3×3) ← the nine values ``c`` row by row (rounded to ``C``'s
+    dtype on the store); whether all nine are finite."""
     C[0, 0], C[0, 1], C[0, 2] = c[0], c[1], c[2]
     C[1, 0], C[1, 1], C[1, 2] = c[3], c[4], c[5]
     C[2, 0], C[2, 1], C[2, 2] = c[6], c[7], c[8]
@@ -875,6 +889,8 @@ ALGORITHMS = (
     "exponent",
     "mul_pow2",
     "cof3",
+    "cofactor2",
+    "store3",
     "hvp3",
     "all_finite",
     "hessian_small_one",
@@ -901,7 +917,8 @@ ALGORITHMS = (
 #: parfor passes again), measured 58.6 s against 20 s for ``matgrad warmup``
 #: float64, for a few per cent of run time where the body dominates the call.
 INLINED = frozenset({
-    "abs2", "mag1", "mag_max", "exponent", "cof3", "hvp3", "all_finite", "hessian_small_one",
+    "abs2", "mag1", "mag_max", "exponent", "cof3", "cofactor2", "store3", "hvp3", "all_finite",
+    "hessian_small_one",
     "closed_form_one", "cofactor4_one",
     "hyman_fold",
 })

@@ -23,6 +23,7 @@ from tests.test_numba_hessian import (
     _random,
     _rank,
     assert_hvp_accurate,
+    check_random_det_hvp,
     exact_hessian,
     exact_hvp,
 )
@@ -46,17 +47,7 @@ def _ops() -> Any:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_det_hvp_on_simulator(n: int, dtype: Any) -> None:
-    rng = np.random.default_rng(n)
-    A, V = _random(rng, (6, n, n), dtype), _random(rng, (6, n, n), dtype)
-    A0, V0 = A.copy(), V.copy()
-    H = _ops().det_hvp(A, V, _dev())
-    assert H.dtype == A.dtype and H.shape == A.shape
-    np.testing.assert_array_equal(A, A0)
-    np.testing.assert_array_equal(V, V0)
-    for b in range(6):
-        assert_hvp_accurate(H[b], A[b], V[b])
-    if np.dtype(dtype) != np.complex128:  # NumPy's complex128 product may use FMA
-        np.testing.assert_array_equal(H, host.det_hvp(A, V))
+    check_random_det_hvp(lambda A, V: _ops().det_hvp(A, V, _dev()), n, dtype, 8)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex64])
