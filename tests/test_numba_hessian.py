@@ -469,3 +469,25 @@ def test_frobenius_hvp_special_slots_and_threads(dtype: Any) -> None:
         w = np.complex128 if np.iscomplexobj(X) else np.float64
         exact = hk.mp_frobenius_hvp(X[b].astype(w), V[b].astype(w))
         assert ref._diff_norm(H[b], exact) <= _frobenius_allowed(X[b], V[b], dtype), b
+
+
+# ------------------------------------------------------------ memory
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64, np.float64])
+@pytest.mark.parametrize("op", ["det_hvp", "det_hessian", "frobenius_hvp"])
+def test_no_full_size_temporaries(op: str, dtype: Any) -> None:
+    """Peak memory (tracemalloc sees NumPy's allocations) is the output plus
+    O(batch) flags: a float32/complex64 batch is widened entry by entry in
+    registers, never copied to float64.  A size check, not a speed check."""
+    import tracemalloc
+
+    rng = np.random.default_rng(31)
+    A, V = _random(rng, (50_000, 3, 3), dtype), _random(rng, (50_000, 3, 3), dtype)
+    call = {"det_hvp": lambda: _ops.det_hvp(A, V), "det_hessian": lambda: _ops.det_hessian(A),
+            "frobenius_hvp": lambda: _ops.frobenius_hvp(A, V)}[op]
+    call()  # compiled first: the compiler allocates too
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    out = call()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= out.nbytes + 2 * A.shape[0] + (1 << 16), (peak, out.nbytes)
