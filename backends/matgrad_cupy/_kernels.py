@@ -42,6 +42,11 @@ cofactor4_one = S.cofactor4_one
 gauss_jordan_det_one = S.gauss_jordan_det_one
 gauss_jordan_inv_one = S.gauss_jordan_inv_one
 hyman_point = S.hyman_point
+hvp3 = S.hvp3
+cofactor2 = S.cofactor2
+store3 = S.store3
+all_finite = S.all_finite
+hessian_small_one = S.hessian_small_one
 
 #: threads per block of the reduction kernel (a power of two)
 TPB = 256
@@ -154,6 +159,37 @@ def closed_form(A, C):  # type: ignore[no-untyped-def]
     if b < A.shape[0]:
         if not closed_form_one(A[b], C[b]):
             cofactor3_rescaled(A[b], C[b])  # an overflow or a non-finite entry (rare)
+
+
+@cuda.jit
+def hvp_small(A, V, H, redo):  # type: ignore[no-untyped-def]
+    """``H = D cofactor(A)[V]`` of one 2×2 or 3×3 pair per thread (float64 /
+    complex128): ``[[v11, −v10], [−v01, v00]]``, or the polynomial
+    :func:`matgrad.kernels.scalar.hvp3`; ``redo[b] = 1`` where a 3×3 entry
+    came out inf/NaN from finite ``A`` and ``V`` (products that overflowed:
+    the host redoes the slot on the equilibrated pair)."""
+    b = cuda.grid(1)
+    if b < A.shape[0]:
+        a = A[b]
+        v = V[b]
+        h = H[b]
+        if A.shape[1] == 2:
+            cofactor2(v, h)  # C is linear: H = C(V)
+            return
+        r = hvp3(a[0, 0], a[0, 1], a[0, 2], a[1, 0], a[1, 1], a[1, 2], a[2, 0], a[2, 1],
+                 a[2, 2], v[0, 0], v[0, 1], v[0, 2], v[1, 0], v[1, 1], v[1, 2], v[2, 0],
+                 v[2, 1], v[2, 2])
+        if not store3(h, r) and all_finite(a) and all_finite(v):
+            redo[b] = 1
+
+
+@cuda.jit
+def hessian_small(A, out):  # type: ignore[no-untyped-def]
+    """``∂²det/∂A_ij∂A_kl`` of one 2×2 or 3×3 matrix per thread into ``out``
+    (zeros on entry)."""
+    b = cuda.grid(1)
+    if b < A.shape[0]:
+        hessian_small_one(A[b], out[b])
 
 
 @cuda.jit

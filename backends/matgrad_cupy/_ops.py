@@ -19,14 +19,16 @@ from typing import Any
 import numpy as np
 
 from matgrad import config
+from matgrad._values import det_value
 from matgrad.kernels import charpoly as host_charpoly
+from matgrad.kernels import hessian as host_hessian
 from matgrad.kernels import routing
-from matgrad.kernels.scaling import ldexp, widen, work_dtype
+from matgrad.kernels.scaling import ldexp, narrow, widen, work_dtype
 
 from . import _kernels as K
 
-__all__ = ["Device", "bilinear_grad", "charpoly_deriv", "det_grad", "frobenius_grad",
-           "logdet_grad"]
+__all__ = ["Device", "bilinear_grad", "charpoly_deriv", "det_grad", "det_hessian", "det_hvp",
+           "det_hvp_value", "frobenius_grad", "frobenius_hvp", "logdet_grad", "logdet_hvp"]
 
 
 
@@ -167,3 +169,59 @@ def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
         p.ravel()[idx] = dev.to_device(sp)
         dp.ravel()[idx] = dev.to_device(sdp)
     return p, dp
+
+
+# ----------------------------------------------------------------- second derivatives
+def _host_pair(dev: Device, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], A: Any,
+               V: Any) -> Any:
+    """A host algorithm of :mod:`matgrad.kernels.hessian` on a pair, with the
+    transfers."""
+    return dev.to_device(fn(dev.to_host(A), dev.to_host(V)))
+
+
+def det_hvp(A: Any, V: Any, dev: Device) -> Any:
+    """``H = D cofactor(A)[V]``: one thread per 2×2 / 3×3 pair (in the wide
+    dtype, rounded once), the slots whose products overflowed redone by the
+    host's ``det_hvp`` (its equilibrated pair: the host's bits); ``n = 1`` and
+    ``n ≥ 4`` on the host."""
+    B, n, _ = A.shape
+    if n == 1 or n >= 4 or B == 0:
+        return _host_pair(dev, host_hessian.det_hvp, A, V)
+    xp = dev.xp
+    W, Vw = widen(A), widen(V)
+    H = xp.empty_like(W)
+    redo = xp.zeros(B, dtype=np.int8)
+    K.launch(K.hvp_small, B, dev.stream, dev.inp(W), dev.inp(Vw), H, redo)
+    idx = xp.flatnonzero(redo)
+    if int(idx.size):  # rare
+        H[idx] = _host_pair(dev, host_hessian.det_hvp, A[idx], V[idx])
+    return narrow(H, A.dtype)
+
+
+def det_hvp_value(A: Any, V: Any, dev: Device) -> tuple[Any, Any, Any]:
+    """``(det A, cofactor(A), H)``: ``det`` and ``cofactor`` as this backend's
+    ``det_value_grad`` (the value from the host, the cofactors from
+    :func:`det_grad`), ``H`` from :func:`det_hvp`."""
+    d = dev.to_device(det_value(np.ascontiguousarray(dev.to_host(A))))
+    return d, det_grad(A, dev), det_hvp(A, V, dev)
+
+
+def det_hessian(A: Any, dev: Device) -> Any:
+    """``∂²det/∂A_ij∂A_kl`` ``(B, n, n, n, n)``: one thread per 2×2 / 3×3
+    matrix writing the constants or ``±A_mq`` (exact), the host otherwise."""
+    B, n, _ = A.shape
+    if n not in (2, 3) or B == 0:
+        return _on_host(dev, host_hessian.det_hessian, A)
+    out = dev.xp.zeros((B, n, n, n, n), dtype=A.dtype)
+    K.launch(K.hessian_small, B, dev.stream, dev.inp(A), out)
+    return out
+
+
+def logdet_hvp(A: Any, V: Any, dev: Device) -> Any:
+    """``−A⁻ᵀVᵀA⁻ᵀ`` (``−G·Vᴴ·G`` for complex) on the host."""
+    return _host_pair(dev, host_hessian.logdet_hvp, A, V)
+
+
+def frobenius_hvp(X: Any, V: Any, dev: Device) -> Any:
+    """``(V − G·⟨G, V⟩)/‖X‖_F`` on the host."""
+    return _host_pair(dev, host_hessian.frobenius_hvp, X, V)

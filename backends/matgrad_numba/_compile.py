@@ -85,6 +85,9 @@ EXPECTED_SECONDS: dict[str, tuple[float, float]] = {
     "balance": (4.5, 4.5),  # 5.0-6.4 s measured with the other core busy
     "hyman": (1.5, 1.5),
     "closed_form_value": (2.5, 2.5),
+    "hvp_small": (2.0, 2.5),
+    "hessian_small": (0.8, 0.8),
+    "frobenius_hvp_rows": (3.0, 3.0),  # complex runs on the real view
 }
 #: Arguments (by position) that a kernel only reads.  They are always passed
 #: read-only, so that one compiled signature serves a writable array and a
@@ -100,6 +103,9 @@ READ_ONLY_ARGS: dict[str, tuple[int, ...]] = {
     "closed_form_value": (0,),
     "logdet_closed": (0,),
     "closed_form_narrow": (0,),
+    "hvp_small": (0, 1),
+    "hessian_small": (0,),
+    "frobenius_hvp_rows": (0, 1),
 }
 #: Kernels that a call launches after the given one (added to its estimate).
 _FOLLOWERS = {"_partials": ("_write",), "hessenberg": ("hyman",)}
@@ -426,6 +432,7 @@ _LONG_ROWS = {"numba_parallel_min_work": 1, "frobenius_chunk": 4}
 def _inputs(dtype: np.dtype[Any]) -> list[tuple[str, str, tuple[np.ndarray, ...], dict[str, int]]]:
     """(label, operation, canonical inputs, settings) covering every kernel path."""
     A3, A6 = _sample(dtype, 2, 3, 3), _sample(dtype, 2, 6, 6)
+    V3 = _sample(dtype, 2, 3, 3)[::-1].copy()
     X = _sample(dtype, 2, 3, 4)
     x, y = _sample(dtype, 2, 3), _sample(dtype, 2, 4)
     pts = _sample(dtype, 2, 3)
@@ -443,6 +450,11 @@ def _inputs(dtype: np.dtype[Any]) -> list[tuple[str, str, tuple[np.ndarray, ...]
         ("det_grad, logdet_grad n ≥ 4", "det_value_grad", (A6,), _EVERY_PATH),
         ("det_grad, logdet_grad n ≥ 4", "logdet_value_grad", (A6,), _EVERY_PATH),
         ("charpoly_deriv", "charpoly_deriv", (A6, pts), _EVERY_PATH),
+        # second derivatives (n ≥ 4 and logdet/Frobenius run on the host)
+        ("det_hvp n ≤ 3", "det_hvp", (A3, V3), _EVERY_PATH),
+        ("det_hvp n ≤ 3 with value", "det_hvp_value", (A3, V3), _EVERY_PATH),
+        ("det_hessian n ≤ 3", "det_hessian", (A3,), _EVERY_PATH),
+        ("frobenius_hvp", "frobenius_hvp", (X, X[::-1].copy()), _EVERY_PATH),
     ]
 
 

@@ -59,8 +59,10 @@ __all__ = [
     "SPREAD_BITS",
     "TARGETS",
     "abs2",
+    "all_finite",
     "closed_form_one",
     "cof3",
+    "cofactor2",
     "cofactor3_rescaled",
     "cofactor4_one",
     "col_exponent3",
@@ -71,6 +73,8 @@ __all__ = [
     "exponent",
     "gauss_jordan_det_one",
     "gauss_jordan_inv_one",
+    "hessian_small_one",
+    "hvp3",
     "hyman_fold",
     "hyman_place",
     "hyman_point",
@@ -78,6 +82,7 @@ __all__ = [
     "mag_max",
     "mul_pow2",
     "split_pow2",
+    "store3",
     "unscale_one",
 ]
 
@@ -167,6 +172,63 @@ def cof3(a00, a01, a02, a10, a11, a12, a20, a21, a22):
     )
 
 
+def hvp3(a00, a01, a02, a10, a11, a12, a20, a21, a22,
+         v00, v01, v02, v10, v11, v12, v20, v21, v22):
+    """``H = D C(A)[V]`` of one 3×3 pair, entries row by row.
+
+    ``C_ij = ½ ε_ikm ε_jln A_kl A_mn``, so ``H_ij = ε_ikm ε_jln V_kl A_mn``:
+    row ``i`` of ``H`` is ``V_k × A_m + A_k × V_m`` for the cyclic
+    ``(i, k, m)``, entry ``j`` of ``x × y`` being ``x_p y_q − x_q y_p`` for
+    the cyclic ``(j, p, q)``.  Each entry is summed as
+    ``((v_kp a_mq − v_kq a_mp) + a_kp v_mq) − a_kq v_mp``, the order of
+    :func:`matgrad.kernels.hessian.det_hvp`'s host polynomial, so that a
+    real slot is bit-identical to it.  No division: exact in exact
+    arithmetic at every rank of ``A``."""
+    return (
+        v11 * a22 - v12 * a21 + a11 * v22 - a12 * v21,
+        v12 * a20 - v10 * a22 + a12 * v20 - a10 * v22,
+        v10 * a21 - v11 * a20 + a10 * v21 - a11 * v20,
+        v21 * a02 - v22 * a01 + a21 * v02 - a22 * v01,
+        v22 * a00 - v20 * a02 + a22 * v00 - a20 * v02,
+        v20 * a01 - v21 * a00 + a20 * v01 - a21 * v00,
+        v01 * a12 - v02 * a11 + a01 * v12 - a02 * v11,
+        v02 * a10 - v00 * a12 + a02 * v10 - a00 * v12,
+        v00 * a11 - v01 * a10 + a00 * v11 - a01 * v10,
+    )
+
+
+def all_finite(A):
+    """Every entry of the matrix ``A`` finite (real and imaginary parts)."""
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            if not mag_max(A[i, j]) < math.inf:
+                return False
+    return True
+
+
+def hessian_small_one(A, out):
+    """``Hess = ∂²det/∂A_ij∂A_kl`` of one 2×2 or 3×3 matrix into ``out (n, n,
+    n, n)``, which holds zeros: only the nonzero entries are written.
+    ``n = 2``: ``∂C_ij/∂A_kl`` of ``C = [[a11, −a10], [−a01, a00]]``;
+    ``n = 3``: ``ε_ikm ε_jlq A_mq`` for ``k = i + s``, ``m = i + 2s`` (mod 3),
+    ``ε_ikm = +1`` for ``s = 1`` and −1 for ``s = 2`` (``l``, ``q`` from ``j``
+    and ``t`` likewise): entries of ``A``, exact."""
+    if A.shape[0] == 2:
+        out[0, 0, 1, 1] = 1
+        out[1, 1, 0, 0] = 1
+        out[0, 1, 1, 0] = -1
+        out[1, 0, 0, 1] = -1
+        return
+    for i in range(3):
+        for s in range(1, 3):
+            k = (i + s) % 3
+            m = (i + 2 * s) % 3
+            for j in range(3):
+                for t in range(1, 3):
+                    entry = A[m, (j + 2 * t) % 3]
+                    out[i, j, k, (j + t) % 3] = entry if s == t else -entry
+
+
 def col_exponent3(a0, a1, a2, r0, r1, r2):
     """−exponent(max_i |a_i|·2^r_i) of one column, from integer exponents
     (0 for a zero column)."""
@@ -190,14 +252,26 @@ def closed_form_one(A, C):
     to straight-line code (a call here would cost a reference-counted view
     of both matrices per iteration, measured 2× the whole loop)."""
     if A.shape[0] == 2:
-        C[0, 0] = A[1, 1]
-        C[0, 1] = -A[1, 0]
-        C[1, 0] = -A[0, 1]
-        C[1, 1] = A[0, 0]
+        cofactor2(A, C)
         return True
     a = A
     c = cof3(a[0, 0], a[0, 1], a[0, 2], a[1, 0], a[1, 1], a[1, 2],
               a[2, 0], a[2, 1], a[2, 2])
+    return store3(C, c)
+
+
+def cofactor2(A, C):
+    """``C = [[a11, −a10], [−a01, a00]]``, the cofactors of a 2×2 ``A``
+    (exact)."""
+    C[0, 0] = A[1, 1]
+    C[0, 1] = -A[1, 0]
+    C[1, 0] = -A[0, 1]
+    C[1, 1] = A[0, 0]
+
+
+def store3(C, c):
+    """``C`` (3×3) ← the nine values ``c`` row by row (rounded to ``C``'s
+    dtype on the store); whether all nine are finite."""
     C[0, 0], C[0, 1], C[0, 2] = c[0], c[1], c[2]
     C[1, 0], C[1, 1], C[1, 2] = c[3], c[4], c[5]
     C[2, 0], C[2, 1], C[2, 2] = c[6], c[7], c[8]
@@ -815,6 +889,11 @@ ALGORITHMS = (
     "exponent",
     "mul_pow2",
     "cof3",
+    "cofactor2",
+    "store3",
+    "hvp3",
+    "all_finite",
+    "hessian_small_one",
     "col_exponent3",
     "closed_form_one",
     "split_pow2",
@@ -838,7 +917,9 @@ ALGORITHMS = (
 #: parfor passes again), measured 58.6 s against 20 s for ``matgrad warmup``
 #: float64, for a few per cent of run time where the body dominates the call.
 INLINED = frozenset({
-    "abs2", "mag1", "mag_max", "exponent", "cof3", "closed_form_one", "cofactor4_one",
+    "abs2", "mag1", "mag_max", "exponent", "cof3", "cofactor2", "store3", "hvp3", "all_finite",
+    "hessian_small_one",
+    "closed_form_one", "cofactor4_one",
     "hyman_fold",
 })
 #: The targets :func:`compile_scalar` compiles for.
