@@ -242,6 +242,13 @@ _charpoly_grad_a_op = _op(
     _charpoly_grad_a_impl)
 
 
+def _connect_impl(G: Tensor, X: Tensor) -> Tensor:
+    return G.clone()
+
+
+_connect_op = _op("connect", "(Tensor G, Tensor X) -> Tensor", _connect_impl)
+
+
 def _hvp_impl(name: str, A: Tensor, V: Tensor, backend: str) -> Tensor:
     """``D G(A)[V]`` for the gradient ``G`` that ``name`` names (``"det"``,
     ``"logdet"``, ``"frobenius"``), from matgrad's second-order kernels."""
@@ -296,6 +303,7 @@ def _fake_hvp(name: str, A: Tensor, V: Tensor, backend: str) -> Tensor:
 
 _det_op.register_fake(_fake_det)
 _hvp_op.register_fake(_fake_hvp)
+_connect_op.register_fake(lambda G, X: torch.empty_like(G))
 _hvp_adjoint_op.register_fake(_fake_hvp)
 _slogdet_op.register_fake(_fake_slogdet)
 _frobenius_op.register_fake(_fake_frobenius)
@@ -369,6 +377,11 @@ def _vmap_hvp(op: Any) -> Callable[..., Any]:
     return rule
 
 
+def _vmap_connect(info: Any, in_dims: Any, G: Tensor, X: Tensor) -> Any:
+    return (G.clone(), None) if in_dims[0] is None else (G.movedim(in_dims[0], 0).clone(), 0)
+
+
+torch.library.register_vmap(_connect_op, _vmap_connect)
 torch.library.register_vmap(_hvp_op, _vmap_hvp(_hvp_op))
 torch.library.register_vmap(_hvp_adjoint_op, _vmap_hvp(_hvp_adjoint_op))
 torch.library.register_vmap(_det_op, _vmap_det)
@@ -494,6 +507,18 @@ def _dot(G: Tensor, V: Tensor) -> Tensor:
 # functions apply ``_XFirst``; its backward multiplies by the saved gradient,
 # and a second derivative through a compiled graph is AOTAutograd's own
 # error ("does not currently support double backward").
+def _connected(G: Tensor, X: Tensor) -> Tensor:
+    """``G`` (a copy; a gradient made from the incoming gradient), computed
+    by an opaque operator that also reads the input ``X``.  Under
+    torch.compile a backward that reads only saved gradients is cut off from
+    the inputs (the partitioner saves what does not depend on the incoming
+    gradient), so a second derivative through it finds no path and a
+    gradient penalty loses its second-order part silently; reading ``X`` in
+    the backward keeps the path, and AOTAutograd raises its own error for
+    the second derivative instead."""
+    return _connect_op(G, X)
+
+
 class _DetFirst(torch.autograd.Function):  # type: ignore[misc]
     generate_vmap_rule = True
 
@@ -510,8 +535,8 @@ class _DetFirst(torch.autograd.Function):  # type: ignore[misc]
 
     @staticmethod
     def backward(ctx: Any, g: Tensor, _gC: Any) -> Any:
-        _, C = ctx.saved_tensors
-        return g[..., None, None] * C.conj(), None
+        A, C = ctx.saved_tensors
+        return _connected(g[..., None, None] * C.conj(), A), None
 
 
 class _Det(_DetFirst):
@@ -557,7 +582,7 @@ class _SlogdetFirst(torch.autograd.Function):  # type: ignore[misc]
     @staticmethod
     def backward(ctx: Any, g_sign: Tensor, g_logabs: Tensor, _gG: Any) -> Any:
         A, sign, G = ctx.saved_tensors
-        return _slogdet_g(g_sign, g_logabs, sign, A)[..., None, None] * G, None
+        return _connected(_slogdet_g(g_sign, g_logabs, sign, A)[..., None, None] * G, A), None
 
 
 class _Slogdet(_SlogdetFirst):
@@ -593,8 +618,8 @@ class _FrobeniusFirst(torch.autograd.Function):  # type: ignore[misc]
 
     @staticmethod
     def backward(ctx: Any, g: Tensor, _gG: Any) -> Any:
-        _, G = ctx.saved_tensors
-        return g[..., None, None] * G, None
+        X, G = ctx.saved_tensors
+        return _connected(g[..., None, None] * G, X), None
 
 
 class _Frobenius(_FrobeniusFirst):
@@ -784,9 +809,10 @@ class _CharpolyFirst(torch.autograd.Function):  # type: ignore[misc]
         A, x, dp = ctx.saved_tensors
         gA = gx = None
         if ctx.needs_input_grad[1]:
-            gx = _sum_to(g * dp.conj(), tuple(x.shape))
+            gx = _connected(_sum_to(g * dp.conj(), tuple(x.shape)), x)
         if ctx.needs_input_grad[0]:
             gA = _charpoly_grad_a_op(A.detach(), x.detach(), g.detach(), ctx.backend)
+            gA = _connected(gA, A)
         return gA, gx, None
 
 
