@@ -25,10 +25,27 @@ axes, so a vmapped call is one batched host call.  ``charpoly`` computes its
 ``A``-tangent (one cofactor of ``xI − A`` per point) only when ``A`` is
 actually differentiated (symbolic zeros).
 
-* **Higher orders**: second derivatives would differentiate the callback,
-  which JAX refuses with an error (``pure_callback`` has no JVP); never a
-  silent zero.  ``bilinear`` is the exception only in that its ``x`` and
-  ``y`` tangents are plain ``jax.numpy``.
+* **Second derivatives**: ``jax.hessian``, ``jacfwd``/``jacrev`` nested
+  either way, ``jax.jvp`` of ``jax.grad`` and ``check_grads(order=2,
+  modes=("fwd", "rev"))`` work, under ``jit`` and ``vmap``.  Each rule reads
+  its gradient ``G`` from a second ``custom_jvp`` (``_det_with_grad`` …)
+  that returns the value and ``G`` from the same host call, so a first
+  derivative costs what it did; a second derivative differentiates the
+  rule, meets that function's rule, and gets ``dG = D G(A)[dA]`` from the
+  ``matgrad_hvp`` primitive: matgrad's second-order kernels on the host
+  (:mod:`matgrad._second_order`; ``det_hvp``, exact at every rank,
+  ``logdet_hvp``, ``frobenius_hvp``, NaN at ``X = 0`` where the norm has no
+  Hessian), with a batching rule (one host call per batch), a transpose
+  rule (the adjoint, the same kernel up to conjugation: reverse over
+  reverse) and a JVP rule linear in the direction.  A ``pure_callback``
+  alone cannot be transposed or differentiated, and ``linear_call`` has no
+  batching rule.  ``charpoly``'s ``(p, p′)`` is differentiable the same way
+  (``dp′ = p″·dx − Σ det_hvp(xI − A, I)∘dA``, ``p″ = tr det_hvp(xI − A, I)``,
+  exact at eigenvalues), its ``A``-gradient through ``_det_with_grad`` of
+  ``xI − A``; ``bilinear``'s ``x yᵀ`` has a tangent in ``jax.numpy``.  On
+  non-singular input all agree with JAX's own second derivatives.
+* **Third and higher derivatives** raise ``NotImplementedError`` naming the
+  function (a derivative of ``D G(A)[V]`` along ``A``), never a zero.
 * **The backend** is chosen when the function is traced (the ``backend=``
   keyword, :func:`matgrad.use_backend`, :func:`matgrad.set_backend`,
   ``$MATGRAD_BACKEND``, ``auto``) and carried into the callbacks by name:
@@ -500,7 +517,9 @@ def det(A: Any, *, backend: BackendLike = None) -> Array:
     Notes
     -----
     JVP ``Σ_ij C_ij dA_ij`` with ``C`` the cofactor matrix, exact for singular
-    ``A``.  Second derivatives raise.
+    ``A``.  Second derivatives from ``det_hvp``, exact at every rank (the
+    Hessian at ``diag(1, 1, 0, 0)``, where ``jax.hessian(jnp.linalg.det)`` is
+    wrong); third order raises.
     """
     (A,), dt = _prepare("det", {"A": A})
     _square("det", A)
@@ -525,13 +544,16 @@ def slogdet(A: Any, *, backend: BackendLike = None) -> SlogdetResult:
 
     Returns
     -------
-    sign : jax.Array, shape (...)
-    logabsdet : jax.Array, shape (...), real
+    SlogdetResult
+        A named pair, as ``jnp.linalg.slogdet``'s: ``.sign`` (shape (...))
+        and ``.logabsdet`` (shape (...), real); unpacks as
+        ``sign, logabsdet``.
 
     Notes
     -----
     JVP: ``t = tr(A⁻¹dA)``; ``d logabsdet = Re t`` and, for complex ``A``,
-    ``d sign = i·Im(t)·sign``, as JAX's own rule.
+    ``d sign = i·Im(t)·sign``, as JAX's own rule.  Second derivatives from
+    ``logdet_hvp`` (``d(A⁻ᵀ) = −A⁻ᵀ·dAᵀ·A⁻ᵀ``).
     """
     (A,), dt = _prepare("slogdet", {"A": A})
     _square("slogdet", A)

@@ -33,17 +33,49 @@ works in ``torch.func.grad``/``vmap``/``jacrev`` and under ``torch.compile``
 with ``fullgraph=True``; a custom operator with ``register_autograd`` alone
 makes ``torch.func.grad`` raise and ``jacfwd`` return zeros silently.
 
-* **Forward mode** (``torch.func.jvp``, ``jacfwd``) is not implemented and
-  raises PyTorch's error for an ``autograd.Function`` without ``jvp`` (never
-  zeros): Dynamo refuses a ``jvp`` method.  Use ``jacrev``.
-* **Double backward** (``create_graph=True``: Hessian-vector products,
-  gradient penalties).  ``bilinear`` is right to every order: its backward
-  is built from differentiable pieces.  For ``det``, ``slogdet``,
-  ``frobenius_norm`` and ``charpoly`` the second derivative raises a
-  ``RuntimeError`` the moment anything differentiates through their
-  gradient; it is never silently dropped (``@once_differentiable`` drops it
-  when the incoming gradient does not require grad, as in a gradient
-  penalty).
+* **Second derivatives** (``create_graph=True`` double backward,
+  ``torch.autograd.gradgradcheck``, ``torch.func.hessian``,
+  ``torch.autograd.functional.hessian``, ``jacrev`` of ``jacrev`` or of
+  ``jacfwd``, gradient penalties) are matgrad's too.  The backward reads
+  the gradient ``G`` saved by the forward through ``_Tie``, an
+  autograd.Function that is the identity on ``G`` (one copy) and whose own
+  derivative is ``dG = D G(A)[dA]`` from matgrad's second-order kernels
+  (:mod:`matgrad._second_order`): ``det_hvp`` for ``det`` (holomorphic, exact
+  at every rank: the Hessian of ``det`` at ``[[1, 2], [2, 4]]``, ``ones((3,
+  3))`` or ``diag(1, 1, 0, 0)``, where ``torch.linalg.det``'s is NaN),
+  ``logdet_hvp`` for ``slogdet`` and ``frobenius_hvp`` for
+  ``frobenius_norm`` (NaN at ``X = 0``, where the norm has no Hessian).
+  The adjoint of that map, for the backward of the backward, is the same
+  kernel (a Hessian is symmetric) up to conjugation.  ``charpoly``'s
+  backward, when it may be differentiated again, builds ``M = xI − A`` in
+  PyTorch and ties ``cofactor(M)`` (one factorisation per point) and
+  ``p′(x)`` (the exact saved value, with the derivatives of ``tr
+  cofactor(M)``: ``p″ = tr det_hvp(M, I)``, exact at eigenvalues); a plain
+  first-order backward stays one multiplication by ``p′`` and the chunked
+  ``A``-gradient.  ``bilinear``'s backward is built from differentiable
+  pieces.  On non-singular input all of these equal PyTorch's own second
+  derivatives to rounding, real and complex.  A gradient penalty plus
+  another loss keeps its second-order part (``@once_differentiable``
+  dropped it silently).
+* **Forward mode** (``torch.func.jvp``, ``jacfwd``, ``torch.autograd.forward_ad``):
+  every function has a ``jvp`` rule built the same way, so
+  forward-over-reverse (``torch.func.hessian``) works.  Forward over
+  forward (``jacfwd(jacfwd(f))``, ``jvp`` of ``jvp``) raises: PyTorch does
+  not differentiate an autograd.Function's ``jvp`` rule again (a toy
+  Function gives zeros), so matgrad refuses rather than return them.
+* **Third and higher derivatives** raise a ``RuntimeError`` naming the
+  function (the derivative of ``D G(A)[V]`` along ``A`` is not
+  implemented); ``bilinear`` is right to every order in reverse mode.
+* **torch.compile** (``fullgraph=True``) works for first order: Dynamo
+  refuses an autograd.Function with a ``jvp`` method, so while it traces
+  the public functions apply jvp-free twins (``_DetFirst`` …) whose
+  backward multiplies by the saved gradient.  A second derivative through a
+  compiled graph is AOTAutograd's own ``RuntimeError`` ("torch.compile with
+  aot_autograd does not currently support double backward"), never a
+  dropped term: the twins' backward reads the input through an opaque
+  ``matgrad::connect`` operator, without which the compiled backward would
+  be cut off from the input and a gradient penalty would silently lose its
+  second-order part.
 * **The backend** is resolved when the forward runs (the ``backend=``
   keyword, :func:`matgrad.use_backend`, :func:`matgrad.set_backend`,
   ``$MATGRAD_BACKEND``, ``auto``) and carried to the backward by name:
@@ -873,7 +905,8 @@ def det(A: Any, *, backend: BackendLike = None) -> Tensor:
     The backward is ``grad · conj(C)`` with ``C_ij = (−1)^(i+j) M_ij`` the
     cofactors, exact for singular ``A`` (``[[1, 2], [2, 4]]`` gives
     ``[[4, −2], [−2, 1]]`` where ``torch.linalg.det`` gives 0).  Second
-    derivatives raise.
+    derivatives (double backward, ``torch.func.hessian``, ``jvp``) from
+    ``det_hvp``, exact at every rank; third order raises.
     """
     A, dtype = _square("det", A)
     value, _ = _pick(_Det, _DetFirst).apply(A, _carry(backend))
@@ -899,16 +932,19 @@ def slogdet(A: Any, *, backend: BackendLike = None) -> SlogdetResult:
 
     Returns
     -------
-    sign : torch.Tensor, shape (...)
-        ±1 (unit modulus for complex ``A``), 0 for a singular matrix.
-    logabsdet : torch.Tensor, shape (...)
-        Real dtype; −inf for a singular matrix.
+    SlogdetResult
+        A named pair, as ``torch.linalg.slogdet``'s: ``.sign`` (shape (...),
+        ±1, unit modulus for complex ``A``, 0 for a singular matrix) and
+        ``.logabsdet`` (shape (...), real dtype, −inf for a singular
+        matrix); unpacks as ``sign, logabsdet``.
 
     Notes
     -----
     Backward: ``g·A⁻ᴴ`` with ``g = ḡ_logabsdet − i·Im(conj(ḡ_sign)·sign)``
     (the second term only for complex ``A``), as PyTorch's rule.  An exactly
     singular matrix gives a non-finite gradient in its own batch slot.
+    Second derivatives from ``logdet_hvp`` (``d(A⁻ᴴ) = −A⁻ᴴ·dAᴴ·A⁻ᴴ``);
+    a real ``sign`` is differentiable with derivative 0, as PyTorch's own.
     """
     A, dtype = _square("slogdet", A)
     sign, logabs, _ = _pick(_Slogdet, _SlogdetFirst).apply(A, _carry(backend))
@@ -987,7 +1023,10 @@ def charpoly(A: Any, x: Any, *, backend: BackendLike = None) -> Tensor:
     ``∂p/∂x = p′(x)``, exact at eigenvalues (from
     :func:`matgrad.charpoly_deriv`, computed with ``p`` in the forward).
     ``∂p/∂A = −cofactor(xI − A)``: one factorisation per point, computed only
-    when ``A`` needs a gradient, in chunks of points.  Second derivatives raise.
+    when ``A`` needs a gradient, in chunks of points.  Second derivatives
+    (in ``A`` and ``x``) from ``det_hvp`` of ``xI − A``, ``p″`` exact at
+    eigenvalues; one factorisation per point when the backward may be
+    differentiated again.  Third order raises.
     """
     (A, x), dtype = _prepare("charpoly", {"A": A, "x": x})
     if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
