@@ -524,7 +524,21 @@ class _Tie(torch.autograd.Function):  # type: ignore[misc]
         return _Linear.apply(name, A, tA, backend, what, False)
 
 
+def _higher_order_possible() -> bool:
+    """Whether what a backward computes may be differentiated again: grad
+    mode on (``create_graph=True``, ``torch.func``), a forward-AD dual level
+    or a torch.func transform active."""
+    return bool(torch.is_grad_enabled()
+                or torch.autograd.forward_ad._current_level >= 0
+                or torch._C._functorch.get_interpreter_stack())
+
+
 def _tie(name: str, A: Tensor, G: Tensor, backend: str, what: str) -> Tensor:
+    """``G`` tied to ``A`` where anything may differentiate it (see
+    :func:`_higher_order_possible`); ``G`` itself in a plain first-order
+    backward, which then costs no copy."""
+    if not _higher_order_possible():
+        return G
     return _Tie.apply(name, A, G, backend, what)
 
 
@@ -793,15 +807,6 @@ class _Replace(torch.autograd.Function):  # type: ignore[misc]
     @staticmethod
     def jvp(ctx: Any, _tv: Any, tp: Any) -> Any:
         return tp
-
-
-def _higher_order_possible() -> bool:
-    """Whether what a backward computes may be differentiated again: grad
-    mode on (``create_graph=True``, ``torch.func``), a forward-AD dual level
-    or a torch.func transform active."""
-    return bool(torch.is_grad_enabled()
-                or torch.autograd.forward_ad._current_level >= 0
-                or torch._C._functorch.get_interpreter_stack())
 
 
 def _charpoly_tied(A: Tensor, x: Tensor, dp: Tensor, backend: str) -> tuple[Tensor, Tensor]:

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("jax")
 
-from ._second_order_table import CASES, COLUMNS, cell, exact_det_hessian  # noqa: E402
+from ._second_order_table import CASES, COLUMNS, cell, exact_det_hessian
 
 README = Path(__file__).parent.parent / "README.md"
 HEADER = "| Hessian of det at |"
