@@ -174,3 +174,18 @@ def test_slogdet_fields() -> None:
     np.testing.assert_allclose(np.asarray(r.logabsdet), np.asarray(own.logabsdet), rtol=1e-14)
     r2 = jax.jit(mj.slogdet)(A)
     assert type(r2).__name__ == "SlogdetResult" and float(r2.logabsdet) == float(r.logabsdet)
+
+
+def test_first_order_never_evaluates_the_second_order_kernels(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from matgrad import _second_order
+
+    calls: list[str] = []
+    monkeypatch.setattr(_second_order, "hvp", lambda *a: calls.append("hvp"))
+    monkeypatch.setattr(_second_order, "adjoint_hvp", lambda *a, **k: calls.append("adj"))
+    A = _well(3, 11, batch=(2,))
+    for f in (mj.det, lambda a: mj.slogdet(a).logabsdet, mj.frobenius_norm):
+        jax.grad(lambda a, f=f: f(a).sum())(A).block_until_ready()
+        jax.jvp(f, (A,), (A,))[1].block_until_ready()
+        jax.jacfwd(f)(A[0]).block_until_ready()
+    assert calls == []

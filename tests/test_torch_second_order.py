@@ -251,3 +251,18 @@ def test_opcheck_second_order_ops() -> None:
         torch.library.opcheck(torch.ops.matgrad.hvp, (name, A, V, "numpy"))
         torch.library.opcheck(torch.ops.matgrad.hvp_adjoint, (name, A, V, "numpy"))
     torch.library.opcheck(torch.ops.matgrad.connect, (V, A))
+
+
+def test_first_order_pays_nothing_for_second_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain backward multiplies by the saved gradient: no tie, no copy,
+    no second-order kernel."""
+    from matgrad import _second_order
+
+    calls: list[str] = []
+    monkeypatch.setattr(mt._Tie, "forward", staticmethod(
+        lambda *a: calls.append("tie") or a[2].clone()))
+    monkeypatch.setattr(_second_order, "hvp", lambda *a: calls.append("hvp"))
+    A = _well(3, F64, 19, (2,)).requires_grad_()
+    for f in (mt.det, lambda a: mt.slogdet(a).logabsdet, mt.frobenius_norm):
+        f(A).sum().backward()
+    assert calls == []
