@@ -1,7 +1,8 @@
 """The README's table of second derivatives of ``det``, computed.
 
 Every cell of the table whose header starts with ``| Hessian of det at |``
-is recomputed by :mod:`tests._second_order_table` (exact rational
+(in README.md, or in a page of docs/guide/ should the frameworks' section
+live there) is recomputed by :mod:`tests._second_order_table` (exact rational
 references) and compared with the README's text, so the table cannot drift
 from what the code and the frameworks do."""
 
@@ -16,13 +17,22 @@ pytest.importorskip("jax")
 
 from ._second_order_table import CASES, COLUMNS, cell, exact_det_hessian
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
 HEADER = "| Hessian of det at |"
 
 
+def _page() -> list[str]:
+    """The lines of the one page that holds the table."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
+    found = [p.read_text(encoding="utf-8").splitlines() for p in pages if p.exists()]
+    holding = [lines for lines in found if any(x.startswith(HEADER) for x in lines)]
+    assert len(holding) == 1, "the Hessian table must be on exactly one page"
+    return holding[0]
+
+
 def readme_table() -> dict[str, dict[str, str]]:
-    """``{row label: {column: cell text}}`` of the README's table."""
-    lines = README.read_text(encoding="utf-8").splitlines()
+    """``{row label: {column: cell text}}`` of the table."""
+    lines = _page()
     start = next(i for i, line in enumerate(lines) if line.startswith(HEADER))
     header = [c.strip() for c in lines[start].strip("|").split("|")]
     table = {}
