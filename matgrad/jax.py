@@ -25,10 +25,27 @@ axes, so a vmapped call is one batched host call.  ``charpoly`` computes its
 ``A``-tangent (one cofactor of ``xI − A`` per point) only when ``A`` is
 actually differentiated (symbolic zeros).
 
-* **Higher orders**: second derivatives would differentiate the callback,
-  which JAX refuses with an error (``pure_callback`` has no JVP); never a
-  silent zero.  ``bilinear`` is the exception only in that its ``x`` and
-  ``y`` tangents are plain ``jax.numpy``.
+* **Second derivatives**: ``jax.hessian``, ``jacfwd``/``jacrev`` nested
+  either way, ``jax.jvp`` of ``jax.grad`` and ``check_grads(order=2,
+  modes=("fwd", "rev"))`` work, under ``jit`` and ``vmap``.  Each rule reads
+  its gradient ``G`` from a second ``custom_jvp`` (``_det_with_grad`` …)
+  that returns the value and ``G`` from the same host call, so a first
+  derivative costs what it did; a second derivative differentiates the
+  rule, meets that function's rule, and gets ``dG = D G(A)[dA]`` from the
+  ``matgrad_hvp`` primitive: matgrad's second-order kernels on the host
+  (:mod:`matgrad._second_order`; ``det_hvp``, exact at every rank,
+  ``logdet_hvp``, ``frobenius_hvp``, NaN at ``X = 0`` where the norm has no
+  Hessian), with a batching rule (one host call per batch), a transpose
+  rule (the adjoint, the same kernel up to conjugation: reverse over
+  reverse) and a JVP rule linear in the direction.  A ``pure_callback``
+  alone cannot be transposed or differentiated, and ``linear_call`` has no
+  batching rule.  ``charpoly``'s ``(p, p′)`` is differentiable the same way
+  (``dp′ = p″·dx − Σ det_hvp(xI − A, I)∘dA``, ``p″ = tr det_hvp(xI − A, I)``,
+  exact at eigenvalues), its ``A``-gradient through ``_det_with_grad`` of
+  ``xI − A``; ``bilinear``'s ``x yᵀ`` has a tangent in ``jax.numpy``.  On
+  non-singular input all agree with JAX's own second derivatives.
+* **Third and higher derivatives** raise ``NotImplementedError`` naming the
+  function (a derivative of ``D G(A)[V]`` along ``A``), never a zero.
 * **The backend** is chosen when the function is traced (the ``backend=``
   keyword, :func:`matgrad.use_backend`, :func:`matgrad.set_backend`,
   ``$MATGRAD_BACKEND``, ``auto``) and carried into the callbacks by name:
@@ -48,22 +65,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 try:
     import jax
     import jax.numpy as jnp
+    from jax.extend.core import Primitive
+    from jax.interpreters import ad, batching, mlir
 except ImportError as _exc:  # pragma: no cover - exercised in a subprocess
     raise ImportError(
         "matgrad.jax needs JAX, which is not installed: pip install 'matgrad[jax]'"
     ) from _exc
 
-from . import _api
+from . import _api, _second_order
 from ._select import BackendLike, carried, carry
 
-__all__ = ["bilinear", "charpoly", "det", "frobenius_norm", "slogdet"]
+__all__ = ["SlogdetResult", "bilinear", "charpoly", "det", "frobenius_norm", "slogdet"]
 
 Array = Any  # jax.Array; JAX's own annotations are not followed by mypy
 _SymbolicZero = jax.custom_derivatives.SymbolicZero
@@ -144,21 +163,106 @@ def _charpoly_host(A: Array, x: Array, key: str) -> tuple[Array, Array]:
     return _callback(host, (_struct(out, dt), _struct(out, dt)), A, x)  # type: ignore[no-any-return]
 
 
-def _charpoly_cofactor_host(A: Array, x: Array, key: str) -> Array:
-    """``cofactor(xI − A)`` per point, shape ``(*broadcast, n, n)``."""
-    dt = A.dtype
-    n = A.shape[-1]
-    out = jnp.broadcast_shapes(A.shape[:-2], x.shape)
+# ------------------------------------------------------------- second order
+# ``H = D G(A)[V]`` (matgrad._second_order) is the tangent map of every
+# first-order gradient ``G`` below.  Reverse over reverse transposes it and
+# jacfwd/hessian batch it, neither of which JAX can do through a
+# pure_callback, so it is a primitive of its own: a host call (through the
+# one adapter in matgrad._second_order) with a batching rule (leading batch
+# axes are matgrad's own), a transpose rule (the adjoint, again a host
+# call) and a JVP rule that is linear in ``V`` and refuses a derivative
+# along ``A`` (a third derivative) with an error, never a zero.
+_hvp_p = Primitive("matgrad_hvp")
 
-    def host(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a, b = np.asarray(a), np.asarray(b)
-        M = b[..., None, None] * np.eye(n, dtype=a.dtype) - a
-        return _cast(_api.det_grad(M, backend=carried(key)), dt)
 
-    return _callback(host, _struct((*out, n, n), dt), A, x)
+def _hvp_host(A: Array, V: Array, *, name: str, key: str, what: str, adjoint: bool) -> Array:
+    dt = V.dtype
+
+    def host(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+        a, v = np.asarray(a), np.asarray(v)
+        if adjoint:
+            return _cast(_second_order.adjoint_hvp(name, key, a, v, transpose=True), dt)
+        return _cast(_second_order.hvp(name, key, a, v), dt)
+
+    return jax.pure_callback(host, _struct(V.shape, dt), A, V, vmap_method="expand_dims")
+
+
+def _hvp_abstract(A: Any, V: Any, **params: Any) -> Any:
+    return jax.core.ShapedArray(V.shape, V.dtype)
+
+
+def _hvp_batch(args: Any, dims: Any, **params: Any) -> Any:
+    size = next(a.shape[d] for a, d in zip(args, dims, strict=True)
+                if d is not None)
+    A, V = (jnp.broadcast_to(a, (size, *a.shape)) if d is None
+            else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims, strict=True))
+    return _hvp_p.bind(A, V, **params), 0
+
+
+def _third_order(what: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"matgrad.jax.{what}: third and higher derivatives are not implemented "
+        "(first and second derivatives are); matgrad refuses rather than returning zeros"
+    )
+
+
+def _hvp_jvp(primals: Any, tangents: Any, **params: Any) -> Any:
+    (A, V), (tA, tV) = primals, tangents
+    if type(tA) is not ad.Zero:
+        raise _third_order(params["what"])
+    out = _hvp_p.bind(A, V, **params)
+    if type(tV) is ad.Zero:
+        return out, ad.Zero(jax.core.ShapedArray(out.shape, out.dtype))
+    return out, _hvp_p.bind(A, tV, **params)
+
+
+def _hvp_transpose(ct: Any, A: Any, V: Any, **params: Any) -> Any:
+    if ad.is_undefined_primal(A):
+        raise _third_order(params["what"])
+    if type(ct) is ad.Zero:
+        return None, ad.Zero(V.aval)
+    return None, _hvp_p.bind(A, ct, **{**params, "adjoint": not params["adjoint"]})
+
+
+_hvp_p.def_impl(_hvp_host)
+_hvp_p.def_abstract_eval(_hvp_abstract)
+mlir.register_lowering(_hvp_p, mlir.lower_fun(_hvp_host, multiple_results=False))
+batching.primitive_batchers[_hvp_p] = _hvp_batch
+ad.primitive_jvps[_hvp_p] = _hvp_jvp
+ad.primitive_transposes[_hvp_p] = _hvp_transpose
+
+
+def _hvp(name: str, key: str, what: str, A: Array, V: Array) -> Array:
+    """``D G(A)[V]`` (``A`` and ``V`` broadcast to one shape and dtype)."""
+    dt = jnp.result_type(A, V)
+    A, V = jnp.broadcast_arrays(A.astype(dt), V.astype(dt))
+    return _hvp_p.bind(A, V, name=name, key=key, what=what, adjoint=False)
+
+
+def _dot(G: Array, V: Array) -> Array:
+    """``Σ_ij G_ij·V_ij`` per matrix (no conjugation)."""
+    return jnp.sum(G * V, axis=(-2, -1))
 
 
 # ------------------------------------------------------------- rules
+# Each public function is a custom_jvp whose rule reads its gradient ``G``
+# from a second custom_jvp, ``_with_grad``, returning the value and ``G``
+# from one host call and differentiating ``G`` by ``_hvp``: a second
+# derivative differentiates the first rule, which meets ``_with_grad``'s
+# rule, and a first derivative never evaluates ``_hvp``.
+@functools.cache
+def _det_with_grad(key: str) -> Callable[[Array], tuple[Array, Array]]:
+    f = jax.custom_jvp(lambda A: _det_host(A, key))
+
+    def jvp(primals: Any, tangents: Any) -> Any:
+        (A,), (dA,) = primals, tangents
+        d, C = f(A)
+        return (d, C), (_dot(C, dA), _hvp("det", key, "det", A, dA))
+
+    f.defjvp(jvp)
+    return f  # type: ignore[no-any-return]
+
+
 @functools.cache
 def _det_fn(key: str) -> Callable[[Array], Array]:
     def value(A: Array) -> Array:
@@ -168,8 +272,32 @@ def _det_fn(key: str) -> Callable[[Array], Array]:
 
     def jvp(primals: Any, tangents: Any) -> Any:
         (A,), (dA,) = primals, tangents
-        d, C = _det_host(A, key)
-        return d, jnp.sum(C * dA, axis=(-2, -1))
+        d, C = _det_with_grad(key)(A)
+        return d, _dot(C, dA)
+
+    f.defjvp(jvp)
+    return f  # type: ignore[no-any-return]
+
+
+def _slogdet_tangent(A: Array, s: Array, G: Array, dA: Array) -> tuple[Array, Array]:
+    """``(d sign, d log|det|)``: ``t = tr(A⁻¹dA)``, ``d log|det| = Re t`` and,
+    for complex ``A``, ``d sign = i·Im(t)·sign``, as JAX's own rule."""
+    t = _dot(jnp.conj(G), dA)
+    if jnp.iscomplexobj(A):
+        ldot = jnp.real(t)
+        return (t - ldot.astype(t.dtype)) * s, ldot
+    return jnp.zeros_like(s), t
+
+
+@functools.cache
+def _slogdet_with_grad(key: str) -> Callable[[Array], tuple[Array, Array, Array]]:
+    f = jax.custom_jvp(lambda A: _slogdet_host(A, key))
+
+    def jvp(primals: Any, tangents: Any) -> Any:
+        (A,), (dA,) = primals, tangents
+        s, l, G = f(A)
+        sdot, ldot = _slogdet_tangent(A, s, G, dA)
+        return (s, l, G), (sdot, ldot, _hvp("logdet", key, "slogdet", A, dA))
 
     f.defjvp(jvp)
     return f  # type: ignore[no-any-return]
@@ -185,14 +313,26 @@ def _slogdet_fn(key: str) -> Callable[[Array], tuple[Array, Array]]:
 
     def jvp(primals: Any, tangents: Any) -> Any:
         (A,), (dA,) = primals, tangents
-        s, l, G = _slogdet_host(A, key)
-        t = jnp.sum(jnp.conj(G) * dA, axis=(-2, -1))  # tr(A⁻¹ dA)
-        if jnp.iscomplexobj(A):
-            ldot = jnp.real(t)
-            sdot = (t - ldot.astype(t.dtype)) * s
-        else:
-            ldot, sdot = t, jnp.zeros_like(s)
-        return (s, l), (sdot, ldot)
+        s, l, G = _slogdet_with_grad(key)(A)
+        return (s, l), _slogdet_tangent(A, s, G, dA)
+
+    f.defjvp(jvp)
+    return f  # type: ignore[no-any-return]
+
+
+def _frobenius_tangent(G: Array, dX: Array) -> Array:
+    return jnp.real(_dot(jnp.conj(G), dX))
+
+
+@functools.cache
+def _frobenius_with_grad(key: str) -> Callable[[Array], tuple[Array, Array]]:
+    f = jax.custom_jvp(lambda X: _frobenius_host(X, key))
+
+    def jvp(primals: Any, tangents: Any) -> Any:
+        (X,), (dX,) = primals, tangents
+        norm, G = f(X)
+        return (norm, G), (_frobenius_tangent(G, dX),
+                           _hvp("frobenius", key, "frobenius_norm", X, dX))
 
     f.defjvp(jvp)
     return f  # type: ignore[no-any-return]
@@ -207,10 +347,30 @@ def _frobenius_fn(key: str) -> Callable[[Array], Array]:
 
     def jvp(primals: Any, tangents: Any) -> Any:
         (X,), (dX,) = primals, tangents
-        norm, G = _frobenius_host(X, key)
-        return norm, jnp.real(jnp.sum(jnp.conj(G) * dX, axis=(-2, -1)))
+        norm, G = _frobenius_with_grad(key)(X)
+        return norm, _frobenius_tangent(G, dX)
 
     f.defjvp(jvp)
+    return f  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _outer_fn(key: str) -> Callable[[Array, Array], Array]:
+    """``x yᵀ`` from matgrad (same batch shapes); its tangent
+    ``dx yᵀ + x dyᵀ`` in jax.numpy (transposable: every order)."""
+    f = jax.custom_jvp(lambda x, y: _outer_host(x, y, key))
+
+    def jvp(primals: Any, tangents: Any) -> Any:
+        (x, y), (dx, dy) = primals, tangents
+        out = f(x, y)
+        dout = jnp.zeros_like(out)
+        if not _is_zero(dx):
+            dout = dout + dx[..., :, None] * y[..., None, :]
+        if not _is_zero(dy):
+            dout = dout + x[..., :, None] * dy[..., None, :]
+        return out, dout
+
+    f.defjvp(jvp, symbolic_zeros=True)
     return f  # type: ignore[no-any-return]
 
 
@@ -228,9 +388,9 @@ def _bilinear_fn(key: str) -> Callable[[Array, Array, Array], Array]:
         dout = jnp.zeros_like(out)
         if not _is_zero(dA):
             batch = jnp.broadcast_shapes(x.shape[:-1], y.shape[:-1])
-            G = _outer_host(jnp.broadcast_to(x, (*batch, x.shape[-1])),
-                            jnp.broadcast_to(y, (*batch, y.shape[-1])), key)
-            dout = dout + jnp.sum(G * dA, axis=(-2, -1))
+            G = _outer_fn(key)(jnp.broadcast_to(x, (*batch, x.shape[-1])),
+                               jnp.broadcast_to(y, (*batch, y.shape[-1])))
+            dout = dout + _dot(G, dA)
         if not _is_zero(dx):
             dout = dout + value(dx, A, y)
         if not _is_zero(dy):
@@ -241,30 +401,68 @@ def _bilinear_fn(key: str) -> Callable[[Array, Array, Array], Array]:
     return f  # type: ignore[no-any-return]
 
 
+def _pad(A: Array, x: Array) -> tuple[Array, Array]:
+    """``A`` and ``x`` with batch axes padded to one rank."""
+    d = max(A.ndim - 2, x.ndim)
+    A = A.reshape((1,) * (d - A.ndim + 2) + A.shape)
+    x = x.reshape((1,) * (d - x.ndim) + x.shape)
+    return A, x
+
+
+def _shifted(A: Array, x: Array) -> Array:
+    """``M = xI − A`` per point (padded ``A``, ``x``)."""
+    return x[..., None, None] * jnp.eye(A.shape[-1], dtype=A.dtype) - A
+
+
+@functools.cache
+def _charpoly_with_deriv(key: str) -> Callable[[Array, Array], tuple[Array, Array]]:
+    """``(p, p′)`` from one host call (Hyman's recurrence), differentiable:
+    ``dp = p′·dx − Σ C∘dA`` and ``dp′ = p″·dx − Σ D∘dA`` with ``C`` the
+    cofactors of ``M = xI − A``, ``D = det_hvp(M, I)`` and ``p″ = tr D``
+    (exact at eigenvalues, as ``det_hvp`` at singular ``M``)."""
+    f = jax.custom_jvp(lambda A, x: _charpoly_host(A, x, key))
+
+    def jvp(primals: Any, tangents: Any) -> Any:
+        A, x = primals
+        dA, dx = tangents
+        p, dp = f(A, x)
+        M = _shifted(A, x)
+        dp_out = jnp.zeros_like(p)
+        ddp_out = jnp.zeros_like(p)
+        D = _hvp("det", key, "charpoly", M, jnp.broadcast_to(jnp.eye(M.shape[-1], dtype=M.dtype),
+                                                             M.shape))
+        if not _is_zero(dx):
+            dp_out = dp_out + dp * dx
+            ddp_out = ddp_out + jnp.trace(D, axis1=-2, axis2=-1) * dx
+        if not _is_zero(dA):
+            dp_out = dp_out - _dot(_det_with_grad(key)(M)[1], dA)
+            ddp_out = ddp_out - _dot(D, dA)
+        return (p, dp), (dp_out, ddp_out)
+
+    f.defjvp(jvp, symbolic_zeros=True)
+    return f  # type: ignore[no-any-return]
+
+
 @functools.cache
 def _charpoly_fn(key: str) -> Callable[[Array, Array], Array]:
-    def pad(A: Array, x: Array) -> tuple[Array, Array]:
-        d = max(A.ndim - 2, x.ndim)
-        A = A.reshape((1,) * (d - A.ndim + 2) + A.shape)
-        x = x.reshape((1,) * (d - x.ndim) + x.shape)
-        return A, x
-
     def f_(A: Array, x: Array) -> Array:
-        return _charpoly_host(*pad(A, x), key)[0]
+        return _charpoly_host(*_pad(A, x), key)[0]
 
     f = jax.custom_jvp(f_)
 
     def jvp(primals: Any, tangents: Any) -> Any:
         A, x = primals
         dA, dx = tangents
-        Ap, xp = pad(A, x)
-        p, dp = _charpoly_host(Ap, xp, key)
+        Ap, xp = _pad(A, x)
+        p, dp = _charpoly_with_deriv(key)(Ap, xp)
         dout = jnp.zeros_like(p)
         if not _is_zero(dx):
             dout = dout + dp * dx
         if not _is_zero(dA):
-            C = _charpoly_cofactor_host(Ap, xp, key)
-            dout = dout - jnp.sum(C * dA, axis=(-2, -1))
+            # cofactors of xI − A, one factorisation per point, only when A
+            # is differentiated; differentiable again through _det_with_grad
+            C = _det_with_grad(key)(_shifted(Ap, xp))[1]
+            dout = dout - _dot(C, dA)
         return p, dout
 
     f.defjvp(jvp, symbolic_zeros=True)
@@ -319,14 +517,24 @@ def det(A: Any, *, backend: BackendLike = None) -> Array:
     Notes
     -----
     JVP ``Σ_ij C_ij dA_ij`` with ``C`` the cofactor matrix, exact for singular
-    ``A``.  Second derivatives raise.
+    ``A``.  Second derivatives from ``det_hvp``, exact at every rank (the
+    Hessian at ``diag(1, 1, 0, 0)``, where ``jax.hessian(jnp.linalg.det)`` is
+    wrong); third order raises.
     """
     (A,), dt = _prepare("det", {"A": A})
     _square("det", A)
     return _back(_det_fn(carry(backend))(A), dt)
 
 
-def slogdet(A: Any, *, backend: BackendLike = None) -> tuple[Array, Array]:
+class SlogdetResult(NamedTuple):
+    """What :func:`slogdet` returns: fields ``sign`` and ``logabsdet``, and it
+    unpacks as the pair ``(sign, logabsdet)``, as ``jnp.linalg.slogdet``'s."""
+
+    sign: Array
+    logabsdet: Array
+
+
+def slogdet(A: Any, *, backend: BackendLike = None) -> SlogdetResult:
     """``(sign, log|det A|)``, differentiable with ``∂log|det A|/∂A = A⁻ᵀ``.
 
     Parameters
@@ -336,18 +544,21 @@ def slogdet(A: Any, *, backend: BackendLike = None) -> tuple[Array, Array]:
 
     Returns
     -------
-    sign : jax.Array, shape (...)
-    logabsdet : jax.Array, shape (...), real
+    SlogdetResult
+        A named pair, as ``jnp.linalg.slogdet``'s: ``.sign`` (shape (...))
+        and ``.logabsdet`` (shape (...), real); unpacks as
+        ``sign, logabsdet``.
 
     Notes
     -----
     JVP: ``t = tr(A⁻¹dA)``; ``d logabsdet = Re t`` and, for complex ``A``,
-    ``d sign = i·Im(t)·sign``, as JAX's own rule.
+    ``d sign = i·Im(t)·sign``, as JAX's own rule.  Second derivatives from
+    ``logdet_hvp`` (``d(A⁻ᵀ) = −A⁻ᵀ·dAᵀ·A⁻ᵀ``).
     """
     (A,), dt = _prepare("slogdet", {"A": A})
     _square("slogdet", A)
     s, l = _slogdet_fn(carry(backend))(A)
-    return _back(s, dt), _back(l, _real_dtype(dt))
+    return SlogdetResult(_back(s, dt), _back(l, _real_dtype(dt)))
 
 
 def frobenius_norm(X: Any, *, backend: BackendLike = None) -> Array:
