@@ -471,7 +471,8 @@ def _charpoly_fn(key: str) -> Callable[[Array, Array], Array]:
 
 # ------------------------------------------------------------- public API
 def _prepare(func: str, named: dict[str, Any]) -> tuple[list[Array], Any]:
-    """Check the inputs and give them one compute dtype (float16/bfloat16 →
+    """Check the inputs and give them one compute dtype (integers and bool read
+    as JAX's widest float, as the plain functions read them; float16/bfloat16 →
     float32); returns them and the dtype the results go back to."""
     arrays = {}
     for k, v in named.items():
@@ -480,13 +481,20 @@ def _prepare(func: str, named: dict[str, Any]) -> tuple[list[Array], Any]:
             continue
         dt = jnp.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype
         if not (jnp.issubdtype(dt, jnp.floating) or jnp.issubdtype(dt, jnp.complexfloating)):
-            raise TypeError(
-                f"matgrad.jax.{func}: {k} has dtype {dt}; expected a floating or "
-                "complex dtype"
-            )
+            if not (jnp.issubdtype(dt, jnp.integer) or dt == jnp.bool_):
+                raise TypeError(
+                    f"matgrad.jax.{func}: {k} has dtype {dt}; expected a floating, "
+                    "complex, integer or bool dtype"
+                )
+            # the plain functions' rule: integers and bool are read as float64
+            # (JAX's widest float: float32 unless jax_enable_x64 is on)
+            a = jnp.asarray(a, dtype=jax.dtypes.canonicalize_dtype(jnp.float64))
+            named = {**named, k: a}
         arrays[k] = a
     out = jnp.result_type(*named.values())
-    compute = jnp.float32 if out in (jnp.float16, jnp.bfloat16) else out
+    # float16, bfloat16 and the float8 types compute in float32
+    narrow = jnp.issubdtype(out, jnp.floating) and jnp.dtype(out).itemsize < 4
+    compute = jnp.float32 if narrow else out
     return [jnp.asarray(v, dtype=compute) for v in named.values()], out
 
 

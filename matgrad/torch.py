@@ -149,17 +149,25 @@ def _tensor(a: Any) -> Tensor:
 _FLOATING = ("float32", "float64", "complex64", "complex128")
 
 
+_INTEGRAL = frozenset({torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32,
+                       torch.int64, torch.uint16, torch.uint32, torch.uint64})
+
+
 def _prepare(func: str, named: dict[str, Any]) -> tuple[list[Tensor], Any]:
-    """Check and cast the inputs: one compute dtype (float16/bfloat16 → float32);
+    """Check and cast the inputs: one compute dtype (integer and bool tensors
+    read as float64, as the plain functions read them; float16/bfloat16 → float32);
     returns the cast tensors and the dtype the results go back to."""
     tensors = {k: v for k, v in named.items() if isinstance(v, torch.Tensor)}
     for k, v in tensors.items():
         if not (v.is_floating_point() or v.is_complex()):
-            raise TypeError(
-                f"matgrad.torch.{func}: {k} has dtype {v.dtype}; expected a floating "
-                "or complex dtype (float16, bfloat16, float32, float64, complex64, "
-                "complex128)"
-            )
+            if v.dtype not in _INTEGRAL:
+                raise TypeError(
+                    f"matgrad.torch.{func}: {k} has dtype {v.dtype}; expected a floating, "
+                    "complex, integer or bool dtype"
+                )
+            # the plain functions' rule: integers and bool are read as float64
+            # (such a tensor cannot require a gradient, so nothing is lost)
+            tensors[k] = v.to(torch.float64)
         if v.device.type != "cpu":
             raise TypeError(
                 f"matgrad.torch.{func}: {k} is on {v.device}; no installed matgrad "
@@ -178,6 +186,7 @@ def _prepare(func: str, named: dict[str, Any]) -> tuple[list[Tensor], Any]:
         raise TypeError(f"matgrad.torch.{func}: dtype {compute} is not supported")
     cast = []
     for k, v in named.items():
+        v = tensors.get(k, v)
         if isinstance(v, torch.Tensor):
             cast.append(v if v.dtype == compute else v.to(compute))
         else:

@@ -154,9 +154,22 @@ def test_third_order_raises() -> None:
         jax.jacfwd(jax.hessian(mj.det))(jnp.eye(3))
 
 
-def test_integer_input_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="int"):
-        mj.det(jnp.ones((2, 2), dtype=jnp.int32))
+def test_integer_input_is_read_as_float() -> None:
+    """The plain functions' rule: integers and bool are read as float64
+    (JAX's widest float: float32 unless jax_enable_x64 is on)."""
+    wide = jax.dtypes.canonicalize_dtype(jnp.float64)
+    A = jnp.array([[2, 1], [1, 3]], dtype=jnp.int32)
+    d = mj.det(A)
+    assert d.dtype == wide and float(d) == 5.0
+    p = mj.charpoly(A, 2)
+    assert p.dtype == wide and float(p) == -1.0
+    s, l = mj.slogdet(jnp.eye(2, dtype=jnp.bool_))
+    assert (float(s), float(l)) == (1.0, 0.0)
+    # float8 computes in float32, as float16 and bfloat16 do, and goes back
+    d8 = mj.det(jnp.eye(2, dtype=jnp.float8_e4m3fn) * 2)
+    assert d8.dtype == jnp.float8_e4m3fn and float(d8) == 4.0
+    with pytest.raises(TypeError, match="expected a floating, complex, integer or bool"):
+        mj.det(np.array([["a", "b"], ["c", "d"]]))
 
 
 def test_backend_chosen_at_trace_time() -> None:

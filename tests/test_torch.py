@@ -292,8 +292,16 @@ def test_inputs_not_mutated_and_dtypes() -> None:
         assert h.grad is not None and h.grad.dtype == half
         s, l = mt.slogdet(h)
         assert s.dtype == l.dtype == half
-    with pytest.raises(TypeError, match=r"dtype torch\.int64"):
-        mt.det(torch.ones(2, 2, dtype=torch.int64))
+    # integers and bool are read as float64, as the plain functions read them
+    Ai = torch.tensor([[2, 1], [1, 3]], dtype=torch.int64)
+    for fn, want in ((mt.det, 5.0), (lambda a: mt.charpoly(a, torch.tensor(2)), -1.0)):
+        r = fn(Ai)
+        assert r.dtype == torch.float64 and r.item() == want
+    s, l = mt.slogdet(torch.eye(2, dtype=torch.bool))
+    assert s.dtype == l.dtype == torch.float64 and (s.item(), l.item()) == (1.0, 0.0)
+    np.testing.assert_array_equal(matgrad.det_grad(Ai).numpy(), [[3.0, -1.0], [-1.0, 2.0]])
+    with pytest.raises(TypeError, match=r"dtype torch\.float8"):
+        mt.det(torch.ones(2, 2).to(torch.float8_e4m3fn))
     Ac = (torch.randn(3, 3, dtype=C128, generator=gen)).conj()
     assert Ac.is_conj()
     torch.testing.assert_close(mt.det(Ac), torch.linalg.det(Ac))
