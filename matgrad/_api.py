@@ -86,10 +86,15 @@ def frobenius_grad(X: Any, *, return_value: bool = False, backend: BackendLike =
     array([[0.6, 0. ],
            [0. , 0.8]])
     """
-    if backend is None and return_value is False:
-        fast = _fastpath.run("frobenius_grad", X)
-        if fast is not None:
-            return fast
+    if backend is None or type(backend) is str:
+        if return_value is False:
+            fast = _fastpath.run("frobenius_grad", X, backend)
+            if fast is not None:
+                return fast
+        elif return_value is True:
+            parts = _fastpath.run_values("frobenius_value_grad", X, backend)
+            if parts is not None:
+                return parts
     return_value = flag("frobenius_grad", "return_value", return_value)
     call = Call("frobenius_grad", backend, {"X": X})
     shape = call.matrix("X", square=False)
@@ -105,10 +110,14 @@ def frobenius_grad(X: Any, *, return_value: bool = False, backend: BackendLike =
     Xc = call.canonical("X", shape, (B, m, n))
     if return_value:
         norm, G = call.run("frobenius_value_grad", (B, m, n), Xc)
+        if backend is None:
+            _fastpath.remember("frobenius_value_grad", X, Xc, call.ran, call.deferred,
+                               call.dtype)
         return call.back(norm.reshape(shape[:-2])), call.back(G.reshape(shape))
     G = call.run("frobenius_grad", (B, m, n), Xc)
-    if backend is None:
-        _fastpath.remember("frobenius_grad", X, Xc, call.ran, call.deferred, call.dtype)
+    if backend is None or type(backend) is str:
+        _fastpath.remember("frobenius_grad", X, Xc, call.ran, call.deferred, call.dtype,
+                           backend)
     return call.back(G.reshape(shape))
 
 
@@ -214,10 +223,15 @@ def det_grad(A: Any, *, return_value: bool = False, backend: BackendLike = None)
     array([[ 4., -2.],
            [-2.,  1.]])
     """
-    if backend is None and return_value is False:
-        fast = _fastpath.run("det_grad", A)
-        if fast is not None:
-            return fast
+    if backend is None or type(backend) is str:
+        if return_value is False:
+            fast = _fastpath.run("det_grad", A, backend)
+            if fast is not None:
+                return fast
+        elif return_value is True:
+            parts = _fastpath.run_values(VALUE_OPS["det_grad"], A, backend)
+            if parts is not None:
+                return (parts[0], parts[1])
     return _square_op("det_grad", A, backend, return_value)
 
 
@@ -268,10 +282,15 @@ def logdet_grad(A: Any, *, return_value: bool = False, backend: BackendLike = No
     array([[0.5 , 0.  ],
            [0.  , 0.25]])
     """
-    if backend is None and return_value is False:
-        fast = _fastpath.run("logdet_grad", A)
-        if fast is not None:
-            return fast
+    if backend is None or type(backend) is str:
+        if return_value is False:
+            fast = _fastpath.run("logdet_grad", A, backend)
+            if fast is not None:
+                return fast
+        elif return_value is True:
+            parts = _fastpath.run_values(VALUE_OPS["logdet_grad"], A, backend)
+            if parts is not None:
+                return ((parts[0], parts[1]), parts[2])
     return _square_op("logdet_grad", A, backend, return_value)
 
 
@@ -301,10 +320,12 @@ def _square_op(op: str, A: Any, backend: BackendLike, return_value: bool = False
     Ac = call.canonical("A", shape, (B, n, n))
     if not return_value:
         out = call.run(op, (B, n, n), Ac)
-        if backend is None:
-            _fastpath.remember(op, A, Ac, call.ran, call.deferred, call.dtype)
+        if backend is None or type(backend) is str:
+            _fastpath.remember(op, A, Ac, call.ran, call.deferred, call.dtype, backend)
         return call.back(out.reshape(shape))
     parts = call.run(VALUE_OPS[op], (B, n, n), Ac)
+    if backend is None or type(backend) is str:
+        _fastpath.remember(VALUE_OPS[op], A, Ac, call.ran, call.deferred, call.dtype, backend)
     *values, G = (call.back(r.reshape(batch if r.ndim == 1 else shape)) for r in parts)
     return (tuple(values), G) if op == "logdet_grad" else (values[0], G)
 

@@ -18,17 +18,21 @@ What the key holds, and why each part:
 * operation, dtype, shape, C-contiguity: the canonical array's type (a
   compiled kernel is typed by dtype, layout and writability) and which
   kernel runs (Numba compiles one per path, and a path is picked by shape);
-* the selection: ``use_backend``'s context value, ``set_backend``'s
+* the selection: the call's ``backend=`` string if it names one (as
+  ``matgrad.torch`` and ``matgrad.jax`` do, carrying the backend their
+  forward resolved), else ``use_backend``'s context value, ``set_backend``'s
   process-wide value and ``$MATGRAD_BACKEND`` as read now (each read per
   call, as the full way reads them);
 * the registry's current table of backends (checked by identity: a refresh
   or a backend marked unavailable makes a new table, and the route lapses).
 
 Every route is forgotten when a :data:`matgrad.config` setting changes (a
-threshold may change the path a shape takes).  Calls with ``backend=``,
-``return_value=True``, other array types, other dtypes, empty inputs, or
-with matgrad's debug logging on (which reports the backend of every call)
-always take the full way.
+threshold may change the path a shape takes).  With ``return_value=True`` the
+route of the value method (``det_value_grad``, ...) is remembered and taken
+the same way (:func:`run_values`).  Calls with ``backend=`` given as
+anything but a string (an instance, a list, a record), other array types,
+other dtypes, empty inputs, or with matgrad's debug logging on (which
+reports the backend of every call) always take the full way.
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ from typing import Any
 import numpy as np
 
 from . import _config, _registry, _select
+from ._operations import METHODS
 
-__all__ = ["remember", "run"]
+__all__ = ["remember", "run", "run_values"]
 
 _log = logging.getLogger("matgrad")
 #: At most this many routes (a loop uses one; shapes that change every
@@ -51,6 +56,9 @@ MAX_ROUTES = 256
 Route = tuple[Any, object]  # (the backend that ran, the registry's table then)
 _routes: dict[tuple[Any, ...], Route] = {}
 _COMPUTED = frozenset(np.dtype(t) for t in ("float32", "float64", "complex64", "complex128"))
+#: The real dtype of each computed dtype, by its character.
+_REAL = {"f": np.dtype(np.float32), "d": np.dtype(np.float64),
+         "F": np.dtype(np.float32), "D": np.dtype(np.float64)}
 
 
 def _forget(_setting: str = "") -> None:
@@ -60,7 +68,9 @@ def _forget(_setting: str = "") -> None:
 _config.on_change(_forget)
 
 
-def _key(op: str, x: np.ndarray) -> tuple[Any, ...]:
+def _key(op: str, x: np.ndarray, backend: str | None) -> tuple[Any, ...]:
+    if backend is not None:  # named in the call: the selection state plays no part
+        return (op, x.dtype, x.shape, x.flags.c_contiguous, backend)
     return (op, x.dtype, x.shape, x.flags.c_contiguous, _select._context.get(),
             _select._global, os.environ.get(_select.ENV_VAR))
 
@@ -77,14 +87,13 @@ def _canonical(x: np.ndarray) -> np.ndarray:
     return v.reshape(-1, m, n)
 
 
-def run(op: str, x: Any) -> Any:
+def run(op: str, x: Any, backend: str | None = None) -> Any:
     """``op``'s result for ``x`` by a remembered route, or None when there is
-    none (the caller then takes the full way)."""
+    none (the caller then takes the full way).  ``backend``: the call's
+    ``backend=`` string, if any."""
     if type(x) is not np.ndarray:
         return None
-    # _key and _canonical, written out: this function's own cost is the point
-    route = _routes.get((op, x.dtype, x.shape, x.flags.c_contiguous, _select._context.get(),
-                         _select._global, os.environ.get(_select.ENV_VAR)))
+    route = _routes.get(_key(op, x, backend))
     if route is None or route[1] is not _registry._REGISTRY._entries:
         return None
     if _log.isEnabledFor(logging.DEBUG):
@@ -106,8 +115,48 @@ def run(op: str, x: Any) -> Any:
     return out.reshape(x.shape)
 
 
-def remember(op: str, x: Any, canonical: Any, ran: Any, deferred: bool, dtype: Any) -> None:
-    """After a full call of ``op`` on ``x`` with no ``backend=`` keyword, in
+def run_values(method: str, x: Any, backend: str | None = None) -> tuple[np.ndarray, ...] | None:
+    """The parts of value method ``method``'s result for ``x`` (``(det, C)``,
+    ``(sign, log|det|, G)``, ``(‖X‖, G)``), each in the caller's shape
+    (values: the batch shape), by a remembered route; None if there is none."""
+    if type(x) is not np.ndarray:
+        return None
+    route = _routes.get(_key(method, x, backend))
+    if route is None or route[1] is not _registry._REGISTRY._entries:
+        return None
+    if _log.isEnabledFor(logging.DEBUG):
+        return None
+    if x.flags.c_contiguous:
+        xc = x.view()
+        xc.flags.writeable = False
+    else:
+        xc = np.ascontiguousarray(x)
+    xc = xc.reshape(-1, *x.shape[-2:])
+    out = getattr(route[0], method)(xc)
+    parts = METHODS[method].parts
+    if type(out) is not tuple or len(out) != len(parts):
+        return None
+    real = _REAL[x.dtype.char]
+    batch = x.shape[:-2]
+    res = []
+    for part, r in zip(parts, out, strict=True):
+        grad = part.kind == "grad"
+        if (type(r) is not np.ndarray or r.shape != (xc.shape if grad else xc.shape[:1])
+                or r.dtype != (real if part.kind == "real" else x.dtype)
+                or np.may_share_memory(r, x)):
+            return None
+        res.append(r.reshape(x.shape if grad else batch))
+    for i in range(len(out)):
+        for j in range(i + 1, len(out)):
+            if np.may_share_memory(out[i], out[j]):
+                return None
+    return tuple(res)
+
+
+def remember(op: str, x: Any, canonical: Any, ran: Any, deferred: bool, dtype: Any,
+             backend: str | None = None) -> None:
+    """After a full call of ``op`` on ``x`` (with ``backend=`` a string or
+    None, which becomes part of the key), in
     which backend ``ran`` (deferred or not) received ``canonical``: remember
     the route if it is one :func:`run` may take — the backend took a NumPy
     array exactly like the one :func:`run` makes (a backend that moves
@@ -121,4 +170,4 @@ def remember(op: str, x: Any, canonical: Any, ran: Any, deferred: bool, dtype: A
         return
     if len(_routes) >= MAX_ROUTES:
         _routes.clear()
-    _routes[_key(op, x)] = (ran, _registry._REGISTRY._entries)
+    _routes[_key(op, x, backend)] = (ran, _registry._REGISTRY._entries)

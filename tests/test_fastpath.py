@@ -35,6 +35,15 @@ def _fresh_routes() -> Iterator[None]:
     _fastpath._routes.clear()
 
 
+def _warm(fn: Callable[..., Any], x: np.ndarray) -> None:
+    """Compile (or load) the kernels the default selection's backend runs on
+    ``x``: with a cold Numba cache a small call under ``auto`` defers to
+    NumPy, and a deferred call is never remembered."""
+    name = matgrad.get_backend(like=x).name
+    fn(x, backend=name)
+    fn(x, backend=name, return_value=True)
+
+
 def python_calls(fn: Callable[[], Any]) -> int:
     """Python function calls made by ``fn()`` (C functions not counted)."""
     count = 0
@@ -82,14 +91,41 @@ def test_repeat_calls_are_bit_identical_and_inputs_untouched(op: str) -> None:
         assert x.flags.writeable or not before.flags.writeable
 
 
+def _flat(result: Any) -> list[np.ndarray]:
+    """The arrays of a result: G, (v, G), ((sign, logabs), G)."""
+    if isinstance(result, tuple):
+        return [a for part in result for a in _flat(part)]
+    return [np.asarray(result)]
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_repeat_calls_with_values_are_bit_identical(op: str) -> None:
+    fn = getattr(matgrad, op)
+    for x in _inputs():
+        first = fn(x, return_value=True)
+        for _ in range(3):
+            again = fn(x, return_value=True)
+            assert type(again) is type(first) and len(again) == len(first)
+            for a, b in zip(_flat(again), _flat(first), strict=True):
+                assert type(a) is type(b) and a.shape == b.shape and a.dtype == b.dtype
+                assert a.tobytes() == b.tobytes()
+        # the value parts of one matrix are 0-d arrays, as on the full way
+        assert all(a.shape == x.shape[:-2] for a in _flat(first)[:-1])
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_a_repeat_call_stays_within_its_budget(op: str) -> None:
     fn = getattr(matgrad, op)
     A = np.random.default_rng(0).standard_normal((3, 3))
+    _warm(fn, A)
     fn(A)
     fn(A)
     calls = python_calls(lambda: fn(A))
     assert calls <= CALL_BUDGET, f"{op}: {calls} Python calls for a repeat 3x3 call"
+    fn(A, return_value=True)
+    fn(A, return_value=True)
+    calls = python_calls(lambda: fn(A, return_value=True))
+    assert calls <= CALL_BUDGET, f"{op}: {calls} calls for a repeat return_value=True call"
     # the first call of a new shape takes the full way (more calls)
     assert python_calls(lambda: fn(np.eye(5) * 2)) > CALL_BUDGET
 
@@ -111,6 +147,7 @@ def _spy(monkeypatch: pytest.MonkeyPatch, name: str, op: str) -> list[int]:
 
 def test_the_selection_is_read_at_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
     A = np.random.default_rng(1).standard_normal((3, 3))
+    _warm(matgrad.det_grad, A)
     numpy_calls = _spy(monkeypatch, "numpy", "det_grad")
     auto = matgrad.get_backend(like=A).name
     matgrad.det_grad(A)
@@ -123,6 +160,9 @@ def test_the_selection_is_read_at_every_call(monkeypatch: pytest.MonkeyPatch) ->
     assert len(numpy_calls) == expected + 2
     matgrad.det_grad(A, backend="numpy")
     assert len(numpy_calls) == expected + 3
+    matgrad.det_grad(A, backend="numpy")  # a named backend has its own routes
+    assert len(numpy_calls) == expected + 4
+    expected += 1
     monkeypatch.setenv("MATGRAD_BACKEND", "numpy")
     matgrad.det_grad(A)
     matgrad.det_grad(A)
@@ -143,7 +183,7 @@ def test_a_method_replaced_later_is_the_one_that_runs(monkeypatch: pytest.Monkey
     """A route names the backend, not a method captured once: patching the
     backend's class after the route exists still takes effect."""
     A = np.random.default_rng(7).standard_normal((3, 3))
-    with matgrad.use_backend("numpy"):
+    with matgrad.use_backend("numpy"):  # a backend that never defers
         matgrad.det_grad(A)
         matgrad.det_grad(A)
         backend = matgrad.load_backend("numpy")
@@ -161,6 +201,7 @@ def test_a_method_replaced_later_is_the_one_that_runs(monkeypatch: pytest.Monkey
 
 def test_refresh_and_config_changes_drop_the_routes(monkeypatch: pytest.MonkeyPatch) -> None:
     A = np.random.default_rng(2).standard_normal((4, 4))
+    _warm(matgrad.frobenius_grad, A)
     matgrad.frobenius_grad(A)
     matgrad.frobenius_grad(A)
     assert _fastpath._routes

@@ -4,8 +4,6 @@ host algorithms of :mod:`matgrad.kernels`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import scipy.linalg
 
@@ -13,10 +11,10 @@ from matgrad import config
 from matgrad.kernels import charpoly as host_charpoly
 from matgrad.kernels import hessian as host_hessian
 from matgrad.kernels import routing
-from matgrad.kernels.codes import OK
-from matgrad.kernels.scaling import mantissa_product, narrow, widen, work_dtype
+from matgrad.kernels.scaling import mantissa_product, work_dtype
 
 from . import _charpoly, _cofactor, _frobenius, _hessian, _values
+from ._eliminate import gauss_jordan_path, logdet_small, on_host
 from ._runtime import launch, threads
 
 __all__ = ["bilinear_grad", "charpoly_deriv", "det_grad", "det_hessian", "det_hvp",
@@ -41,24 +39,8 @@ def bilinear_grad(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lu_path(A: np.ndarray, inverse_t: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``routing.Eliminate``: the Gauss-Jordan kernel over the batch."""
-    W = widen(A)
-    B, n = W.shape[0], W.shape[-1]
-    out = np.empty_like(W)
-    status = np.zeros(B, dtype=np.int8)
-    dm = np.empty(B, dtype=W.dtype)  # the determinants, not wanted here
-    de = np.empty(B, dtype=np.int64)
-    launch(_cofactor.lu_kernel, B, B * n**3, W, out, dm, de, status, inverse_t, False)
-    return out, status
-
-
 def _closed_form(W: np.ndarray, C: np.ndarray) -> None:
     launch(_cofactor.closed_form, W.shape[0], W.size, W, C)
-
-
-def _on_host(fn: Callable[[np.ndarray], np.ndarray], A: np.ndarray) -> np.ndarray:
-    return fn(A)  # NumPy arrays are host arrays already
 
 
 def det_grad(A: np.ndarray) -> np.ndarray:
@@ -69,8 +51,8 @@ def det_grad(A: np.ndarray) -> np.ndarray:
         launch(_cofactor.closed_form_narrow, A.shape[0], A.size, A, out)
         return out
     # the host (LAPACK getrf/getri per matrix) from config.numba_det_lapack_min_n on
-    C: np.ndarray = routing.det_grad(A, closed_form=_closed_form, eliminate=_lu_path,
-                                     host=_on_host, host_min_n=config.numba_det_lapack_min_n,
+    C: np.ndarray = routing.det_grad(A, closed_form=_closed_form, eliminate=gauss_jordan_path,
+                                     host=on_host, host_min_n=config.numba_det_lapack_min_n,
                                      positive_zeros=True)
     return C
 
@@ -78,27 +60,9 @@ def det_grad(A: np.ndarray) -> np.ndarray:
 def logdet_grad(A: np.ndarray) -> np.ndarray:
     if A.shape[-1] in (2, 3):
         return logdet_small(A)[0]
-    G: np.ndarray = routing.logdet_grad(A, eliminate=_lu_path, host=_on_host,
+    G: np.ndarray = routing.logdet_grad(A, eliminate=gauss_jordan_path, host=on_host,
                                         host_min_n=config.numba_det_lapack_min_n)
     return G
-
-
-def logdet_small(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(A⁻ᵀ, det, redo)`` for 2×2 / 3×3 ``A``: ``conj(C/det)`` from the
-    closed forms (``_cofactor.logdet_closed``) where they are accurate, the
-    elimination of :func:`routing.logdet_grad` for the slots ``redo`` (whose
-    ``det`` entries are not set).  ``A⁻ᵀ`` in ``A``'s dtype, ``det`` wide."""
-    B = A.shape[0]
-    G = np.empty_like(A)
-    d = np.empty(B, dtype=work_dtype(A.dtype))
-    status = np.empty(B, dtype=np.int8)
-    # float32 / complex64 widened per matrix inside the kernel (no wide copy)
-    launch(_cofactor.logdet_closed, B, A.size, A, G, d, status)
-    redo = np.flatnonzero(status != OK)
-    if redo.size:
-        G[redo] = narrow(routing.logdet_grad(widen(A[redo]), eliminate=_lu_path, host=_on_host,
-                                             host_min_n=config.numba_det_lapack_min_n), A.dtype)
-    return G, d, redo
 
 
 def _charpoly_lu(

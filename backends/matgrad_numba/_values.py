@@ -39,6 +39,7 @@ from matgrad.kernels.scaling import ldexp, narrow, widen
 
 from . import _frobenius
 from ._cofactor import in_range, lu_kernel, row_expansion
+from ._eliminate import logdet_small
 from ._runtime import launch
 
 __all__ = ["det_value_grad", "frobenius_value_grad", "logdet_value_grad"]
@@ -126,8 +127,6 @@ def logdet_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         return host_cofactor.logdet_value_grad(A)
     real = np.empty(0, A.dtype).real.dtype
     if n in (2, 3):  # the closed forms' determinant where they are taken
-        from ._ops import logdet_small  # _ops imports this module
-
         G, d, redo = logdet_small(A)
         with np.errstate(all="ignore"):
             sign, logabs = host_cofactor.slogdet_from_mantissa(d, np.zeros(d.shape, np.int64))
