@@ -210,14 +210,17 @@ def logdet_closed_at(A, b, G):  # type: ignore[no-untyped-def]
     if not (abs(det) > 2.0**-10 * terms or terms == 0.0):
         return FALLBACK, det
     den = det if det != 0 else det + np.nan
+    # "+ 0.0": a −0.0 quotient (from a cofactor −a_10, a_10 = +0) becomes
+    # +0.0, as in the host's rule; nothing else changes
+    z = 0.0
     if n == 2:
-        G[b, 0, 0] = np.conj(c[0] / den)
-        G[b, 0, 1] = np.conj(c[1] / den)
-        G[b, 1, 0] = np.conj(c[2] / den)
-        G[b, 1, 1] = np.conj(c[3] / den)
+        G[b, 0, 0] = np.conj(c[0] / den) + z
+        G[b, 0, 1] = np.conj(c[1] / den) + z
+        G[b, 1, 0] = np.conj(c[2] / den) + z
+        G[b, 1, 1] = np.conj(c[3] / den) + z
     else:
         for k in range(9):
-            G[b, k // 3, k % 3] = np.conj(c9[k] / den)
+            G[b, k // 3, k % 3] = np.conj(c9[k] / den) + z
     return OK, det
 
 

@@ -1061,6 +1061,9 @@ def _logdet_closed_form(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     G /= np.where(d == 0, np.nan, d)[:, None, None]
     if np.iscomplexobj(G):
         np.conjugate(G, out=G)
+    # a zero cofactor of sign −0.0 (−a_10 for a_10 = +0) gives −0.0 where the
+    # inverse has a plain 0: + 0 makes it +0.0 and changes nothing else
+    G += 0
     return G, d, ok
 
 
