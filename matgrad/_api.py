@@ -292,8 +292,11 @@ def _square_op(op: str, A: Any, backend: BackendLike, return_value: bool = False
     return (tuple(values), G) if op == "logdet_grad" else (values[0], G)
 
 
-def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any, Any]:
-    """Shared body of :func:`charpoly` and :func:`charpoly_deriv`.
+def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike,
+                   order: int = 1) -> tuple[Any, ...]:
+    """Shared body of :func:`charpoly` and :func:`charpoly_deriv`:
+    ``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)`` (``(p, p′)`` for order 0 and 1, which run the
+    canonical ``charpoly_deriv``; higher orders run ``charpoly_derivs``).
 
     The output shape is ``broadcast(A.shape[:-2], shape(x))``.  Output axes
     along which ``A`` varies become the canonical batch axis ``B``; axes along
@@ -305,6 +308,8 @@ def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any
     n = ashape[-1]
     out = broadcast_batch(func, {"A[..., :, :]": ashape[:-2], "x": call.shape("x")})
     if call.orchestrator is not None:
+        if order >= 2:
+            return tuple(call.orchestrate("charpoly_derivs", out, order=order))
         p, dp = call.orchestrate("charpoly_deriv", out)
         return p, dp
     d = len(out)
@@ -314,12 +319,16 @@ def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any
     B = prod([out[i] for i in matrix_axes])
     K = prod([out[i] for i in point_axes])
     if B * K == 0 or n == 0:
-        # det of a 0×0 is 1 whatever x: p = 1, p' = 0.
-        return call.empty_result(out, 1.0), call.empty_result(out, 0.0)
+        # det of a 0×0 is 1 whatever x: p = 1, p' = p'' = … = 0.
+        return (call.empty_result(out, 1.0),
+                *(call.empty_result(out, 0.0) for _ in range(max(order, 1))))
     perm = matrix_axes + point_axes
     Ac = call.canonical("A", (*apad, n, n), (B, n, n))
     xc = call.canonical("x", out, (B, K), perm=perm)
-    p, dp = call.run("charpoly_deriv", (B, K), Ac, xc)
+    if order >= 2:
+        parts = call.run("charpoly_derivs", (B, K), Ac, xc, order)
+    else:
+        parts = call.run("charpoly_deriv", (B, K), Ac, xc)
     inverse = [perm.index(i) for i in range(d)]
     permuted = [out[i] for i in perm]
 
@@ -327,19 +336,46 @@ def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any
         # copy(): C order, and unlike ascontiguousarray it keeps 0-d results 0-d
         return call.back(r.reshape(permuted).transpose(inverse).copy())
 
-    return unflatten(p), unflatten(dp)
+    return tuple(unflatten(r) for r in parts)
+
+
+#: The largest ``order`` :func:`charpoly_deriv` takes: every order beyond
+#: ``n`` is 0, and each order asked costs a pass of the recurrence and, with
+#: ``return_value``, an array.
+MAX_ORDER = 4096
+
+
+def _order(func: str, order: object) -> int:
+    """A derivative order: a Python or NumPy integer (never a bool, a float
+    or an array), ``0 ≤ order ≤ MAX_ORDER``."""
+    import numpy as np
+
+    if isinstance(order, (bool, np.bool_)) or not isinstance(order, (int, np.integer)):
+        raise TypeError(f"{func}: order must be an int (0, 1, 2, …), got {order!r}")
+    k = int(order)
+    if k < 0:
+        raise ValueError(f"{func}: order must be >= 0 (0 gives p itself), got {k}")
+    if k > MAX_ORDER:
+        raise ValueError(
+            f"{func}: order {k} is above the supported maximum {MAX_ORDER} (every "
+            "derivative of order above n, the matrix size, is 0)"
+        )
+    return k
 
 
 @overload
 def charpoly_deriv(
-    A: Any, x: Any, *, return_value: Literal[False] = ..., backend: BackendLike = ...
+    A: Any, x: Any, *, order: int = ..., return_value: Literal[False] = ...,
+    backend: BackendLike = ...
 ) -> Any: ...
 @overload
 def charpoly_deriv(
-    A: Any, x: Any, *, return_value: Literal[True], backend: BackendLike = ...
-) -> tuple[Any, Any]: ...
+    A: Any, x: Any, *, order: int = ..., return_value: Literal[True],
+    backend: BackendLike = ...
+) -> tuple[Any, ...]: ...
 def charpoly_deriv(
-    A: Any, x: Any, *, return_value: bool = False, backend: BackendLike = None
+    A: Any, x: Any, *, order: int = 1, return_value: bool = False,
+    backend: BackendLike = None
 ) -> Any:
     """Derivative of the characteristic polynomial ``p(x) = det(xI − A)``.
 
@@ -395,8 +431,11 @@ def charpoly_deriv(
     3.0
     """
     return_value = flag("charpoly_deriv", "return_value", return_value)
-    p, dp = _charpoly_call("charpoly_deriv", A, x, backend)
-    return (p, dp) if return_value else dp
+    order = _order("charpoly_deriv", order)
+    parts = _charpoly_call("charpoly_deriv", A, x, backend, order)
+    if return_value:
+        return parts[: order + 1]
+    return parts[order]
 
 
 def charpoly(A: Any, x: Any, *, backend: BackendLike = None) -> Any:

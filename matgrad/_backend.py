@@ -316,8 +316,20 @@ def _host_value_method(m: Method) -> Callable[..., Any]:
     return _named(method, m, Backend)
 
 
+def _default_method(m: Method) -> Callable[..., Any]:
+    """An optional method's default (:attr:`Method.default`), on ``self``."""
+    assert m.default is not None
+    default = m.default
+
+    def method(self: Backend, *args: Any) -> Any:
+        return default(self, *args)
+
+    return _named(method, m, Backend)
+
+
 for _m in METHODS.values():
-    setattr(Backend, _m.name, _abstract_method(_m) if _m.required else _host_value_method(_m))
+    setattr(Backend, _m.name, _abstract_method(_m) if _m.required
+            else _default_method(_m) if _m.default is not None else _host_value_method(_m))
 abc.update_abstractmethods(Backend)
 
 

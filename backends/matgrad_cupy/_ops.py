@@ -161,7 +161,7 @@ def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
     p, dp = host.unscale(pm, dpm, pe, dpe, kd, n, out_dtype)
     xh = dev.to_host(x)
     # |x| ≫ |A| (the power rule) and x at infinity: on the host (rare)
-    where, sp, sdp = host.special_points(xh, kmax, n, np.dtype(out_dtype))
+    where, (sp, sdp) = host.special_points(xh, kmax, n, np.dtype(out_dtype))
     if where.any():
         idx = dev.to_device(np.flatnonzero(where.ravel()))
         p.ravel()[idx] = dev.to_device(sp)
