@@ -20,6 +20,7 @@ __all__ = [
     "DPS",
     "Score",
     "bilinear_error_ratio",
+    "charpoly_derivs_error_ratio",
     "charpoly_error_ratio",
     "charpoly_exact_error_ratio",
     "charpoly_normal_bounds",
@@ -28,6 +29,7 @@ __all__ = [
     "eps_of",
     "equilibration_exponents",
     "exact_charpoly",
+    "exact_charpoly_derivs",
     "exact_det_cofactor",
     "frobenius_error_ratio",
     "logdet_grad_equilibrated_error_ratio",
@@ -349,33 +351,63 @@ def _charpoly_ratio(
     perturbations: int, seed: int,
 ) -> Score:
     """Shared body: ``size`` is ``‖E‖₂`` of each perturbation."""
+    return _orders_ratio(lambda E: reference(A, x, E), size, [got_p, got_dp], A, c,
+                         perturbations, seed)
+
+
+def _orders_ratio(
+    reference: Any, size: float, got: Sequence[Any], A: Array, c: float,
+    perturbations: int, seed: int,
+) -> Score:
+    """Score of the values ``got`` against ``reference(E)`` (the exact values
+    of ``A + E``; ``E = None``: of ``A``): each error within ``c·n`` times the
+    spread of its reference over ``perturbations`` dense random ``E`` of
+    2-norm ``size``, plus ``c·eps·|value|`` and the underflow threshold.
+    The worst ratio over the values."""
     n = A.shape[0]
-    eps = eps_of(np.result_type(got_p))
-    p, dp = reference(A, x)
+    eps = eps_of(np.result_type(got[0]))
+    ref = list(reference(None))
     rng = np.random.default_rng(seed)
     with _mp.workdps(DPS):
-        spread_p = spread_dp = mpmath.mpf(0)
+        spread = [mpmath.mpf(0)] * len(got)
         for _ in range(perturbations):
             E = rng.standard_normal(A.shape)
             if np.iscomplexobj(A):
                 E = E + 1j * rng.standard_normal(A.shape)
             E = E * (size / np.linalg.norm(E, 2))
-            pp, dpp = reference(A, x, E)
-            spread_p = max(spread_p, abs(pp - p))
-            spread_dp = max(spread_dp, abs(dpp - dp))
+            moved = reference(E)
+            spread = [max(s, abs(pp - r)) for s, pp, r in zip(spread, moved, ref, strict=False)]
         scores = []
-        for got, ref, spread in ((got_p, p, spread_p), (got_dp, dp, spread_dp)):
-            if not np.isfinite(got):
-                if abs(ref) > np.finfo(np.result_type(got)).max:
+        for g, r, sp in zip(got, ref, spread, strict=False):
+            if not np.isfinite(g):
+                if abs(r) > np.finfo(np.result_type(g)).max:
                     scores.append(Score(0.0, 0.0))  # the true value overflows
                     continue
                 return Score(float("inf"), float("inf"))
-            err = abs(_to_mp(got) - ref)
-            allowed = c * max(n, 1) * spread + c * eps * abs(ref)
-            allowed += float(np.finfo(np.result_type(got)).tiny)
-            scores.append(_score(err, allowed, abs(ref)))
+            err = abs(_to_mp(g) - r)
+            allowed = c * max(n, 1) * sp + c * eps * abs(r)
+            allowed += float(np.finfo(np.result_type(g)).tiny)
+            scores.append(_score(err, allowed, abs(r)))
         rels = [s.rel for s in scores if s.rel == s.rel]
         return Score(max(s.ratio for s in scores), max(rels) if rels else float("nan"))
+
+
+def charpoly_derivs_error_ratio(
+    got: Sequence[Any], A: Array, x: Any, c: float = 8.0, perturbations: int = 3,
+    seed: int = 0,
+) -> Score:
+    """:func:`charpoly_exact_error_ratio` for ``got = [p, p′, …, p⁽ᵏ⁾]`` at one
+    point: every derivative within ``c·n`` times the spread of its exact
+    value (:func:`exact_charpoly_derivs`) over dense perturbations of
+    2-norm ``eps·‖A‖_F``, plus ``c·eps·|value|``; the criterion of ``p`` and
+    ``p′`` applied to each order (backward stability, measured)."""
+    k = len(got) - 1
+    with _mp.workdps(DPS):
+        norm_a = _fro([_mp_matrix(A)[i, j] for i in range(A.shape[0])
+                       for j in range(A.shape[1])]) if A.size else mpmath.mpf(0)
+        size = float(eps_of(np.result_type(got[0])) * norm_a)
+    return _orders_ratio(lambda E: exact_charpoly_derivs(A, x, k, E), size, got, A, c,
+                         perturbations, seed)
 
 
 def bilinear_error_ratio(got: Array, x: Array, y: Array, c: float = 1.0) -> Score:
