@@ -7,6 +7,7 @@ operation, and returns the result in the caller's array type.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, overload
 
 from ._frontend import VALUE_OPS, Call, broadcast_batch, flag, prod
@@ -325,10 +326,15 @@ def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike,
     perm = matrix_axes + point_axes
     Ac = call.canonical("A", (*apad, n, n), (B, n, n))
     xc = call.canonical("x", out, (B, K), perm=perm)
-    if order >= 2:
-        parts = call.run("charpoly_derivs", (B, K), Ac, xc, order)
+    # orders from n on are constants (p⁽ⁿ⁾ = n!, then 0): the backend computes
+    # the orders below n only
+    asked = min(order, n - 1) if order >= 2 else order
+    if asked >= 2:
+        parts = call.run("charpoly_derivs", (B, K), Ac, xc, asked)
     else:
         parts = call.run("charpoly_deriv", (B, K), Ac, xc)
+    if order >= 2:
+        parts = parts[: asked + 1]
     inverse = [perm.index(i) for i in range(d)]
     permuted = [out[i] for i in perm]
 
@@ -336,7 +342,21 @@ def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike,
         # copy(): C order, and unlike ascontiguousarray it keeps 0-d results 0-d
         return call.back(r.reshape(permuted).transpose(inverse).copy())
 
-    return tuple(unflatten(r) for r in parts)
+    constants = [call.empty_result(out, _factorial(n, call.dtype) if m == n else 0.0)
+                 for m in range(len(parts), order + 1)]
+    return (*(unflatten(r) for r in parts), *constants)
+
+
+def _factorial(n: int, dtype: Any) -> float:
+    """``n!`` as a float, inf where it overflows ``dtype`` (n ≥ 171 in
+    float64, n ≥ 35 in float32)."""
+    import numpy as np
+
+    try:
+        value = float(math.factorial(n))
+    except OverflowError:
+        return math.inf
+    return value if value <= float(np.finfo(dtype).max) else math.inf
 
 
 #: The largest ``order`` :func:`charpoly_deriv` takes: every order beyond

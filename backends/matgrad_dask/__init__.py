@@ -82,7 +82,8 @@ class DaskBackend(matgrad.ModuleBackend):
         # value methods (one pass per block) in _values, gradients in _graphs
         graphs = _values if hasattr(_values, request.method) else _graphs
         if request.method == "charpoly_derivs":  # the order is an option, not an array
-            return _graphs.charpoly_derivs(*args, request.inner, request.dtype,
+            A, x = args
+            return _graphs.charpoly_derivs(A, x, request.inner, request.dtype,
                                            request.options["order"])
         return getattr(graphs, request.method)(*args, request.inner, request.dtype)
 

@@ -192,8 +192,9 @@ def charpoly_deriv(A: Any, x: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
 
 
 def charpoly_derivs(A: Any, x: Any, inner: str, dtype: Any, order: int) -> tuple[Any, ...]:
-    """``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)`` (``(p, p′)`` for order 0 and 1).  Output axes along which A varies are mapped block by block with the
-    matching point blocks.  Every matrix is reduced to Hessenberg form once,
+    """``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)`` (``(p, p′)`` for order 0 and 1).  Output axes
+    along which A varies are mapped block by block with the matching point
+    blocks.  Every matrix is reduced to Hessenberg form once,
     beforehand, and the inner backends skip the reduction (they recognise a
     Hessenberg matrix in O(n²)): one reduction per matrix overall, and the
     same bits whatever the chunking."""

@@ -242,9 +242,8 @@ class BackendContract:
             x = np.concatenate([np.linspace(-2, 2, 5), lam[:1].real])
             if dtype is np.complex128:
                 x = np.concatenate([x[:-1], lam[:1]])
-            parts = matgrad.charpoly_deriv(A, x, order=2, return_value=True,
-                                           backend=matgrad_backend)
-            parts = [np.asarray(r) for r in parts]
+            parts = [np.asarray(r) for r in matgrad.charpoly_deriv(
+                A, x, order=2, return_value=True, backend=matgrad_backend)]
             assert len(parts) == 3
             for k in range(len(x)):
                 score = ref.charpoly_derivs_error_ratio([r[k] for r in parts], A, x[k])
