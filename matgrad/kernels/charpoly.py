@@ -386,19 +386,24 @@ def _close_block(P: list[np.ndarray], Pe: list[np.ndarray], a: list[np.ndarray],
         ean.append(e_)
     newP, newPe = [], []
     low = np.iinfo(np.int64).min // 2
+    # a block of size s has a_j = 0 for j > s (a 1×1 block: x − h, 1, 0, …):
+    # those terms are left out, so that n small blocks cost O(order) each, not
+    # O(order²) (orders ≥ 2 only: p and p′ add their terms as they always have)
+    live = [j < 2 or bool(an[j].any()) for j in range(r + 1)]
     for m in range(r + 1):
         if m == 0:
             v, e = _normalised(P[0] * an[0], Pe[0] + ean[0])
         else:
-            t = [P[m - j] * an[j] for j in range(m + 1)]
-            et = [Pe[m - j] + ean[j] for j in range(m + 1)]
+            js = [j for j in range(m + 1) if live[j]]
+            t = [P[m - j] * an[j] for j in js]
+            et = [Pe[m - j] + ean[j] for j in js]
             z = [tj == 0 for tj in t]
             top = np.maximum.reduce([np.where(zj, low, ej) for zj, ej in zip(z, et, strict=True)])
-            e = np.where(top == low, et[m], top)
+            e = np.where(top == low, et[-1], top)
             with np.errstate(all="ignore"):
                 v = ldexp(t[0], np.where(z[0], 0, et[0] - e))
-                for j in range(1, m + 1):
-                    v = v + ldexp(t[j], np.where(z[j], 0, et[j] - e))
+                for tj, zj, ej in zip(t[1:], z[1:], et[1:], strict=True):
+                    v = v + ldexp(tj, np.where(zj, 0, ej - e))
             v, e = _normalised(v, e)
         newP.append(np.where(where, v, P[m]))
         newPe.append(np.where(where, e, Pe[m]))
