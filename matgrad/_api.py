@@ -408,16 +408,26 @@ def charpoly_deriv(
         ``broadcast(A.shape[:-2], shape(x))`` (NumPy rules, trailing axes
         align).  For K points on each of B matrices pass ``A`` of shape
         ``(B, 1, n, n)`` and ``x`` of shape ``(B, K)``.
+    order : int, default 1
+        Which derivative: ``p⁽ᵒʳᵈᵉʳ⁾(x)``.  0 gives p itself (the bits of
+        :func:`charpoly`), 2 gives ``p″``; orders ≥ n are the constants
+        ``p⁽ⁿ⁾ = n!`` and 0.  An int (Python or NumPy), ``0 ≤ order ≤ 4096``;
+        a bool, float or array is a ``TypeError``, a negative or larger
+        order a ``ValueError``.
     return_value : bool, default False
-        Also return ``p(x)``: ``(p, p′)`` from the same reduction, which is
-        what a Newton step ``x − p/p′`` needs.
+        Also return the lower orders: ``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)`` from the same
+        reduction (``(p, p′)`` for the default order 1, what a Newton step
+        ``x − p/p′`` needs; ``(p,)`` for order 0), each bit-identical to its
+        separate call.
     {backend}
 
     Returns
     -------
     dp : array
         ``p′(x) = tr(adj(xI − A))`` (``= det(xI − A)·tr((xI − A)⁻¹)`` where
-        that exists).  With ``return_value=True``, the pair ``(p, dp)``.
+        that exists); for ``order=k``, ``p⁽ᵏ⁾(x)`` (``p″ = det(M)·(tr(M⁻¹)² −
+        tr(M⁻²))`` with ``M = xI − A``, where that exists).  With
+        ``return_value=True``, the tuple ``(p, dp, …)`` of ``order + 1`` arrays.
 
     Notes
     -----
@@ -437,6 +447,12 @@ def charpoly_deriv(
     infinite part, ``u·inf`` with ``u`` in {±1, ±1j}, gives ``uⁿ·inf`` and
     ``n·uⁿ⁻¹·inf``.  A 0×0 matrix gives ``p = 1, p′ = 0``.
 
+    Higher orders differentiate the recurrence k times (Taylor coefficients
+    ``v⁽ᵐ⁾/m!``, each order with exponents of its own): O(k·n²) per point
+    after the one reduction, exact at eigenvalues (simple or multiple),
+    backward stable in the same sense; ``p⁽ᵐ⁾(±inf)`` is the limit of
+    ``n!/(n−m)!·xⁿ⁻ᵐ`` for m < n.  See docs/numerics.md §4.
+
     Examples
     --------
     >>> import numpy as np, matgrad
@@ -449,6 +465,8 @@ def charpoly_deriv(
     ...     x = x - p / dp
     >>> round(float(x), 12)
     3.0
+    >>> matgrad.charpoly_deriv(A, 2.0, order=2, return_value=True)  # p″ = 6x − 12
+    (array(0.), array(-1.), array(0.))
     """
     return_value = flag("charpoly_deriv", "return_value", return_value)
     order = _order("charpoly_deriv", order)
