@@ -238,10 +238,12 @@ def test_graded_batch_slots_are_their_own(backend: Any) -> None:
     As[3] = np.tril(As[3]) * np.ldexp(1.0, e[3][:, None] - e[3][None, :])
     x = rng.standard_normal((5, 4))
     p, dp = _run(As[:, None], x, backend)
+    d2p = _run2(As[:, None], x, backend)
     for b in range(5):
         p1, dp1 = _run(As[b], x[b], backend)
         np.testing.assert_array_equal(p[b], p1)
         np.testing.assert_array_equal(dp[b], dp1)
+        np.testing.assert_array_equal(d2p[b], _run2(As[b], x[b], backend))
 
 
 # ------------------------------------------------------- companion and shift

@@ -240,6 +240,10 @@ def test_nan_slot_stays_in_its_slot(backend: Any) -> None:
         np.testing.assert_array_equal(got[m][[0, 2]], clean[m][[0, 2]])
     for m in range(3):
         assert np.isnan(got[m][[1, 3]]).all(), m
+    for b in range(4):  # each slot alone: the same bits
+        alone = _parts(B[b, 0], x[b], 4, backend)
+        for m in range(5):
+            np.testing.assert_array_equal(got[m][b], alone[m], err_msg=f"slot {b}, order {m}")
     np.testing.assert_array_equal(got[3], 6.0)
     np.testing.assert_array_equal(got[4], 0.0)
     # a NaN point: NaN below n, the constants from n on
@@ -419,3 +423,22 @@ def test_on_cuda_simulator() -> None:
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
     last = r.stdout.strip().splitlines()[-1]
     assert " passed" in last and "skipped" not in last and "deselected" in last, last
+
+
+def test_numba_lu_route_gets_higher_orders() -> None:
+    """Numba computes p and p′ of a call with at most two points on n ≥ 64 by
+    one LU per point; the higher orders of those matrices come from their
+    Hessenberg forms: p, p′ keep the LU route's bits, p″ and p‴ agree with
+    the NumPy backend to rounding."""
+    if SIM or not any(b.name == "numba" and b.available for b in matgrad.list_backends()):
+        pytest.skip("needs the Numba backend")
+    rng = np.random.default_rng(29)
+    A = np.eye(70) + rng.standard_normal((2, 1, 70, 70)) / 10
+    x = np.array([[0.7], [1.3]])
+    got = _parts(A, x, 3, "numba")
+    p, dp = matgrad.charpoly_deriv(A, x, return_value=True, backend="numba")
+    np.testing.assert_array_equal(got[0], p)
+    np.testing.assert_array_equal(got[1], dp)
+    want = _parts(A, x, 3, "numpy")
+    for g, w in zip(got[2:], want[2:], strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
