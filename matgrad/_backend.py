@@ -114,7 +114,9 @@ class OrchestrationRequest:
         the arguments and the result parts the backend interface documents:
         ``"det_grad"``, or ``"det_value_grad"`` for
         ``det_grad(A, return_value=True)``, ``"charpoly_deriv"`` for both
-        ``charpoly`` and ``charpoly_deriv``.
+        ``charpoly`` and ``charpoly_deriv``, ``"charpoly_derivs"`` for
+        ``charpoly_deriv(A, x, order=k)`` with k ≥ 2 (``options["order"]``
+        is k; return the ``k + 1`` arrays ``(p, p′, …, p⁽ᵏ⁾)``).
     inputs : Mapping[str, Any]
         The validated inputs by parameter name, in the order of the method's
         arguments (e.g. ``{"A": A, "x": x}``): arrays of the backend's type
