@@ -7,6 +7,7 @@ operation, and returns the result in the caller's array type.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, overload
 
 from . import _fastpath
@@ -330,8 +331,11 @@ def _square_op(op: str, A: Any, backend: BackendLike, return_value: bool = False
     return (tuple(values), G) if op == "logdet_grad" else (values[0], G)
 
 
-def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any, Any]:
-    """Shared body of :func:`charpoly` and :func:`charpoly_deriv`.
+def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike,
+                   order: int = 1) -> tuple[Any, ...]:
+    """Shared body of :func:`charpoly` and :func:`charpoly_deriv`:
+    ``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)`` (``(p, p′)`` for order 0 and 1, which run the
+    canonical ``charpoly_deriv``; higher orders run ``charpoly_derivs``).
 
     The output shape is ``broadcast(A.shape[:-2], shape(x))``.  Output axes
     along which ``A`` varies become the canonical batch axis ``B``; axes along
@@ -343,6 +347,8 @@ def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any
     n = ashape[-1]
     out = broadcast_batch(func, {"A[..., :, :]": ashape[:-2], "x": call.shape("x")})
     if call.orchestrator is not None:
+        if order >= 2:
+            return tuple(call.orchestrate("charpoly_derivs", out, order=order))
         p, dp = call.orchestrate("charpoly_deriv", out)
         return p, dp
     d = len(out)
@@ -352,12 +358,21 @@ def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any
     B = prod([out[i] for i in matrix_axes])
     K = prod([out[i] for i in point_axes])
     if B * K == 0 or n == 0:
-        # det of a 0×0 is 1 whatever x: p = 1, p' = 0.
-        return call.empty_result(out, 1.0), call.empty_result(out, 0.0)
+        # det of a 0×0 is 1 whatever x: p = 1, p' = p'' = … = 0.
+        return (call.empty_result(out, 1.0),
+                *(call.empty_result(out, 0.0) for _ in range(max(order, 1))))
     perm = matrix_axes + point_axes
     Ac = call.canonical("A", (*apad, n, n), (B, n, n))
     xc = call.canonical("x", out, (B, K), perm=perm)
-    p, dp = call.run("charpoly_deriv", (B, K), Ac, xc)
+    # orders from n on are constants (p⁽ⁿ⁾ = n!, then 0): the backend computes
+    # the orders below n only
+    asked = min(order, n - 1) if order >= 2 else order
+    if asked >= 2:
+        parts = call.run("charpoly_derivs", (B, K), Ac, xc, asked)
+    else:
+        parts = call.run("charpoly_deriv", (B, K), Ac, xc)
+    if order >= 2:
+        parts = parts[: asked + 1]
     inverse = [perm.index(i) for i in range(d)]
     permuted = [out[i] for i in perm]
 
@@ -365,19 +380,60 @@ def _charpoly_call(func: str, A: Any, x: Any, backend: BackendLike) -> tuple[Any
         # copy(): C order, and unlike ascontiguousarray it keeps 0-d results 0-d
         return call.back(r.reshape(permuted).transpose(inverse).copy())
 
-    return unflatten(p), unflatten(dp)
+    constants = [call.empty_result(out, _factorial(n, call.dtype) if m == n else 0.0)
+                 for m in range(len(parts), order + 1)]
+    return (*(unflatten(r) for r in parts), *constants)
+
+
+def _factorial(n: int, dtype: Any) -> float:
+    """``n!`` as a float, inf where it overflows ``dtype`` (n ≥ 171 in
+    float64, n ≥ 35 in float32)."""
+    import numpy as np
+
+    try:
+        value = float(math.factorial(n))
+    except OverflowError:
+        return math.inf
+    return value if value <= float(np.finfo(dtype).max) else math.inf
+
+
+#: The largest ``order`` :func:`charpoly_deriv` takes: every order beyond
+#: ``n`` is 0, and each order asked costs a pass of the recurrence and, with
+#: ``return_value``, an array.
+MAX_ORDER = 4096
+
+
+def _order(func: str, order: object) -> int:
+    """A derivative order: a Python or NumPy integer (never a bool, a float
+    or an array), ``0 ≤ order ≤ MAX_ORDER``."""
+    import numpy as np
+
+    if isinstance(order, (bool, np.bool_)) or not isinstance(order, (int, np.integer)):
+        raise TypeError(f"{func}: order must be an int (0, 1, 2, …), got {order!r}")
+    k = int(order)
+    if k < 0:
+        raise ValueError(f"{func}: order must be >= 0 (0 gives p itself), got {k}")
+    if k > MAX_ORDER:
+        raise ValueError(
+            f"{func}: order {k} is above the supported maximum {MAX_ORDER} (every "
+            "derivative of order above n, the matrix size, is 0)"
+        )
+    return k
 
 
 @overload
 def charpoly_deriv(
-    A: Any, x: Any, *, return_value: Literal[False] = ..., backend: BackendLike = ...
+    A: Any, x: Any, *, order: int = ..., return_value: Literal[False] = ...,
+    backend: BackendLike = ...
 ) -> Any: ...
 @overload
 def charpoly_deriv(
-    A: Any, x: Any, *, return_value: Literal[True], backend: BackendLike = ...
-) -> tuple[Any, Any]: ...
+    A: Any, x: Any, *, order: int = ..., return_value: Literal[True],
+    backend: BackendLike = ...
+) -> tuple[Any, ...]: ...
 def charpoly_deriv(
-    A: Any, x: Any, *, return_value: bool = False, backend: BackendLike = None
+    A: Any, x: Any, *, order: int = 1, return_value: bool = False,
+    backend: BackendLike = None
 ) -> Any:
     """Derivative of the characteristic polynomial ``p(x) = det(xI − A)``.
 
@@ -390,16 +446,26 @@ def charpoly_deriv(
         ``broadcast(A.shape[:-2], shape(x))`` (NumPy rules, trailing axes
         align).  For K points on each of B matrices pass ``A`` of shape
         ``(B, 1, n, n)`` and ``x`` of shape ``(B, K)``.
+    order : int, default 1
+        Which derivative: ``p⁽ᵒʳᵈᵉʳ⁾(x)``.  0 gives p itself (the bits of
+        :func:`charpoly`), 2 gives ``p″``; orders ≥ n are the constants
+        ``p⁽ⁿ⁾ = n!`` and 0.  An int (Python or NumPy), ``0 ≤ order ≤ 4096``;
+        a bool, float or array is a ``TypeError``, a negative or larger
+        order a ``ValueError``.
     return_value : bool, default False
-        Also return ``p(x)``: ``(p, p′)`` from the same reduction, which is
-        what a Newton step ``x − p/p′`` needs.
+        Also return the lower orders: ``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)`` from the same
+        reduction (``(p, p′)`` for the default order 1, what a Newton step
+        ``x − p/p′`` needs; ``(p,)`` for order 0), each bit-identical to its
+        separate call.
     {backend}
 
     Returns
     -------
     dp : array
         ``p′(x) = tr(adj(xI − A))`` (``= det(xI − A)·tr((xI − A)⁻¹)`` where
-        that exists).  With ``return_value=True``, the pair ``(p, dp)``.
+        that exists); for ``order=k``, ``p⁽ᵏ⁾(x)`` (``p″ = det(M)·(tr(M⁻¹)² −
+        tr(M⁻²))`` with ``M = xI − A``, where that exists).  With
+        ``return_value=True``, the tuple ``(p, dp, …)`` of ``order + 1`` arrays.
 
     Notes
     -----
@@ -419,6 +485,12 @@ def charpoly_deriv(
     infinite part, ``u·inf`` with ``u`` in {±1, ±1j}, gives ``uⁿ·inf`` and
     ``n·uⁿ⁻¹·inf``.  A 0×0 matrix gives ``p = 1, p′ = 0``.
 
+    Higher orders differentiate the recurrence k times (Taylor coefficients
+    ``v⁽ᵐ⁾/m!``, each order with exponents of its own): O(k·n²) per point
+    after the one reduction, exact at eigenvalues (simple or multiple),
+    backward stable in the same sense; ``p⁽ᵐ⁾(±inf)`` is the limit of
+    ``n!/(n−m)!·xⁿ⁻ᵐ`` for m < n.  See docs/numerics.md §4.
+
     Examples
     --------
     >>> import numpy as np, matgrad
@@ -431,10 +503,15 @@ def charpoly_deriv(
     ...     x = x - p / dp
     >>> round(float(x), 12)
     3.0
+    >>> matgrad.charpoly_deriv(A, 2.0, order=2, return_value=True)  # p″ = 6x − 12
+    (array(0.), array(-1.), array(0.))
     """
     return_value = flag("charpoly_deriv", "return_value", return_value)
-    p, dp = _charpoly_call("charpoly_deriv", A, x, backend)
-    return (p, dp) if return_value else dp
+    order = _order("charpoly_deriv", order)
+    parts = _charpoly_call("charpoly_deriv", A, x, backend, order)
+    if return_value:
+        return parts[: order + 1]
+    return parts[order]
 
 
 def charpoly(A: Any, x: Any, *, backend: BackendLike = None) -> Any:

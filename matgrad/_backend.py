@@ -114,7 +114,9 @@ class OrchestrationRequest:
         the arguments and the result parts the backend interface documents:
         ``"det_grad"``, or ``"det_value_grad"`` for
         ``det_grad(A, return_value=True)``, ``"charpoly_deriv"`` for both
-        ``charpoly`` and ``charpoly_deriv``.
+        ``charpoly`` and ``charpoly_deriv``, ``"charpoly_derivs"`` for
+        ``charpoly_deriv(A, x, order=k)`` with k ≥ 2 (``options["order"]``
+        is k; return the ``k + 1`` arrays ``(p, p′, …, p⁽ᵏ⁾)``).
     inputs : Mapping[str, Any]
         The validated inputs by parameter name, in the order of the method's
         arguments (e.g. ``{"A": A, "x": x}``): arrays of the backend's type
@@ -316,8 +318,20 @@ def _host_value_method(m: Method) -> Callable[..., Any]:
     return _named(method, m, Backend)
 
 
+def _default_method(m: Method) -> Callable[..., Any]:
+    """An optional method's default (:attr:`Method.default`), on ``self``."""
+    assert m.default is not None
+    default = m.default
+
+    def method(self: Backend, *args: Any) -> Any:
+        return default(self, *args)
+
+    return _named(method, m, Backend)
+
+
 for _m in METHODS.values():
-    setattr(Backend, _m.name, _abstract_method(_m) if _m.required else _host_value_method(_m))
+    setattr(Backend, _m.name, _abstract_method(_m) if _m.required
+            else _default_method(_m) if _m.default is not None else _host_value_method(_m))
 abc.update_abstractmethods(Backend)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from ._arrays import input_module, native_backend_for
 from ._backend import DEFERRABLE, Backend, Defer, OrchestrationRequest, array_module_of
 from ._interop import FRAMEWORKS, Framework, framework_of
-from ._operations import OPERATIONS, method
+from ._operations import OPERATIONS, Part, method
 from ._select import BackendLike, resolve, resolve_call
 
 _log = logging.getLogger("matgrad")
@@ -263,7 +263,8 @@ class Call:
             options=MappingProxyType(dict(options)),
         )
         result = orch.orchestrate(request)
-        for label, r, want, dtype in self._parts(kind, result, tuple(shape)):
+        count = options.get(method(kind).count) if method(kind).count else None
+        for label, r, want, dtype in self._parts(kind, result, tuple(shape), count):
             if array_module_of(r) not in orch.array_modules:
                 raise self._broken(
                     op, f"returned {label}{_type_name(r)}, not an array of its own type "
@@ -281,7 +282,9 @@ class Call:
         ``charpoly_deriv`` must return a pair, each part checked so."""
         result = self._call_backend(op, args)
         expected = type(args[0])
-        parts = self._parts(op, result, tuple(shape))
+        m = method(op)
+        parts = self._parts(op, result, tuple(shape),
+                            args[m.args.index(m.count)] if m.count else None)
         for label, r, want, dtype in parts:
             if type(r) is not expected:
                 raise self._broken(
@@ -307,11 +310,16 @@ class Call:
         return result
 
     def _parts(
-        self, op: str, result: Any, shape: tuple[int, ...]
+        self, op: str, result: Any, shape: tuple[int, ...], count: int | None = None
     ) -> list[tuple[str, Any, tuple[int, ...], np.dtype[Any]]]:
         """The arrays in a result, each with its label for messages and the
-        shape and dtype it must have (``shape`` is the gradient's shape)."""
+        shape and dtype it must have (``shape`` is the gradient's shape);
+        ``count``: the value of the method's ``count`` argument, for a result
+        of ``count + 1`` arrays."""
         spec = method(op).parts
+        if count is not None:
+            # one part per k = 0 … count, its label a format string of k
+            spec = tuple(Part(spec[0].label.format(k), spec[0].kind) for k in range(count + 1))
         if not spec:
             return [("", result, shape, self.dtype)]
         if not isinstance(result, tuple) or len(result) != len(spec):

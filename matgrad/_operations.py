@@ -80,11 +80,18 @@ class Method:
     called: str = ""  # the tuple in messages: "the pair (p, p′)"
     gradient: str = ""  # for a value method: the gradient method it extends
     host_value: Callable[[Array], tuple[Array, ...]] | None = None
+    #: the integer argument ``k`` that makes the result a tuple of ``k + 1``
+    #: arrays, each like ``parts[0]`` ("" for a fixed tuple)
+    count: str = ""
+    #: the default of an optional method that is not a value method:
+    #: ``default(backend, *args)``, correct on every backend
+    default: Callable[..., Any] | None = None
 
     @property
     def required(self) -> bool:
-        """Every backend implements it (value methods have defaults)."""
-        return self.host_value is None
+        """Every backend implements it (value methods and methods with a
+        ``default`` have defaults)."""
+        return self.host_value is None and self.default is None
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,36 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            (Part("sign = ", "value"), Part("logabsdet = ", "real"), _G),
            "the triple (sign, logabsdet, G)", "logdet_grad", _slogdet_value),
 )}
+
+
+def _charpoly_derivs_default(backend: Any, A: Any, x: Any, order: int) -> tuple[Any, ...]:
+    """``charpoly_derivs`` of a backend that does not define it: ``p`` and
+    ``p′`` from the backend's own ``charpoly_deriv`` (the very bits that
+    ``charpoly`` and ``charpoly_deriv`` return on it), the orders from 2 on
+    by the NumPy backend's recurrence on the host, returned in the backend's
+    array type."""
+    from .kernels.charpoly import charpoly_derivs
+
+    p, dp = backend.charpoly_deriv(A, x)
+    out = [p, dp][: order + 1]
+    if order >= 2:
+        host = charpoly_derivs(np.ascontiguousarray(backend.to_numpy(A)),
+                               np.ascontiguousarray(backend.to_numpy(x)), order)
+        out += [backend._native_like(h, p) for h in host[2:]]
+    return tuple(out)
+
+
+METHODS["charpoly_derivs"] = Method(
+    "charpoly_derivs", ("A", "x", "order"),
+    "``A (B, n, n)``, ``n ≥ 1``, ``x (B, K)``, an int ``order ≥ 2`` →\n"
+    "``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)``, ``order + 1`` arrays, each ``(B, K)``.\n\n"
+    "``p(x) = det(xI − A)``.  ``p`` and ``p′`` must be the bits that\n"
+    "``charpoly_deriv`` returns on the same input.  Optional: the default\n"
+    "takes them from ``charpoly_deriv`` and the higher orders from the NumPy\n"
+    "backend's recurrence on the host.",
+    (Part("p^({}) = ", "grad"),), "the tuple (p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)",
+    count="order", default=_charpoly_derivs_default,
+)
 
 
 def method(name: str) -> Method:

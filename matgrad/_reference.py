@@ -20,6 +20,7 @@ __all__ = [
     "DPS",
     "Score",
     "bilinear_error_ratio",
+    "charpoly_derivs_error_ratio",
     "charpoly_error_ratio",
     "charpoly_exact_error_ratio",
     "charpoly_normal_bounds",
@@ -28,6 +29,7 @@ __all__ = [
     "eps_of",
     "equilibration_exponents",
     "exact_charpoly",
+    "exact_charpoly_derivs",
     "exact_det_cofactor",
     "frobenius_error_ratio",
     "logdet_grad_equilibrated_error_ratio",
@@ -349,33 +351,63 @@ def _charpoly_ratio(
     perturbations: int, seed: int,
 ) -> Score:
     """Shared body: ``size`` is ``‖E‖₂`` of each perturbation."""
+    return _orders_ratio(lambda E: reference(A, x, E), size, [got_p, got_dp], A, c,
+                         perturbations, seed)
+
+
+def _orders_ratio(
+    reference: Any, size: float, got: Sequence[Any], A: Array, c: float,
+    perturbations: int, seed: int,
+) -> Score:
+    """Score of the values ``got`` against ``reference(E)`` (the exact values
+    of ``A + E``; ``E = None``: of ``A``): each error within ``c·n`` times the
+    spread of its reference over ``perturbations`` dense random ``E`` of
+    2-norm ``size``, plus ``c·eps·|value|`` and the underflow threshold.
+    The worst ratio over the values."""
     n = A.shape[0]
-    eps = eps_of(np.result_type(got_p))
-    p, dp = reference(A, x)
+    eps = eps_of(np.result_type(got[0]))
+    ref = list(reference(None))
     rng = np.random.default_rng(seed)
     with _mp.workdps(DPS):
-        spread_p = spread_dp = mpmath.mpf(0)
+        spread = [mpmath.mpf(0)] * len(got)
         for _ in range(perturbations):
             E = rng.standard_normal(A.shape)
             if np.iscomplexobj(A):
                 E = E + 1j * rng.standard_normal(A.shape)
             E = E * (size / np.linalg.norm(E, 2))
-            pp, dpp = reference(A, x, E)
-            spread_p = max(spread_p, abs(pp - p))
-            spread_dp = max(spread_dp, abs(dpp - dp))
+            moved = reference(E)
+            spread = [max(s, abs(pp - r)) for s, pp, r in zip(spread, moved, ref, strict=False)]
         scores = []
-        for got, ref, spread in ((got_p, p, spread_p), (got_dp, dp, spread_dp)):
-            if not np.isfinite(got):
-                if abs(ref) > np.finfo(np.result_type(got)).max:
+        for g, r, sp in zip(got, ref, spread, strict=False):
+            if not np.isfinite(g):
+                if abs(r) > np.finfo(np.result_type(g)).max:
                     scores.append(Score(0.0, 0.0))  # the true value overflows
                     continue
                 return Score(float("inf"), float("inf"))
-            err = abs(_to_mp(got) - ref)
-            allowed = c * max(n, 1) * spread + c * eps * abs(ref)
-            allowed += float(np.finfo(np.result_type(got)).tiny)
-            scores.append(_score(err, allowed, abs(ref)))
+            err = abs(_to_mp(g) - r)
+            allowed = c * max(n, 1) * sp + c * eps * abs(r)
+            allowed += float(np.finfo(np.result_type(g)).tiny)
+            scores.append(_score(err, allowed, abs(r)))
         rels = [s.rel for s in scores if s.rel == s.rel]
         return Score(max(s.ratio for s in scores), max(rels) if rels else float("nan"))
+
+
+def charpoly_derivs_error_ratio(
+    got: Sequence[Any], A: Array, x: Any, c: float = 8.0, perturbations: int = 3,
+    seed: int = 0,
+) -> Score:
+    """:func:`charpoly_exact_error_ratio` for ``got = [p, p′, …, p⁽ᵏ⁾]`` at one
+    point: every derivative within ``c·n`` times the spread of its exact
+    value (:func:`exact_charpoly_derivs`) over dense perturbations of
+    2-norm ``eps·‖A‖_F``, plus ``c·eps·|value|``; the criterion of ``p`` and
+    ``p′`` applied to each order (backward stability, measured)."""
+    k = len(got) - 1
+    with _mp.workdps(DPS):
+        norm_a = _fro([_mp_matrix(A)[i, j] for i in range(A.shape[0])
+                       for j in range(A.shape[1])]) if A.size else mpmath.mpf(0)
+        size = float(eps_of(np.result_type(got[0])) * norm_a)
+    return _orders_ratio(lambda E: exact_charpoly_derivs(A, x, k, E), size, got, A, c,
+                         perturbations, seed)
 
 
 def bilinear_error_ratio(got: Array, x: Array, y: Array, c: float = 1.0) -> Score:
@@ -714,3 +746,73 @@ def charpoly_normal_bounds(
             for i in range(n)
         )
         return p, dp, allowed_p, allowed_dp
+
+
+# ------------------------------------------- derivatives of the char. polynomial
+def _berkowitz(M: list[list[Gauss]]) -> list[Gauss]:
+    """Coefficients of ``det(tI − M)``, highest degree first (``[1, …]``),
+    for a Gaussian-integer matrix, exactly: the Samuelson–Berkowitz
+    recurrence, division-free, O(n⁴) integer operations.  With ``M_r`` the
+    leading r×r block, ``c`` its last column above the diagonal, ``R`` its last
+    row left of it and ``a`` the corner, the coefficients of ``M_r`` are the
+    lower-triangular Toeplitz matrix of ``[1, −a, −R c, −R M_{r−1} c, …]``
+    times those of ``M_{r−1}``."""
+    n = len(M)
+    coef: list[Gauss] = [(1, 0)]
+    for r in range(1, n + 1):
+        col = [M[i][r - 1] for i in range(r - 1)]  # c
+        row = M[r - 1][: r - 1]  # R
+        first: list[Gauss] = [(1, 0), (-M[r - 1][r - 1][0], -M[r - 1][r - 1][1])]
+        w = col
+        for _ in range(r - 1):
+            dot = (0, 0)
+            for a, b in zip(row, w, strict=True):
+                prod = _gmul(a, b)
+                dot = (dot[0] + prod[0], dot[1] + prod[1])
+            first.append((-dot[0], -dot[1]))
+            nw = []
+            for i in range(r - 1):  # M_{r−1} w
+                acc = (0, 0)
+                for j in range(r - 1):
+                    prod = _gmul(M[i][j], w[j])
+                    acc = (acc[0] + prod[0], acc[1] + prod[1])
+                nw.append(acc)
+            w = nw
+        new: list[Gauss] = []
+        for i in range(r + 1):  # (Toeplitz · coef)_i = Σ_j first[i − j]·coef[j]
+            acc = (0, 0)
+            for j in range(max(0, i - len(first) + 1), min(i, r - 1) + 1):
+                prod = _gmul(first[i - j], coef[j])
+                acc = (acc[0] + prod[0], acc[1] + prod[1])
+            new.append(acc)
+        coef = new
+    return coef
+
+
+def exact_charpoly_derivs(A: Array, x: Any, order: int, E: Array | None = None) -> list[Any]:
+    """``[p(x), p′(x), …, p⁽ᵒʳᵈᵉʳ⁾(x)]`` of ``p(t) = det(tI − A)`` (of
+    ``A + E`` if given), computed exactly and rounded once to 60 digits.
+
+    ``p(x + t) = det(tI + M)`` with ``M = xI − A`` exact (binary floats are
+    dyadic rationals), so ``p⁽ᵐ⁾(x) = m!·c_m`` where ``c_m`` is the
+    coefficient of ``tᵐ`` in the characteristic polynomial of ``−M``
+    (:func:`_berkowitz`, exact integer arithmetic): no code or formula
+    shared with Hyman's recurrence, and exact at eigenvalues, for repeated
+    eigenvalues and for singular ``M``."""
+    Ex = _Exact(A, x, E)
+    n = Ex.n
+    coef = _berkowitz([[(-a, -b) for a, b in row] for row in Ex.M])  # of −M, t^n first
+    cplx = bool(np.iscomplexobj(A)) or bool(np.iscomplexobj(x)) \
+        or (E is not None and bool(np.iscomplexobj(E)))
+    out = []
+    with _mp.workdps(DPS):
+        for m in range(order + 1):
+            if m > n:
+                out.append(mpmath.mpc(0) if cplx else mpmath.mpf(0))
+                continue
+            c = coef[n - m]
+            f = 1
+            for k in range(2, m + 1):
+                f *= k
+            out.append(_gq_mp((Fraction(c[0] * f), Fraction(c[1] * f)), Ex.shift * (n - m), cplx))
+    return out

@@ -72,6 +72,15 @@ def _run(A: np.ndarray, x: Any, backend: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(p), np.asarray(dp)
 
 
+def _run2(A: np.ndarray, x: Any, backend: Any) -> np.ndarray:
+    """``p″``, checked to come with the bits of ``p`` and ``p′`` of :func:`_run`."""
+    p, dp, d2p = matgrad.charpoly_deriv(A, x, order=2, return_value=True, backend=backend)
+    p1, dp1 = _run(A, x, backend)
+    np.testing.assert_array_equal(np.asarray(p), p1)
+    np.testing.assert_array_equal(np.asarray(dp), dp1)
+    return np.asarray(d2p)
+
+
 def _check(got: float, exact: Fraction, allowed: Any) -> None:
     """``got`` within ``allowed`` (+ the subnormal spacing) of ``exact``; ±inf
     exactly where ``exact`` is beyond the largest float; 0 only where it
@@ -98,6 +107,12 @@ def _poly(coeffs: dict[int, Fraction], x: Fraction) -> tuple[Fraction, Fraction,
     sp = sum((abs(c * x**k) for k, c in coeffs.items()), Fraction(0))
     sdp = sum((abs(k * c * x ** (k - 1)) for k, c in coeffs.items() if k), Fraction(0))
     return p, dp, sp, sdp
+
+
+def _poly2(coeffs: dict[int, Fraction], x: Fraction) -> tuple[Fraction, Fraction]:
+    """``(p″, Σ|k(k−1) c_k x^(k−2)|)`` of ``p = Σ c_k x^k``."""
+    terms = [k * (k - 1) * c * x ** (k - 2) for k, c in coeffs.items() if k >= 2]
+    return sum(terms, Fraction(0)), sum((abs(t) for t in terms), Fraction(0))
 
 
 # ------------------------------------------------------------ triangular, graded
@@ -153,6 +168,18 @@ def test_triangular_graded(backend: Any, lower: bool, n: int) -> None:
                  for i in range(n)]
         scale = sum((abs(t) for t in terms), Fraction(0))
         _check(float(dp[k]), sum(terms, Fraction(0)), 4 * n * Fraction(EPS) * scale)
+    if n > 8:
+        return  # p″ below: O(n²) exact products per point
+    d2p = _run2(T, x, backend)
+    np.testing.assert_array_equal(d2p, _run2(T * np.ldexp(1.0, e[:, None] - e[None, :]), x,
+                                             backend))
+    for k, xv in enumerate(x):
+        X = Fraction(float(xv))
+        # p″ = Σ_{i≠j} Π_{l∉{i,j}} (x − d_l)
+        terms = [math.prod((X - D[m] for m in range(n) if m not in (i, j)), start=Fraction(1))
+                 for i in range(n) for j in range(n) if i != j]
+        scale = sum((abs(t) for t in terms), Fraction(0))
+        _check(float(d2p[k]), sum(terms, Fraction(0)), 4 * n * Fraction(EPS) * scale)
 
 
 # ------------------------------------------------- dense, graded similarities
@@ -211,10 +238,12 @@ def test_graded_batch_slots_are_their_own(backend: Any) -> None:
     As[3] = np.tril(As[3]) * np.ldexp(1.0, e[3][:, None] - e[3][None, :])
     x = rng.standard_normal((5, 4))
     p, dp = _run(As[:, None], x, backend)
+    d2p = _run2(As[:, None], x, backend)
     for b in range(5):
         p1, dp1 = _run(As[b], x[b], backend)
         np.testing.assert_array_equal(p[b], p1)
         np.testing.assert_array_equal(dp[b], dp1)
+        np.testing.assert_array_equal(d2p[b], _run2(As[b], x[b], backend))
 
 
 # ------------------------------------------------------- companion and shift
@@ -257,6 +286,13 @@ def test_companion(backend: Any, n: int, kind: str) -> None:
     for k, (P, DP, SP, SDP) in enumerate(_companion_exact(n, kind)):
         _check(float(p[k]), P, 8 * n * Fraction(EPS) * SP)
         _check(float(dp[k]), DP, 8 * n * Fraction(EPS) * SDP)
+    # p″ exactly known too, within the same bound of Σ|k(k−1) c_k x^(k−2)|
+    d2p = _run2(_companion(c, n), np.array(COMPANION_POINTS), backend)
+    coeffs = {k: -Fraction(v) for k, v in c.items()}
+    coeffs[n] = Fraction(1)
+    for k, xv in enumerate(COMPANION_POINTS):
+        D2P, SD2P = _poly2(coeffs, Fraction(xv))
+        _check(float(d2p[k]), D2P, 8 * n * Fraction(EPS) * SD2P)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -280,6 +316,10 @@ def test_shift(backend: Any, n: int, c: float) -> None:
         _check(float(p[k]), X**n, 2 * n * Fraction(EPS) * abs(X**n))
         DP = n * X ** (n - 1)
         _check(float(dp[k]), DP, 2 * n * Fraction(EPS) * abs(DP))
+    d2p = _run2(A, x, backend)
+    for k, xv in enumerate(x):
+        D2P = n * (n - 1) * Fraction(float(xv)) ** (n - 2)  # p″ = n(n−1)xⁿ⁻²
+        _check(float(d2p[k]), D2P, 2 * n * Fraction(EPS) * abs(D2P))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -314,6 +354,13 @@ def test_infinite_points(backend: Any, n: int, dtype: Any) -> None:
         np.testing.assert_array_equal(dp, [1, 1])
     else:
         np.testing.assert_array_equal(dp, [np.inf, np.inf if n % 2 == 1 else -np.inf])
+    # p″(±∞) = n(n−1)·(±∞)ⁿ⁻² (n ≥ 3), the constant 2 for n = 2, 0 for n = 1
+    d2p = _run2(A, x, backend)
+    assert d2p.dtype == dtype
+    if n <= 2:
+        np.testing.assert_array_equal(d2p, [n * (n - 1)] * 2)
+    else:
+        np.testing.assert_array_equal(d2p, [np.inf, np.inf if n % 2 == 0 else -np.inf])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -327,6 +374,9 @@ def test_infinite_points_complex_and_nonfinite(backend: Any) -> None:
     # (i∞)³ = −i∞, 3(i∞)² = −∞; (−∞)³ = −∞, 3(−∞)² = +∞
     np.testing.assert_array_equal(p, [complex(0, -np.inf), complex(-np.inf, 0)])
     np.testing.assert_array_equal(dp, [complex(-np.inf, 0), complex(np.inf, 0)])
+    # p″ = 6x: 6(i∞) = i∞, 6(−∞) = −∞
+    np.testing.assert_array_equal(_run2(A, x, backend),
+                                  [complex(0, np.inf), complex(-np.inf, 0)])
     B = np.eye(3)
     B[1, 2] = np.nan
     p, dp = _run(B, np.array([np.inf, 1.0]), backend)

@@ -47,6 +47,7 @@ cofactor2 = S.cofactor2
 store3 = S.store3
 all_finite = S.all_finite
 hessian_small_one = S.hessian_small_one
+hyman_orders_point = S.hyman_orders_point
 
 #: threads per block of the reduction kernel (a power of two)
 TPB = 256
@@ -220,6 +221,21 @@ def hyman(H, sub, x, pm, dpm, pe, dpe, V, DV, EV, EDV):  # type: ignore[no-untyp
         dpm[b, k] = dp
         pe[b, k] = e
         dpe[b, k] = de
+
+
+@cuda.jit
+def hyman_orders(H, sub, x, order, PM, PE, W, EW, SM, SE):  # type: ignore[no-untyped-def]
+    """Thread t: pair (b, k) = divmod(t, K): the Taylor coefficients
+    ``PM[b, k, m]·2^PE[b, k, m]``, m = 0 … order
+    (:func:`matgrad.kernels.scalar.hyman_orders_point`), with W[t], EW[t],
+    SM[t], SE[t] as its workspace."""
+    t = cuda.grid(1)
+    K = x.shape[1]
+    if t < x.shape[0] * K:
+        b = t // K
+        k = t - b * K
+        hyman_orders_point(H[b], sub[b], x[b, k], order, W[t], EW[t], SM[t], SE[t], PM[b, k],
+                           PE[b, k])
 
 
 def launch(kernel: Any, threads: int, stream: Any, *args: Any, tpb: int = 128) -> None:

@@ -27,8 +27,9 @@ from matgrad.kernels.scaling import ldexp, narrow, widen, work_dtype
 
 from . import _kernels as K
 
-__all__ = ["Device", "bilinear_grad", "charpoly_deriv", "det_grad", "det_hessian", "det_hvp",
-           "det_hvp_value", "frobenius_grad", "frobenius_hvp", "logdet_grad", "logdet_hvp"]
+__all__ = ["Device", "bilinear_grad", "charpoly_deriv", "charpoly_derivs", "det_grad",
+           "det_hessian", "det_hvp", "det_hvp_value", "frobenius_grad", "frobenius_hvp",
+           "logdet_grad", "logdet_hvp"]
 
 
 
@@ -132,6 +133,18 @@ def logdet_grad(A: Any, dev: Device) -> Any:
 
 # ----------------------------------------------------------------- charpoly
 def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
+    p, dp = _charpoly_orders(A, x, 1, dev)
+    return p, dp
+
+
+def charpoly_derivs(A: Any, x: Any, order: int, dev: Device) -> tuple[Any, ...]:
+    """``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)``: p and p′ as :func:`charpoly_deriv` computes
+    them (the same code), the orders from 2 on by the ``hyman_orders``
+    kernel on the same Hessenberg forms, orders ≥ n the constants n!, 0."""
+    return _charpoly_orders(A, x, order, dev)
+
+
+def _charpoly_orders(A: Any, x: Any, order: int, dev: Device) -> tuple[Any, ...]:
     """Balancing, scaling and Hessenberg reduction on the host (LAPACK
     ``gehrd`` / :mod:`matgrad.kernels.charpoly`; CuPy has none), then Hyman's
     recurrence on the device, one thread per (matrix, point) pair; far and
@@ -140,7 +153,9 @@ def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
     xp = dev.xp
     B, n, _ = A.shape
     if n == 1:
-        return (x - A[:, 0, :1]).astype(A.dtype), xp.ones(x.shape, A.dtype)
+        linear = [(x - A[:, 0, :1]).astype(A.dtype), xp.ones(x.shape, A.dtype)][: order + 1]
+        return (*linear, *(dev.to_device(c) for c in
+                           host.constant_orders(x.shape, n, order, np.dtype(A.dtype))[1:]))
     out_dtype = A.dtype
     work = work_dtype(np.result_type(A.dtype, x.dtype))
     Ah = dev.to_host(A).astype(work)
@@ -156,19 +171,34 @@ def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
     pe = xp.zeros((B, Kp), dtype=np.int64)
     dpe = xp.zeros_like(pe)
     V = xp.empty((B * Kp, n), dtype=work)
-    K.launch(K.hyman, B * Kp, dev.stream, dev.inp(dev.to_device(H.astype(work))),
-             dev.inp(dev.to_device(sub)), dev.inp(xp.ascontiguousarray(xs)), pm, dpm, pe, dpe,
-             V, xp.empty_like(V), xp.empty((B * Kp, n), dtype=np.int64),
+    Hd = dev.to_device(H.astype(work))
+    subd = dev.to_device(sub)
+    xsd = xp.ascontiguousarray(xs)
+    K.launch(K.hyman, B * Kp, dev.stream, dev.inp(Hd), dev.inp(subd), dev.inp(xsd), pm, dpm,
+             pe, dpe, V, xp.empty_like(V), xp.empty((B * Kp, n), dtype=np.int64),
              xp.empty((B * Kp, n), dtype=np.int64))
+    r = min(order, n - 1)
+    high: list[Any] = []
+    if r >= 2:
+        PM = xp.empty((B, Kp, r + 1), dtype=work)
+        PE = xp.zeros((B, Kp, r + 1), dtype=np.int64)
+        K.launch(K.hyman_orders, B * Kp, dev.stream, dev.inp(Hd), dev.inp(subd), dev.inp(xsd),
+                 r, PM, PE, xp.empty((B * Kp, r + 1, n), dtype=work),
+                 xp.empty((B * Kp, r + 1, n), dtype=np.int64),
+                 xp.empty((B * Kp, r + 1), dtype=work), xp.empty((B * Kp, r + 1), dtype=np.int64))
+        high = host.unscale_orders([PM[..., m] for m in range(r + 1)],
+                                   [PE[..., m] for m in range(r + 1)], kd, n, out_dtype)[2:]
     p, dp = host.unscale(pm, dpm, pe, dpe, kd, n, out_dtype)
     xh = dev.to_host(x)
     # |x| ≫ |A| (the power rule) and x at infinity: on the host (rare)
-    where, sp, sdp = host.special_points(xh, kmax, n, np.dtype(out_dtype))
+    where, special = host.special_points(xh, kmax, n, np.dtype(out_dtype), max(r, 1))
     if where.any():
         idx = dev.to_device(np.flatnonzero(where.ravel()))
-        p.ravel()[idx] = dev.to_device(sp)
-        dp.ravel()[idx] = dev.to_device(sdp)
-    return p, dp
+        for v, sv in zip((p, dp, *high), special, strict=True):
+            v.ravel()[idx] = dev.to_device(sv)
+    constants = [dev.to_device(c) for c in
+                 host.constant_orders(x.shape, n, order, np.dtype(out_dtype))[max(r, 1) + 1 - n:]]
+    return (p, dp, *high, *constants)[: order + 1]
 
 
 # ----------------------------------------------------------------- second derivatives

@@ -81,6 +81,10 @@ class DaskBackend(matgrad.ModuleBackend):
                 for v in request.inputs.values()]
         # value methods (one pass per block) in _values, gradients in _graphs
         graphs = _values if hasattr(_values, request.method) else _graphs
+        if request.method == "charpoly_derivs":  # the order is an option, not an array
+            A, x = args
+            return _graphs.charpoly_derivs(A, x, request.inner, request.dtype,
+                                           request.options["order"])
         return getattr(graphs, request.method)(*args, request.inner, request.dtype)
 
     # -- canonical operations (NumPy in, NumPy out) -------------------------
@@ -94,7 +98,7 @@ class DaskBackend(matgrad.ModuleBackend):
     def operation(self, name: str) -> Callable[..., Any] | None:
         from . import _graphs, _values
 
-        if name == "charpoly_deriv":
+        if name in ("charpoly_deriv", "charpoly_derivs"):
             return self._eager_charpoly
         build = getattr(_values, name, None) or getattr(_graphs, name, None)
         return None if build is None else partial(self._eager, build)
@@ -110,7 +114,7 @@ class DaskBackend(matgrad.ModuleBackend):
         return dask.compute(*out) if isinstance(out, tuple) else out.compute()
 
     @staticmethod
-    def _eager_charpoly(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _eager_charpoly(A: np.ndarray, x: np.ndarray, order: int = 1) -> tuple[np.ndarray, ...]:
         import dask
         import dask.array as da
 
@@ -120,8 +124,8 @@ class DaskBackend(matgrad.ModuleBackend):
         # A (B, n, n) and x (B, K): give A a point axis so both broadcast to (B, K)
         lazy_a = da.from_array(A[:, None], chunks=(max(1, -(-A.shape[0] // 3)), 1, *A.shape[1:]))
         lazy_x = da.from_array(x, chunks=_awkward_chunks(x.shape))
-        p, dp = _graphs.charpoly_deriv(lazy_a, lazy_x, inner, A.dtype)
-        return dask.compute(p, dp)  # type: ignore[no-any-return]
+        parts = _graphs.charpoly_derivs(lazy_a, lazy_x, inner, A.dtype, order)
+        return dask.compute(*parts)  # type: ignore[no-any-return]
 
 
 @matgrad.hookimpl

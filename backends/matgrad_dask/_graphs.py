@@ -13,7 +13,8 @@ import numpy as np
 import matgrad
 from matgrad.kernels.scaling import exponent_of_max, ldexp, magnitude, namespace
 
-__all__ = ["bilinear_grad", "charpoly_deriv", "det_grad", "frobenius_grad", "logdet_grad"]
+__all__ = ["bilinear_grad", "charpoly_deriv", "charpoly_derivs", "det_grad", "frobenius_grad",
+           "logdet_grad"]
 
 
 def _apply(op: str, inner: str, *blocks: Any) -> Any:
@@ -21,13 +22,13 @@ def _apply(op: str, inner: str, *blocks: Any) -> Any:
     return getattr(matgrad, op)(*blocks, backend=inner)
 
 
-def _charpoly_pair(inner: str, dtype: Any, A: Any, x: Any) -> Any:
-    """``(p, p′)`` stacked on a last axis, rounded once to ``dtype`` (a block
-    of A may come pre-reduced in the wider work dtype)."""
-    p, dp = matgrad.charpoly_deriv(A, x, return_value=True, backend=inner)
-    xp = namespace(p)
+def _charpoly_pair(inner: str, dtype: Any, order: int, A: Any, x: Any) -> Any:
+    """``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)`` stacked on a last axis, rounded once to
+    ``dtype`` (a block of A may come pre-reduced in the wider work dtype)."""
+    parts = matgrad.charpoly_deriv(A, x, order=order, return_value=True, backend=inner)
+    xp = namespace(parts[0])
     with np.errstate(over="ignore", under="ignore"):  # true float32 overflow: inf
-        return xp.stack([xp.asarray(p), xp.asarray(dp)], axis=-1).astype(dtype, copy=False)
+        return xp.stack([xp.asarray(r) for r in parts], axis=-1).astype(dtype, copy=False)
 
 
 def _meta(like: Any, dtype: Any, ndim: int) -> Any:
@@ -185,8 +186,15 @@ def _hessenberg_block(A: np.ndarray) -> np.ndarray:
 
 
 def charpoly_deriv(A: Any, x: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
-    """Output axes along which A varies are mapped block by block with the
-    matching point blocks.  Every matrix is reduced to Hessenberg form once,
+    """``(p, p′)``: :func:`charpoly_derivs` of order 1."""
+    p, dp = charpoly_derivs(A, x, inner, dtype, 1)
+    return p, dp
+
+
+def charpoly_derivs(A: Any, x: Any, inner: str, dtype: Any, order: int) -> tuple[Any, ...]:
+    """``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)`` (``(p, p′)`` for order 0 and 1).  Output axes
+    along which A varies are mapped block by block with the matching point
+    blocks.  Every matrix is reduced to Hessenberg form once,
     beforehand, and the inner backends skip the reduction (they recognise a
     Hessenberg matrix in O(n²)): one reduction per matrix overall, and the
     same bits whatever the chunking."""
@@ -206,7 +214,8 @@ def charpoly_deriv(A: Any, x: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
     A = _lead(A, d + 2)  # not reshape: unknown (NaN) chunk sizes must pass
     x = _lead(x, d)
     idx = string.ascii_letters[:d]
-    pair = da.blockwise(partial(_charpoly_pair, inner, dtype), idx + "Z", A, idx + "YW", x, idx,
-                        new_axes={"Z": 2}, concatenate=True, dtype=dtype,
-                        meta=_meta(A, dtype, d + 1))
-    return pair[..., 0], pair[..., 1]
+    count = max(order, 1) + 1
+    pair = da.blockwise(partial(_charpoly_pair, inner, dtype, max(order, 1)), idx + "Z", A,
+                        idx + "YW", x, idx, new_axes={"Z": count}, concatenate=True,
+                        dtype=dtype, meta=_meta(A, dtype, d + 1))
+    return tuple(pair[..., j] for j in range(count))

@@ -24,10 +24,11 @@ from matgrad.kernels.scalar import compile_scalar
 
 from ._runtime import launch
 
-__all__ = ["balance", "balance_batch", "hessenberg", "hyman"]
+__all__ = ["balance", "balance_batch", "hessenberg", "hyman", "hyman_orders"]
 
 # bound at module level, a global of the kernel (see matgrad.kernels.scalar)
 hyman_point = compile_scalar("cpu").hyman_point
+hyman_orders_point = compile_scalar("cpu").hyman_orders_point
 
 #: as matgrad.kernels.charpoly (module constants: globals of the kernels)
 BALANCE_LIMIT = 969
@@ -281,6 +282,23 @@ def hyman(H, sub, x, pm, dpm, pe, dpe, lo, hi):  # type: ignore[no-untyped-def]
         k = t - b * K
         pm[b, k], dpm[b, k], pe[b, k], dpe[b, k] = hyman_point(H[b], sub[b], x[b, k], v, dv, ev,
                                                                edv)
+
+
+@nb.njit(nogil=True, cache=True)
+def hyman_orders(H, sub, x, order, pm, pe, lo, hi):  # type: ignore[no-untyped-def]
+    """Fill the Taylor coefficients ``pm, pe (B, K, order + 1)`` (mantissa,
+    exponent; :func:`matgrad.kernels.scalar.hyman_orders_point`) for the
+    (matrix, point) pairs ``lo ≤ b·K + k < hi``."""
+    n = H.shape[1]
+    K = x.shape[1]
+    w = np.empty((order + 1, n), dtype=x.dtype)
+    ew = np.empty((order + 1, n), dtype=np.int64)
+    sm = np.empty(order + 1, dtype=x.dtype)
+    se = np.empty(order + 1, dtype=np.int64)
+    for t in range(lo, hi):
+        b = t // K
+        k = t - b * K
+        hyman_orders_point(H[b], sub[b], x[b, k], order, w, ew, sm, se, pm[b, k], pe[b, k])
 
 
 def balance_batch(W: np.ndarray, active: np.ndarray, permute: np.ndarray) -> None:

@@ -84,6 +84,7 @@ EXPECTED_SECONDS: dict[str, tuple[float, float]] = {
     "hessenberg": (1.0, 1.0),
     "balance": (4.5, 4.5),  # 5.0-6.4 s measured with the other core busy
     "hyman": (1.5, 1.5),
+    "hyman_orders": (4.5, 5.0),
     "closed_form_value": (2.5, 2.5),
     "hvp_small": (2.0, 2.5),
     "hessian_small": (0.8, 0.8),
@@ -429,7 +430,7 @@ _EVERY_PATH = {"numba_parallel_min_work": 1}
 _LONG_ROWS = {"numba_parallel_min_work": 1, "frobenius_chunk": 4}
 
 
-def _inputs(dtype: np.dtype[Any]) -> list[tuple[str, str, tuple[np.ndarray, ...], dict[str, int]]]:
+def _inputs(dtype: np.dtype[Any]) -> list[tuple[str, str, tuple[Any, ...], dict[str, int]]]:
     """(label, operation, canonical inputs, settings) covering every kernel path."""
     A3, A6 = _sample(dtype, 2, 3, 3), _sample(dtype, 2, 6, 6)
     V3 = _sample(dtype, 2, 3, 3)[::-1].copy()
@@ -455,6 +456,7 @@ def _inputs(dtype: np.dtype[Any]) -> list[tuple[str, str, tuple[np.ndarray, ...]
         ("det_hvp n ≤ 3 with value", "det_hvp_value", (A3, V3), _EVERY_PATH),
         ("det_hessian n ≤ 3", "det_hessian", (A3,), _EVERY_PATH),
         ("frobenius_hvp", "frobenius_hvp", (X, X[::-1].copy()), _EVERY_PATH),
+        ("charpoly_deriv", "charpoly_derivs", (A6, pts, 2), _EVERY_PATH),
     ]
 
 
@@ -469,7 +471,7 @@ def warmup_tasks(backend: Any, dtypes: Sequence[np.dtype[Any]]) -> list[matgrad.
             for label, path, items in _grouped(backend, dtypes)]
 
 
-_Item = tuple[str, tuple[np.ndarray, ...], dict[str, int]]
+_Item = tuple[str, tuple[Any, ...], dict[str, int]]
 
 
 def _grouped(backend: Any, dtypes: Sequence[np.dtype[Any]]) -> list[

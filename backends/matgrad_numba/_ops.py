@@ -4,6 +4,9 @@ host algorithms of :mod:`matgrad.kernels`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import scipy.linalg
 
@@ -17,8 +20,9 @@ from . import _charpoly, _cofactor, _frobenius, _hessian, _values
 from ._eliminate import gauss_jordan_path, logdet_small, on_host
 from ._runtime import launch, threads
 
-__all__ = ["bilinear_grad", "charpoly_deriv", "det_grad", "det_hessian", "det_hvp",
-           "det_hvp_value", "frobenius_grad", "frobenius_hvp", "logdet_grad", "logdet_hvp"]
+__all__ = ["bilinear_grad", "charpoly_deriv", "charpoly_derivs", "det_grad", "det_hessian",
+           "det_hvp", "det_hvp_value", "frobenius_grad", "frobenius_hvp", "logdet_grad",
+           "logdet_hvp"]
 
 def frobenius_grad(X: np.ndarray) -> np.ndarray:
     return _frobenius.frobenius_grad(X)
@@ -125,11 +129,49 @@ def _hessenberg(As: np.ndarray) -> np.ndarray:
 
 
 def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p, dp = _charpoly_orders(A, x, 1)
+    return p, dp
+
+
+def charpoly_derivs(A: np.ndarray, x: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
+    """``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)``: p and p′ exactly as :func:`charpoly_deriv`
+    computes them (the same code), the orders from 2 on by the
+    ``hyman_orders`` kernel on the same Hessenberg forms (one reduction per
+    matrix; matrices that took the LU route for p and p′ are reduced for
+    them), orders ≥ n the constants n!, 0."""
+    return _charpoly_orders(A, x, order)
+
+
+def _higher(H: np.ndarray, xs: np.ndarray, r: int, kk: np.ndarray, kkmax: np.ndarray,
+            x: np.ndarray, n: int, dtype: np.dtype[Any]) -> list[np.ndarray]:
+    """Orders 2 … r (< n) at the scaled points ``xs`` of the reduced,
+    scaled ``H`` (work dtype), unscaled and with the far and infinite points'
+    rules applied (``x``: the unscaled points)."""
+    with np.errstate(all="ignore"):
+        sub = host_charpoly.subdiagonal(H)
+    qm = np.empty((*xs.shape, r + 1), dtype=H.dtype)
+    qe = np.zeros((*xs.shape, r + 1), dtype=np.int64)
+    with np.errstate(all="ignore"):
+        launch(_charpoly.hyman_orders, xs.size, 8 * (r + 1) * xs.size * n * n, H, sub,
+               np.ascontiguousarray(xs), r, qm, qe)
+    vals = host_charpoly.unscale_orders([qm[..., m] for m in range(r + 1)],
+                                        [qe[..., m] for m in range(r + 1)], kk, n, dtype)
+    host_charpoly.apply_special_points(vals, x, kkmax, n)
+    return vals[2:]
+
+
+def _charpoly_orders(A: np.ndarray, x: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
     B, n, _ = A.shape
     K = x.shape[1]
+    r = min(order, n - 1)
     if n == 1:
-        return host_charpoly.linear_case(A, x)
+        p1, dp1 = host_charpoly.linear_case(A, x)
+        out1 = [p1, dp1][: order + 1]
+        if order > 1:
+            out1 += host_charpoly.constant_orders(x.shape, n, order, A.dtype)[1:]
+        return tuple(out1)
     As, k, kmax = host_charpoly.scale_matrices(A, _charpoly.balance_batch)
+    high = [np.empty(x.shape, dtype=A.dtype) for _ in range(2, r + 1)]
     p = np.empty(x.shape, dtype=A.dtype)
     dp = np.empty_like(p)
     todo = np.ones(B, dtype=bool)
@@ -141,9 +183,19 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
         p[ok], dp[ok] = host_charpoly.unscale(pm[ok], dpm[ok], pe[ok], pe[ok], k[ok], n, A.dtype)
         todo = ~ok
     idx = np.flatnonzero(todo)
+    if r >= 2 and idx.size < B:  # the LU route's matrices: reduced for the higher orders
+        done = np.flatnonzero(~todo)
+        with np.errstate(all="ignore"):
+            Hd = _hessenberg(As[done])
+        Hd = Hd.astype(np.result_type(Hd.dtype, work_dtype(x.dtype)), copy=False)
+        for sl in host_charpoly.point_blocks(done.size, 4 * (r + 1), K):
+            xs = host_charpoly.scale_points(x[done, sl], k[done])
+            for h, v in zip(high, _higher(Hd, xs, r, k[done], kmax[done], x[done, sl], n,
+                                          A.dtype), strict=True):
+                h[done, sl] = v
     if idx.size == 0:
         host_charpoly.apply_far_points(p, dp, x, kmax, n)
-        return p, dp
+        return _with_constants((p, dp, *high), x.shape, n, order)
     rows = slice(None) if idx.size == B else idx
     with np.errstate(all="ignore"):  # NaN/inf slots stay in their own slot
         H = _hessenberg(As[rows])
@@ -166,12 +218,26 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
         pb, dpb = host_charpoly.unscale(qm, dqm, qe, dqe, kk, n, A.dtype)
         host_charpoly.apply_far_points(pb, dpb, x[rows, sl], kkmax, n)
         p[rows, sl], dp[rows, sl] = pb, dpb
+        if r >= 2:
+            for h, v in zip(high, _higher(Hw, xs, r, kk, kkmax, x[rows, sl], n, A.dtype),
+                            strict=True):
+                h[rows, sl] = v
     if idx.size < B:
         done = np.flatnonzero(~todo)
         pd, dpd = p[done], dp[done]
         host_charpoly.apply_far_points(pd, dpd, x[done], kmax[done], n)
         p[done], dp[done] = pd, dpd
-    return p, dp
+    return _with_constants((p, dp, *high), x.shape, n, order)
+
+
+def _with_constants(parts: tuple[np.ndarray, ...], shape: tuple[int, ...], n: int,
+                    order: int) -> tuple[np.ndarray, ...]:
+    """``parts`` (orders 0 … min(order, n − 1), at least p and p′) cut to
+    ``order + 1`` and completed with the constant orders ≥ n."""
+    out = list(parts[: order + 1])
+    if order >= n:
+        out += host_charpoly.constant_orders(shape, n, order, parts[0].dtype)[len(out) - n:]
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- second derivatives

@@ -11,7 +11,7 @@ import numpy as np
 import scipy
 
 import matgrad
-from matgrad.kernels.charpoly import charpoly_deriv
+from matgrad.kernels.charpoly import charpoly_deriv, charpoly_derivs
 from matgrad.kernels.cofactor import det_grad, det_value_grad, logdet_grad, logdet_value_grad
 from matgrad.kernels.frobenius import frobenius_grad, frobenius_value_grad
 
@@ -48,6 +48,12 @@ class NumpyBackend(matgrad.Backend):
         self, A: np.ndarray, x: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         return charpoly_deriv(A, x)
+
+    def charpoly_derivs(
+        self, A: np.ndarray, x: np.ndarray, order: int
+    ) -> tuple[np.ndarray, ...]:
+        # one reduction per matrix for every order; p, p′ the bits of charpoly_deriv
+        return charpoly_derivs(A, x, order)
 
     # value and gradient from one pass (one factorisation, one sum of squares)
     def frobenius_value_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

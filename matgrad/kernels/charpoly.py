@@ -31,7 +31,9 @@ Cost: O(n³) per matrix plus O(n²) per point; memory O(n·K) per matrix.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -361,31 +363,51 @@ def _normalised(m: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ldexp(m, -k), e + k
 
 
-def _close_block(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, dpe: np.ndarray,
-                 a: np.ndarray, da: np.ndarray, ea: np.ndarray, eda: np.ndarray,
-                 where: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fold a finished diagonal block ``p_b = a·2^ea``, ``p′_b = da·2^eda`` into
-    ``(p, p′)`` by the product rule, ``p′ ← p′·p_b + p·p′_b``, ``p ← p·p_b``,
-    where ``where`` is set.
+def _close_block(P: list[np.ndarray], Pe: list[np.ndarray], a: list[np.ndarray],
+                 ea: list[np.ndarray], where: np.ndarray
+                 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Fold a finished diagonal block into the running Taylor coefficients
+    by the product rule, where ``where`` is set: with the block's
+    ``a_j·2^ea_j`` (``a_0 = p_b``, ``a_1 = p′_b``, ``a_j = p_b⁽ʲ⁾/j!``)
+    and the coefficients so far ``P_m·2^Pe_m``,
+    ``P_m ← Σ_{j=0..m} P_{m−j}·a_j`` (Cauchy product of the two Taylor
+    series; for m = 1 the familiar ``p′ ← p′·p_b + p·p′_b``).
 
-    p and p′ keep exponents of their own: their ratio in the scaled problem is
-    ``2⁻ᵏ`` times the true one, and partial products of small factors would
-    underflow under a shared exponent (``diag(1e308, 1, 2, 3)``)."""
-    a, ea1 = _normalised(a, ea)
-    da, ea2 = _normalised(da, eda)
-    t1, e1 = dpm * a, dpe + ea1
-    t2, e2 = pm * da, pe + ea2
-    # align the two terms of p′ on the larger exponent (a zero term has none)
-    z1 = t1 == 0
-    z2 = t2 == 0
-    e = np.where(z1, e2, np.where(z2, e1, np.maximum(e1, e2)))
-    with np.errstate(all="ignore"):
-        new_dp = ldexp(t1, np.where(z1, 0, e1 - e)) + ldexp(t2, np.where(z2, 0, e2 - e))
-    new_dp, new_dpe = _normalised(new_dp, e)
-    new_p, new_pe = _normalised(pm * a, pe + ea1)
-    return (np.where(where, new_p, pm), np.where(where, new_dp, dpm),
-            np.where(where, new_pe, pe), np.where(where, new_dpe, dpe))
+    Every coefficient keeps an exponent of its own: their ratios in the
+    scaled problem are powers of ``2⁻ᵏ`` times the true ones, and partial
+    products of small factors would underflow under a shared exponent
+    (``diag(1e308, 1, 2, 3)``).  The terms of a sum are aligned on the
+    largest (a zero term has no exponent) and added in the order of ``j``."""
+    r = len(P) - 1
+    an, ean = [], []
+    for j in range(r + 1):
+        m_, e_ = _normalised(a[j], ea[j])
+        an.append(m_)
+        ean.append(e_)
+    newP, newPe = [], []
+    low = np.iinfo(np.int64).min // 2
+    # a block of size s has a_j = 0 for j > s (a 1×1 block: x − h, 1, 0, …):
+    # those terms are left out, so that n small blocks cost O(order) each, not
+    # O(order²) (orders ≥ 2 only: p and p′ add their terms as they always have)
+    live = [j < 2 or bool(an[j].any()) for j in range(r + 1)]
+    for m in range(r + 1):
+        if m == 0:
+            v, e = _normalised(P[0] * an[0], Pe[0] + ean[0])
+        else:
+            js = [j for j in range(m + 1) if live[j]]
+            t = [P[m - j] * an[j] for j in js]
+            et = [Pe[m - j] + ean[j] for j in js]
+            z = [tj == 0 for tj in t]
+            top = np.maximum.reduce([np.where(zj, low, ej) for zj, ej in zip(z, et, strict=True)])
+            e = np.where(top == low, et[-1], top)
+            with np.errstate(all="ignore"):
+                v = ldexp(t[0], np.where(z[0], 0, et[0] - e))
+                for tj, zj, ej in zip(t[1:], z[1:], et[1:], strict=True):
+                    v = v + ldexp(tj, np.where(zj, 0, ej - e))
+            v, e = _normalised(v, e)
+        newP.append(np.where(where, v, P[m]))
+        newPe.append(np.where(where, e, Pe[m]))
+    return newP, newPe
 
 
 def _aligned_sum(t: np.ndarray, e: np.ndarray, fallback: np.ndarray
@@ -399,20 +421,21 @@ def _aligned_sum(t: np.ndarray, e: np.ndarray, fallback: np.ndarray
     return ldexp(t, e - E[:, None]).sum(axis=1), E
 
 
-def _aligned_row(hrow: np.ndarray, V: np.ndarray, dV: np.ndarray, EV: np.ndarray,
-                 EdV: np.ndarray, x: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(s, ds, Es, Eds)`` of one row of the recurrence for pairs whose ``v``
-    or ``v′`` spans several exponents (``v_j = V_j·2^EV_j``,
-    ``v′_j = dV_j·2^EdV_j``): ``s·2^Es = x·v_i − Σ_j h_ij v_j`` and
-    ``ds·2^Eds = x·v′_i + v_i − Σ_j h_ij v′_j``, each aligned on its own
-    largest term.  Arrays are (pairs, n − i); column 0 is entry i."""
-    s, Es = _aligned_sum(np.concatenate([(x * V[:, 0])[:, None], -(hrow * V)], axis=1),
-                         np.concatenate([EV[:, :1], EV], axis=1), EV[:, 0])
-    ds, Eds = _aligned_sum(
-        np.concatenate([(x * dV[:, 0])[:, None], V[:, :1], -(hrow * dV)], axis=1),
-        np.concatenate([EdV[:, :1], EV[:, :1], EdV], axis=1), EdV[:, 0])
-    return s, ds, Es, Eds
+def _aligned_row(hrow: np.ndarray, W: np.ndarray, EW: np.ndarray,
+                 lower: np.ndarray | None, Elower: np.ndarray | None, x: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, Es)`` of one row of the recurrence for one order, for pairs
+    whose entries span several exponents (``w_j = W_j·2^EW_j``):
+    ``s·2^Es = x·w_i + l_i − Σ_j h_ij w_j``, aligned on its largest term,
+    where ``l_i = lower·2^Elower`` is the entry i of the order below (absent
+    for order 0: ``s = x·v_i − Σ_j h_ij v_j``).  Arrays are (pairs, n − i);
+    column 0 is entry i."""
+    if lower is None or Elower is None:
+        return _aligned_sum(np.concatenate([(x * W[:, 0])[:, None], -(hrow * W)], axis=1),
+                            np.concatenate([EW[:, :1], EW], axis=1), EW[:, 0])
+    return _aligned_sum(
+        np.concatenate([(x * W[:, 0])[:, None], lower[:, None], -(hrow * W)], axis=1),
+        np.concatenate([EW[:, :1], Elower[:, None], EW], axis=1), EW[:, 0])
 
 
 def _add_aligned(a: np.ndarray, ea: np.ndarray, b: np.ndarray, eb: np.ndarray
@@ -494,39 +517,59 @@ def _place(V: np.ndarray, EV: np.ndarray | None, Ecur: np.ndarray, multi: np.nda
     return np.where(out, Enew, Ecur), EV
 
 
-def _hyman(
-    H: np.ndarray, x: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(p, p′)`` of ``H (B, n, n)`` (upper Hessenberg) at ``x (B, K)``, as
-    mantissas and exponents: ``p = pm·2^pe``, ``p′ = dpm·2^dpe``.
+def _entry_exponents(EW: np.ndarray | None, Ecur: np.ndarray, bi: np.ndarray, ki: np.ndarray,
+                     i: int, n: int) -> np.ndarray:
+    """The exponents of entries ``i …`` of the pairs ``(bi, ki)``: from
+    ``EW`` once it exists, else all at the current exponent ``Ecur``."""
+    if EW is not None:
+        out: np.ndarray = EW[bi, i:, ki]
+        return out
+    return np.broadcast_to(Ecur[bi, ki][:, None], (bi.size, n - i))
 
-    ``v_j = V_j·2^EV_j`` and ``v′_j = dV_j·2^EdV_j``, each with exponents of
-    its own (:func:`_place`): an old entry is never scaled into inf or into
-    the subnormals, and v′ far above v (v′/v ≈ n/x at a tiny x) does not
-    push ``x·v`` into the subnormals.  Pairs whose entries all sit at the
-    current exponents take the matrix product; the others align their terms
-    (:func:`_aligned_row`).  (Rescaling all of v with v′ made the companion
-    matrix of ``x¹²⁸ − 1`` at ``x = 10⁻³`` overflow its first entries into
-    inf, and the zeros of ``H`` times inf into NaN.)"""
+
+def _hyman(H: np.ndarray, x: np.ndarray, order: int = 1
+           ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Taylor coefficients ``p⁽ᵐ⁾(x)/m!``, ``m = 0 … order``, of the
+    characteristic polynomial of ``H (B, n, n)`` (upper Hessenberg) at
+    ``x (B, K)``, as mantissas and exponents: ``c_m = P[m]·2^Pe[m]``
+    (``c_0 = p``, ``c_1 = p′``).
+
+    Hyman's recurrence on ``M = xI − H``, ``v_{n−1} = 1`` and, for
+    ``i = n−1 … 1``, ``s_i = x·v_i − Σ_{j≥i} h_ij v_j``,
+    ``v_{i−1} = s_i / h_{i,i−1}``; ``p = s_0·Π h_{i,i−1}`` per diagonal
+    block.  Differentiated m times and divided by m! (Taylor coefficients
+    ``w_m = v⁽ᵐ⁾/m!``, so no factorials or binomials grow):
+    ``s_{m,i} = x·w_{m,i} + w_{m−1,i} − Σ_j h_ij w_{m,j}``, the same
+    division by ``h_{i,i−1}``, and blocks folded by the Cauchy product
+    (:func:`_close_block`).  O(order·n²) per point.
+
+    ``w_{m,j} = W_m[j]·2^EW_m[j]``, each order with exponents of its own
+    (:func:`_place`): an old entry is never scaled into inf or into the
+    subnormals, and w₁ far above v (w₁/v ≈ n/x at a tiny x) does not push
+    ``x·v`` into the subnormals.  Pairs whose entries of orders ≤ max(m, 1)
+    all sit at their current exponents take the matrix product for order m;
+    the others align their terms (:func:`_aligned_row`).  Orders 0 and 1 are
+    computed exactly as they are with ``order = 1`` whatever ``order`` is
+    (nothing of a higher order feeds them), so a p or p′ is the same bits
+    whichever derivatives are asked with it.  (Rescaling all of v with v′
+    made the companion matrix of ``x¹²⁸ − 1`` at ``x = 10⁻³`` overflow its
+    first entries into inf, and the zeros of ``H`` times inf into NaN.)"""
     B, n, _ = H.shape
     K = x.shape[1]
+    r = order
     dtype = np.result_type(H, x)
     sub = subdiagonal(H)
 
-    V = np.zeros((B, n, K), dtype=dtype)
-    dV = np.zeros((B, n, K), dtype=dtype)
-    EV: np.ndarray | None = None  # exponents of the entries, once needed
-    EdV: np.ndarray | None = None
-    V[:, n - 1] = 1
-    Ev = np.zeros((B, K), dtype=np.int64)  # current exponents of v and of v′
-    Ed = np.zeros((B, K), dtype=np.int64)
-    multi = np.zeros((B, K), dtype=bool)  # some entry sits at another exponent
+    W = [np.zeros((B, n, K), dtype=dtype) for _ in range(r + 1)]
+    EW: list[np.ndarray | None] = [None] * (r + 1)  # exponents of the entries, once needed
+    W[0][:, n - 1] = 1
+    E = [np.zeros((B, K), dtype=np.int64) for _ in range(r + 1)]  # current exponents
+    # per order: some entry sits at another exponent
+    multi = [np.zeros((B, K), dtype=bool) for _ in range(r + 1)]
     hm = np.ones(B, dtype=H.dtype)  # Π h of the current block, as hm·2^he
     he = np.zeros(B, dtype=np.int64)
-    pm = np.ones((B, K), dtype=dtype)  # (p, p′) of finished blocks, ·2^pe
-    dpm = np.zeros((B, K), dtype=dtype)
-    pe = np.zeros((B, K), dtype=np.int64)  # p = pm·2^pe, p′ = dpm·2^dpe
-    dpe = np.zeros((B, K), dtype=np.int64)
+    P = [np.ones((B, K), dtype=dtype)] + [np.zeros((B, K), dtype=dtype) for _ in range(r)]
+    Pe = [np.zeros((B, K), dtype=np.int64) for _ in range(r + 1)]
     # |x|·|v| ≤ 2^FAR_EXP·‖H‖, so that s/h (h ≥ eps·‖H‖ after deflation)
     # cannot overflow; v is renormalised to ~1, where v′ ≈ v·n/x stays normal.
     # ‖H‖ is estimated from below by its diagonal and subdiagonal (more
@@ -538,63 +581,81 @@ def _hyman(
 
     for i in range(n - 1, -1, -1):
         row = H[:, i : i + 1, i:]  # (B, 1, n−i)
-        s = x * V[:, i] - np.matmul(row, V[:, i:])[:, 0]
-        ds, Eds = _add_aligned(x * dV[:, i] - np.matmul(row, dV[:, i:])[:, 0], Ed,
-                               V[:, i], Ev)
-        Es = Ev.copy()  # s carries a factor 2^Es, ds 2^Eds
-        if multi.any():
-            bi, ki = np.nonzero(multi)
-            m = n - i
-            ev = (EV[bi, i:, ki] if EV is not None
-                  else np.broadcast_to(Ev[bi, ki][:, None], (bi.size, m)))
-            edv = (EdV[bi, i:, ki] if EdV is not None
-                   else np.broadcast_to(Ed[bi, ki][:, None], (bi.size, m)))
-            s[bi, ki], ds[bi, ki], Es[bi, ki], Eds[bi, ki] = _aligned_row(
-                H[bi, i, i:], V[bi, i:, ki], dV[bi, i:, ki], ev, edv, x[bi, ki])
+        S: list[np.ndarray] = []  # s_m carries a factor 2^ES[m]
+        ES: list[np.ndarray] = []
+        for m in range(r + 1):
+            t = x * W[m][:, i] - np.matmul(row, W[m][:, i:])[:, 0]
+            if m == 0:
+                S.append(t)
+                ES.append(E[0].copy())
+            else:
+                s_m, es_m = _add_aligned(t, E[m], W[m - 1][:, i], E[m - 1])
+                S.append(s_m)
+                # (order 1 may share E[1] here, as it always has: the aligned
+                # rows below then move its current exponent too)
+                ES.append(es_m if m == 1 else es_m.copy())
+        flag = multi[0] | multi[1] if r >= 1 else multi[0]
+        if flag.any() or any(mu.any() for mu in multi[2:]):
+            Ecur = [e.copy() for e in E]  # as they were before this row
+            for m in range(r + 1):
+                if m >= 2:
+                    flag = flag | multi[m]
+                if not flag.any():
+                    continue
+                bi, ki = np.nonzero(flag)
+                ew_m = _entry_exponents(EW[m], Ecur[m], bi, ki, i, n)
+                if m == 0:
+                    S[0][bi, ki], ES[0][bi, ki] = _aligned_row(
+                        H[bi, i, i:], W[0][bi, i:, ki], ew_m, None, None, x[bi, ki])
+                else:
+                    S[m][bi, ki], ES[m][bi, ki] = _aligned_row(
+                        H[bi, i, i:], W[m][bi, i:, ki], ew_m, W[m - 1][bi, i, ki],
+                        _entry_exponents(EW[m - 1], Ecur[m - 1], bi, ki, i, n)[:, 0], x[bi, ki])
         h = sub[:, i]  # h_{i,i−1}; 0 for i = 0, where the top block ends
         end = h == 0
         if end.any():
-            # Block [i, …] is finished: p_b = s·Πh·2^Es, p′_b = ds·Πh·2^Eds.
-            endk = np.broadcast_to(end[:, None], pe.shape)
-            pm, dpm, pe, dpe = _close_block(pm, dpm, pe, dpe, s * hm[:, None],
-                                            ds * hm[:, None], Es + he[:, None],
-                                            Eds + he[:, None], endk)
+            # Block [i, …] is finished: its Taylor coefficients are s_m·Πh·2^ES[m].
+            endk = np.broadcast_to(end[:, None], Pe[0].shape)
+            P, Pe = _close_block(P, Pe, [s * hm[:, None] for s in S],
+                                 [es + he[:, None] for es in ES], endk)
         if i == 0:
             break
         cont = ~end
         hsafe = np.where(end, 1, h)[:, None]
         if end.any():
-            for arr in (V, dV, EV, EdV):
-                if arr is not None:
-                    arr[end, i:] = 0
-            Ev[end], Ed[end] = 0, 0
-            multi[end] = False
+            for m in range(r + 1):
+                W[m][end, i:] = 0
+                ew = EW[m]
+                if ew is not None:
+                    ew[end, i:] = 0
+                E[m][end] = 0
+                multi[m][end] = False
             hm[end], he[end] = 1, 0
         c2 = cont[:, None]
-        newV = np.where(c2, s / hsafe, 1)
-        newdV = np.where(c2, ds / hsafe, 0)
-        Es = np.where(c2, Es, 0)
-        Eds = np.where(c2, Eds, 0)
-        redo = ~(np.isfinite(newV) & np.isfinite(newdV))
-        if redo.any():
-            # v_{i−1} = s/h on normalised mantissas: the quotient of a tiny h
+        New = [np.where(c2, S[m] / hsafe, 1 if m == 0 else 0) for m in range(r + 1)]
+        ES = [np.where(c2, es, 0) for es in ES]
+        # orders 0 and 1 are redone together (as with order = 1), others alone
+        redo = [~(np.isfinite(New[0]) & np.isfinite(New[1])) if r >= 1
+                else ~np.isfinite(New[0])]
+        redo = redo * min(r + 1, 2) + [~np.isfinite(New[m]) for m in range(2, r + 1)]
+        if any(rd.any() for rd in redo):
+            # w_{i−1} = s/h on normalised mantissas: the quotient of a tiny h
             # (kept by the deflation test when h·h_{i−1,i} matters) cannot
             # overflow (a NaN slot just takes this way too)
-            ks = exponent_of_max(magnitude(s))
-            kds = exponent_of_max(magnitude(ds))
             kh = exponent_of_max(magnitude(hsafe))
             hq = ldexp(hsafe, -kh)
-            newV = np.where(redo, ldexp(s, -ks) / hq, newV)
-            newdV = np.where(redo, ldexp(ds, -kds) / hq, newdV)
-            Es = np.where(redo, Es + ks - kh, Es)
-            Eds = np.where(redo, Eds + kds - kh, Eds)
+            for m in range(r + 1):
+                if redo[m].any():
+                    ks = exponent_of_max(magnitude(S[m]))
+                    New[m] = np.where(redo[m], ldexp(S[m], -ks) / hq, New[m])
+                    ES[m] = np.where(redo[m], ES[m] + ks - kh, ES[m])
         # Π h of the block, renormalised
         hm = np.where(cont, hm * np.where(cont, h, 1), hm)
         kb = exponent_of_max(magnitude(hm))
         hm, he = ldexp(hm, -kb), he + kb
-        Ev, EV = _place(V, EV, Ev, multi, newV, Es, i, hi)
-        Ed, EdV = _place(dV, EdV, Ed, multi, newdV, Eds, i, hi)
-    return pm, dpm, pe, dpe
+        for m in range(r + 1):
+            E[m], EW[m] = _place(W[m], EW[m], E[m], multi[m], New[m], ES[m], i, hi)
+    return P, Pe
 
 
 def subdiagonal(H: np.ndarray) -> np.ndarray:
@@ -710,12 +771,15 @@ def infinite_points(x: np.ndarray, kmax: np.ndarray) -> np.ndarray:
     return axis & (kmax[:, None] != NONFINITE_KMAX)  # type: ignore[no-any-return]
 
 
-def infinity_rule(x: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """``p`` and ``p′`` (n ≥ 2) at points on an axis at infinity: with
-    ``x = u·∞``, ``u ∈ {±1, ±i}``, ``p = uⁿ·∞`` and ``p′ = n·uⁿ⁻¹·∞``, the
-    limits of ``xⁿ`` and ``n·xⁿ⁻¹``, which dominate every other term of p
-    and p′ along the ray: ``p(±∞) = (±∞)ⁿ``, ``p′(±∞) = (±1)ⁿ⁻¹·∞``.  A part
-    of ``uⁿ`` that is 0 gives +0 (the real axis of a real matrix: p real)."""
+def infinity_rule(x: np.ndarray, n: int, dtype: np.dtype[Any], order: int = 1
+                  ) -> list[np.ndarray]:
+    """``p⁽ᵐ⁾``, ``m = 0 … order`` (``order < n``), at points on an axis at
+    infinity: with ``x = u·∞``, ``u ∈ {±1, ±i}``,
+    ``p⁽ᵐ⁾ = uⁿ⁻ᵐ·∞``, the limit of the leading term
+    ``n!/(n−m)!·xⁿ⁻ᵐ`` (a positive coefficient), which dominates every
+    other term of ``p⁽ᵐ⁾`` along the ray: ``p(±∞) = (±∞)ⁿ``,
+    ``p′(±∞) = (±1)ⁿ⁻¹·∞``, ``p″(±∞) = (±1)ⁿ⁻²·∞``.  A part of ``uⁿ⁻ᵐ`` that
+    is 0 gives +0 (the real axis of a real matrix: p real)."""
     inf = np.inf
     if np.iscomplexobj(x):
         u = np.sign(np.where(np.isinf(x.real), x.real, 0)) + 1j * np.sign(
@@ -733,65 +797,100 @@ def infinity_rule(x: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarr
         out.imag = np.where(w.imag > 0, inf, np.where(w.imag < 0, -inf, 0.0))
         return out
 
-    return ray(n), ray(n - 1)
+    return [ray(n - m) for m in range(order + 1)]
 
 
-def power_rule(x: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """``(xⁿ, n·xⁿ⁻¹)`` for a 1-d array of points, in mantissa-exponent form
-    so that only a truly overflowing power is inf."""
+def falling_factorial(n: int, m: int) -> tuple[float, int]:
+    """``n!/(n−m)! = n(n−1)⋯(n−m+1)`` as ``(f, g)``, ``f·2ᵍ``, ``f`` in
+    [0.5, 1) rounded once from the exact integer (no overflow for any n)."""
+    v = math.prod(range(n - m + 1, n + 1))
+    g = v.bit_length()
+    return float(Fraction(v, 1 << g)), g
+
+
+def power_rule(x: np.ndarray, n: int, dtype: np.dtype[Any], order: int = 1
+               ) -> list[np.ndarray]:
+    """``p⁽ᵐ⁾ = n!/(n−m)!·xⁿ⁻ᵐ``, ``m = 0 … order`` (``order < n``), for a
+    1-d array of points, in mantissa-exponent form so that only a truly
+    overflowing power is inf (the coefficient rounded once, exact for
+    m ≤ 1)."""
     xw = widen(x)
     kx = exponent_of_max(magnitude(xw))
     xm = ldexp(xw, -kx)
     m, e = mantissa_product(np.repeat(xm[:, None], n - 1, axis=1))  # xⁿ⁻¹ = m·2^(e + (n−1)kx)
+    out = []
     with np.errstate(all="ignore"):
-        p = ldexp(m * xm, e + n * kx)
-        dp = ldexp(m * n, e + (n - 1) * kx)
-    return narrow(p, dtype), narrow(dp, dtype)
+        out.append(ldexp(m * xm, e + n * kx))
+        if order >= 1:
+            out.append(ldexp(m * n, e + (n - 1) * kx))
+        for j in range(2, order + 1):
+            mj, ej = mantissa_product(np.repeat(xm[:, None], n - j, axis=1))
+            f, g = falling_factorial(n, j)
+            out.append(ldexp(mj * f, ej + g + (n - j) * kx))
+    return [narrow(v, dtype) for v in out]
 
 
-def special_points(x: np.ndarray, kmax: np.ndarray, n: int, dtype: np.dtype[Any]
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(where, p, p′)``: the points (a mask over ``x (B, K)``) whose values
-    come from a rule, not from the recurrence, and those values (1-d, in
-    the order of ``x[where]``): far points (:func:`far_points`, the power
-    rule) and points at infinity (:func:`infinite_points`)."""
+def special_points(x: np.ndarray, kmax: np.ndarray, n: int, dtype: np.dtype[Any],
+                   order: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(where, [p, p′, …])``: the points (a mask over ``x (B, K)``) whose
+    values come from a rule, not from the recurrence, and those values of
+    orders ``0 … order`` (``order < n``; 1-d, in the order of ``x[where]``):
+    far points (:func:`far_points`, the power rule) and points at infinity
+    (:func:`infinite_points`)."""
     far = far_points(x, kmax)
     inf = infinite_points(x, kmax)
     where = far | inf
-    p = np.empty(int(where.sum()), dtype=dtype)
-    dp = np.empty_like(p)
-    if far.any():
-        sel = far[where]
-        p[sel], dp[sel] = power_rule(x[far], n, dtype)
-    if inf.any():
-        sel = inf[where]
-        p[sel], dp[sel] = infinity_rule(x[inf], n, dtype)
-    return where, p, dp
+    vals = [np.empty(int(where.sum()), dtype=dtype) for _ in range(order + 1)]
+    for mask, rule in ((far, power_rule), (inf, infinity_rule)):
+        if mask.any():
+            sel = mask[where]
+            for v, r in zip(vals, rule(x[mask], n, dtype, order), strict=True):
+                v[sel] = r
+    return where, vals
 
 
 def apply_far_points(p: np.ndarray, dp: np.ndarray, x: np.ndarray,
                      kmax: np.ndarray, n: int) -> None:
     """Overwrite ``(p, p′)`` at the far and the infinite points (see
     :func:`special_points`)."""
-    where, sp, sdp = special_points(x, kmax, n, p.dtype)
+    apply_special_points([p, dp], x, kmax, n)
+
+
+def apply_special_points(values: list[np.ndarray], x: np.ndarray, kmax: np.ndarray,
+                         n: int) -> None:
+    """Overwrite ``values = [p, p′, …, p⁽ʳ⁾]`` (``r < n``) in place at the
+    far and the infinite points (see :func:`special_points`)."""
+    where, sv = special_points(x, kmax, n, values[0].dtype, len(values) - 1)
     if where.any():
-        p[where], dp[where] = sp, sdp
+        for v, s in zip(values, sv, strict=True):
+            v[where] = s
 
 
 def unscale(pm: np.ndarray, dpm: np.ndarray, pe: np.ndarray, dpe: np.ndarray,
             k: np.ndarray, n: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """``p_A = 2^{kn} p_As`` and ``p′_A = 2^{k(n−1)} p′_As`` from mantissas
-    ``pm, dpm`` and exponents ``pe, dpe``, rounded once to ``dtype``.
+    """``(p, p′)`` of ``A`` from those of ``As`` (:func:`unscale_orders`)."""
+    p, dp = unscale_orders([pm, dpm], [pe, dpe], k, n, dtype)
+    return p, dp
+
+
+def unscale_orders(P: list[np.ndarray], Pe: list[np.ndarray], k: np.ndarray, n: int,
+                   dtype: np.dtype[Any]) -> list[np.ndarray]:
+    """``p⁽ᵐ⁾_A = m!·2^{k(n−m)}·c_m`` from the Taylor coefficients
+    ``c_m = P[m]·2^Pe[m]`` of ``As`` (``p_A(x) = 2^{kn} p_As(x·2⁻ᵏ)``),
+    rounded once to ``dtype`` (m! joins the mantissa: exact for m ≤ 3).
 
     A value that underflows keeps the sign of its mantissa (the sign of the
     true value: the mantissa carries every factor); an exactly zero mantissa
     gives +0, never a −0 left by the signs of zero terms."""
+    out = []
     with np.errstate(all="ignore"):
-        p = ldexp(pm, pe + (k * n)[:, None])
-        dp = ldexp(dpm, dpe + (k * (n - 1))[:, None])
-        p = np.where(pm == 0, 0, p)
-        dp = np.where(dpm == 0, 0, dp)
-    return narrow(p, dtype), narrow(dp, dtype)
+        for m, (pm, pe) in enumerate(zip(P, Pe, strict=True)):
+            if m >= 2:
+                f, g = falling_factorial(m, m)
+                pm, pe = pm * f, pe + g
+            v = ldexp(pm, pe + (k * (n - m))[:, None])
+            out.append(narrow(np.where(pm == 0, 0, v), dtype))
+    return out
 
 
 def linear_case(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -803,20 +902,62 @@ def linear_case(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (x - A[:, 0, :1]).astype(A.dtype), np.ones(x.shape, A.dtype)
 
 
-def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n = A.shape[-1]
+def constant_orders(shape: tuple[int, ...], n: int, order: int, dtype: np.dtype[Any]
+                    ) -> list[np.ndarray]:
+    """``p⁽ᵐ⁾`` for ``m = n … order``: ``p⁽ⁿ⁾ = n!`` and 0 beyond, whatever
+    ``A`` and ``x`` are (the leading coefficient of ``det(xI − A)`` is 1):
+    constants, not computed, so exact (n! rounded once; inf where it
+    overflows ``dtype``: from n = 171 in float64, n = 35 in float32)."""
+    out = []
+    for m in range(n, order + 1):
+        if m == n:
+            f, g = falling_factorial(n, n)
+            try:
+                big = math.ldexp(f, g)
+            except OverflowError:  # n ≥ 171: n! overflows every dtype
+                big = math.inf
+            with np.errstate(over="ignore"):
+                value = np.asarray(big).astype(dtype)
+        else:
+            value = np.zeros((), dtype=dtype)
+        out.append(np.full(shape, value, dtype=dtype))
+    return out
+
+
+def charpoly_derivs(A: np.ndarray, x: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
+    """``(p, p′, …, p⁽ᵒʳᵈᵉʳ⁾)`` of ``A (B, n, n)`` at ``x (B, K)``, each (B, K).
+
+    Orders ``< n`` from one balancing, scaling and Hessenberg reduction per
+    matrix and the differentiated recurrence (:func:`_hyman`, O(order·n²)
+    per point); orders ``≥ n`` are the constants of :func:`constant_orders`.
+    p and p′ are the bits of :func:`charpoly_deriv` whatever ``order`` is."""
+    B, n, _ = A.shape
+    r = min(order, n - 1)
+    out: list[np.ndarray] = []
     if n == 1:
-        return linear_case(A, x)
-    As, k, kmax = scale_matrices(A)
-    with np.errstate(all="ignore"):  # NaN/inf slots stay in their own slot
-        H = hessenberg_batched(As)
-    p = np.empty(x.shape, dtype=A.dtype)
-    dp = np.empty_like(p)
-    # _hyman holds v and v′ for every (matrix, point) pair: 2·B·n per point (and
-    # their exponents, 2·B·n more, once a pair needs several: rare)
-    for sl in point_blocks(A.shape[0], 2 * n, x.shape[1]):
-        with np.errstate(all="ignore"):
-            pm, dpm, pe, dpe = _hyman(H, scale_points(x[:, sl], k))
-        p[:, sl], dp[:, sl] = unscale(pm, dpm, pe, dpe, k, n, A.dtype)
-        apply_far_points(p[:, sl], dp[:, sl], x[:, sl], kmax, n)
+        p, dp = linear_case(A, x)
+        out = [p, dp][: order + 1]
+    else:
+        rr = max(r, 1)  # p is always computed with p′ (the same bits as charpoly_deriv)
+        As, k, kmax = scale_matrices(A)
+        with np.errstate(all="ignore"):  # NaN/inf slots stay in their own slot
+            H = hessenberg_batched(As)
+        vals = [np.empty(x.shape, dtype=A.dtype) for _ in range(rr + 1)]
+        # _hyman holds w_0 … w_rr for every (matrix, point) pair: (rr+1)·B·n per
+        # point (and their exponents, as many more, once a pair needs several: rare)
+        for sl in point_blocks(B, (rr + 1) * n, x.shape[1]):
+            with np.errstate(all="ignore"):
+                P, Pe = _hyman(H, scale_points(x[:, sl], k), rr)
+            block = unscale_orders(P, Pe, k, n, A.dtype)
+            apply_special_points(block, x[:, sl], kmax, n)
+            for v, b in zip(vals, block, strict=True):
+                v[:, sl] = b
+        out = vals[: r + 1]
+    if order >= n:
+        out += constant_orders(x.shape, n, order, A.dtype)[len(out) - n:]
+    return tuple(out)
+
+
+def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p, dp = charpoly_derivs(A, x, 1)
     return p, dp

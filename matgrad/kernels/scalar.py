@@ -76,6 +76,8 @@ __all__ = [
     "hessian_small_one",
     "hvp3",
     "hyman_fold",
+    "hyman_normal",
+    "hyman_orders_point",
     "hyman_place",
     "hyman_point",
     "mag1",
@@ -84,6 +86,7 @@ __all__ = [
     "split_pow2",
     "store3",
     "unscale_one",
+    "zero_product",
 ]
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -881,6 +884,87 @@ def hyman_point(H, sub, x, v, dv, ev, edv):
     return pm, dpm, pe, dpe
 
 
+def hyman_normal(v, e):
+    """``(m, e)`` of ``v·2ᵉ`` with ``|m|`` (max of the parts) in [0.5, 1); 0,
+    inf and NaN unchanged."""
+    k = exponent(mag_max(v))
+    return mul_pow2(v, -k), e + k
+
+
+def zero_product(a, b):
+    """Whether ``a·b`` is exactly 0 (a zero times a finite number): such a
+    term is left out of a sum, while a NaN or inf times 0 stays in (NaN)."""
+    return (a == 0 and mag_max(b) < math.inf) or (b == 0 and mag_max(a) < math.inf)
+
+
+def hyman_orders_point(H, sub, x, r, w, ew, sm, se, pm, pe):
+    """Taylor coefficients ``c_m = p⁽ᵐ⁾(x)/m! = pm[m]·2^pe[m]``, m = 0 … r
+    (``r < n``), of ``det(tI − H)`` at one point x, for one upper
+    Hessenberg H with its deflated subdiagonal ``sub`` (``sub[0] = 0``).
+
+    The recurrence of :func:`matgrad.kernels.charpoly._hyman` differentiated
+    r times: with ``w_m = v⁽ᵐ⁾/m!``,
+    ``s_{m,i} = x·w_{m,i} + w_{m−1,i} − Σ_{j≥i} h_ij w_{m,j}`` and
+    ``w_{m,i−1} = s_{m,i}/h_{i,i−1}``; a finished block is folded in by the
+    Cauchy product ``c_m ← Σ_j c_{m−j}·a_j``, highest order first, in place.
+    Every quantity is a normalised mantissa times its own power of two
+    (``w[m, j]·2^ew[m, j]``) and every sum adds its terms aligned on the
+    larger (:func:`hyman_fold`), so nothing overflows or sinks into the
+    subnormals whatever x and the exponents of H (points beyond
+    ``2⁸⁵⁰·max|A|`` still go to the power rule, on the host): simpler than
+    :func:`hyman_point`'s current-exponent scheme and slower per term, which
+    suits the orders from 2 on.  Workspaces: ``w``, ``ew`` (r+1, n);
+    ``sm``, ``se`` (r+1).  O(r·n²)."""
+    n = H.shape[0]
+    zero = x * 0
+    kx = exponent(mag_max(x))
+    xm = mul_pow2(x, -kx)
+    for m in range(r + 1):
+        pm[m] = zero + (1.0 if m == 0 else 0.0)
+        pe[m] = 0
+        w[m, n - 1] = zero + (1.0 if m == 0 else 0.0)
+        ew[m, n - 1] = 0
+    end = n - 1
+    hm = zero + 1.0  # Π of the block's subdiagonal, hm·2^he
+    he = 0
+    for i in range(n - 1, -1, -1):
+        for m in range(r + 1):
+            acc, ae = hyman_normal(xm * w[m, i], kx + ew[m, i])
+            if m >= 1:
+                acc, ae = hyman_fold(acc, ae, -w[m - 1, i], ew[m - 1, i])
+            for j in range(i, end + 1):
+                h = H[i, j]
+                if not zero_product(h, w[m, j]):
+                    kh = exponent(mag_max(h))
+                    acc, ae = hyman_fold(acc, ae, mul_pow2(h, -kh) * w[m, j], kh + ew[m, j])
+            sm[m], se[m] = hyman_normal(acc, ae)
+        hsub = sub[i]
+        if hsub == 0:
+            # block [i, end] done: a_m = s_m·Πh; c_m ← Σ_j c_{m−j}·a_j
+            for m in range(r + 1):
+                sm[m], se[m] = hyman_normal(sm[m] * hm, se[m] + he)
+            for m in range(r, -1, -1):
+                acc = zero
+                ae = 0
+                for j in range(m + 1):
+                    if not zero_product(sm[j], pm[m - j]):
+                        acc, ae = hyman_fold(acc, ae, -(pm[m - j] * sm[j]), pe[m - j] + se[j])
+                pm[m], pe[m] = hyman_normal(acc, ae)
+            if i > 0:
+                end = i - 1
+                for m in range(r + 1):
+                    w[m, end] = zero + (1.0 if m == 0 else 0.0)
+                    ew[m, end] = 0
+                hm = zero + 1.0
+                he = 0
+        else:
+            hm, he = hyman_normal(hm * hsub, he)
+            kh = exponent(mag_max(hsub))
+            hq = mul_pow2(hsub, -kh)
+            for m in range(r + 1):
+                w[m, i - 1], ew[m, i - 1] = hyman_normal(sm[m] / hq, se[m] - kh)
+
+
 #: The algorithms :func:`compile_scalar` compiles, by name.
 ALGORITHMS = (
     "abs2",
@@ -908,6 +992,9 @@ ALGORITHMS = (
     "hyman_fold",
     "hyman_place",
     "hyman_point",
+    "hyman_normal",
+    "zero_product",
+    "hyman_orders_point",
 )
 #: Algorithms inlined into their callers (Numba ``inline="always"``): the
 #: small leaf helpers and the closed forms' fast path, where a call costs more
@@ -920,7 +1007,7 @@ INLINED = frozenset({
     "abs2", "mag1", "mag_max", "exponent", "cof3", "cofactor2", "store3", "hvp3", "all_finite",
     "hessian_small_one",
     "closed_form_one", "cofactor4_one",
-    "hyman_fold",
+    "hyman_fold", "hyman_normal", "zero_product",
 })
 #: The targets :func:`compile_scalar` compiles for.
 TARGETS = ("cpu", "cuda")

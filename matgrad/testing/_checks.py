@@ -28,6 +28,7 @@ __all__ = [
     "check_batch_isolation",
     "check_case",
     "check_charpoly_at_eigenvalues",
+    "check_charpoly_higher_orders",
     "check_det_grad_error",
     "check_det_grad_overflow",
     "check_det_grad_singular",
@@ -152,6 +153,38 @@ def check_charpoly_at_eigenvalues(backend: Any) -> None:
     np.testing.assert_array_equal(p, 0)
 
 
+def check_charpoly_higher_orders(backend: Any) -> None:
+    """``charpoly_deriv(A, x, order=k)``: exact at (multiple) eigenvalues, the
+    constants beyond ``n``, and ``return_value=True`` giving the bits of the
+    separate calls (``p`` of ``charpoly``, ``p′`` of order 1)."""
+    D = np.diag([1.0, 2.0, 3.0, 4.0])
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    p, dp, d2p = (_np(r) for r in matgrad.charpoly_deriv(D, x, order=2, return_value=True,
+                                                        backend=backend))
+    # p = x⁴ − 10x³ + 35x² − 50x + 24, p″ = 12x² − 60x + 70: integers, exact
+    np.testing.assert_array_equal(p, 0)
+    np.testing.assert_array_equal(dp, [-6.0, 2.0, -2.0, 6.0])
+    np.testing.assert_array_equal(d2p, [22.0, -2.0, -2.0, 22.0])
+    J = np.array([[2.0, 1.0, 0.0], [0.0, 2.0, 1.0], [0.0, 0.0, 2.0]])  # p = (x − 2)³
+    parts = [_np(r) for r in matgrad.charpoly_deriv(J, 2.0, order=5, return_value=True,
+                                                   backend=backend)]
+    np.testing.assert_array_equal(parts, [0.0, 0.0, 0.0, 6.0, 0.0, 0.0])
+    rng = np.random.default_rng(11)
+    A = rng.standard_normal((3, 1, 5, 5))
+    pts = rng.standard_normal((3, 4))
+    got = [_np(r) for r in matgrad.charpoly_deriv(A, pts, order=3, return_value=True,
+                                                 backend=backend)]
+    alone = [_np(matgrad.charpoly(A, pts, backend=backend))] + [
+        _np(matgrad.charpoly_deriv(A, pts, order=k, backend=backend)) for k in (1, 2, 3)]
+    for k, (a, b) in enumerate(zip(got, alone, strict=True)):
+        assert a.shape == (3, 4), f"order {k}: shape {a.shape}"
+        np.testing.assert_array_equal(a, b, err_msg=f"order {k}: return_value vs alone")
+    for i in (0, 2):
+        for j in (0, 3):
+            score = ref.charpoly_derivs_error_ratio([g[i, j] for g in got], A[i, 0], pts[i, j])
+            assert score.ratio <= 1, f"error {score.ratio:.3g}x the backward-stability bound"
+
+
 def check_det_grad_error(backend: Any, A: Array) -> None:
     """``det_grad`` of the square matrix ``A`` within the backward-stability bound."""
     score = ref.det_grad_error_ratio(_np(matgrad.det_grad(A, backend=backend)), A)
@@ -198,4 +231,5 @@ CONTRACT_CHECKS: list[Callable[[Any], None]] = [
     check_det_grad_overflow,
     check_batch_isolation,
     check_charpoly_at_eigenvalues,
+    check_charpoly_higher_orders,
 ]

@@ -230,6 +230,25 @@ class BackendContract:
             assert abs(float(p[k]) - float(rp)) <= 1e-12 * max(1.0, abs(float(rp)))
             assert abs(float(dp[k]) - float(rdp)) <= 1e-12 * max(1.0, abs(float(rdp)))
 
+    def test_charpoly_second_derivative_many_points(self, matgrad_backend: BackendLike) -> None:
+        """p″ (and p, p′ with it) within the backward-stability bound, real
+        and complex, at ordinary points and at an eigenvalue."""
+        rng = np.random.default_rng(12)
+        for dtype in (np.float64, np.complex128):
+            A = rng.standard_normal((7, 7)).astype(dtype)
+            if dtype is np.complex128:
+                A = A + 1j * rng.standard_normal((7, 7))
+            lam = np.linalg.eigvals(A)
+            x = np.concatenate([np.linspace(-2, 2, 5), lam[:1].real])
+            if dtype is np.complex128:
+                x = np.concatenate([x[:-1], lam[:1]])
+            parts = [np.asarray(r) for r in matgrad.charpoly_deriv(
+                A, x, order=2, return_value=True, backend=matgrad_backend)]
+            assert len(parts) == 3
+            for k in range(len(x)):
+                score = ref.charpoly_derivs_error_ratio([r[k] for r in parts], A, x[k])
+                assert score.ratio <= 1, f"{dtype.__name__} point {k}: {score.ratio:.3g}"
+
     def test_charpoly_overflow_only_when_true(self, matgrad_backend: BackendLike) -> None:
         A = np.diag([1e100, 2e100, 3e100, 4e100])
         p, dp = matgrad.charpoly_deriv(A, 0.0, return_value=True, backend=matgrad_backend)
