@@ -149,7 +149,7 @@ class Backend(abc.ABC):  # noqa: B024 - abstract methods attached from the table
     """Abstract base class of every matgrad backend.
 
     Subclasses set the class attributes :attr:`name`, :attr:`priority` and
-    :attr:`array_modules`, implement the five canonical operations, and may
+    :attr:`array_modules`, implement the five required canonical operations, and may
     override :meth:`available`, :attr:`version`, :attr:`device`,
     :meth:`asarray` and :meth:`to_numpy`, and the value-and-gradient methods
     :meth:`frobenius_value_grad`, :meth:`det_value_grad` and
