@@ -422,7 +422,12 @@ def _rowwise_hvp(W: np.ndarray, V: np.ndarray) -> np.ndarray:
     :func:`matgrad.kernels.cofactor.det_grad` per slot, each with its own
     equilibration, matching and refinement from minors: the route for
     graded matrices (and directions graded against them), whose frame's
-    absolute error would swamp the entries that matter in ``A``'s."""
+    absolute error would swamp the entries that matter in ``A``'s.
+
+    A term with overflowing entries (it is linear in ``V_q``) is redone
+    with ``V_q·2^-S`` and those entries summed apart, scaled back once at
+    the end (:func:`_overflowing_terms`): a sum of ``±inf`` terms would be
+    NaN."""
     k, n, _ = W.shape
     H = np.empty_like(W)
     q = np.arange(n)
@@ -433,11 +438,51 @@ def _rowwise_hvp(W: np.ndarray, V: np.ndarray) -> np.ndarray:
         M[:, q, q, :] = V[sl, q, :]
         C = det_grad(M.reshape(-1, n, n)).reshape(M.shape)
         C[:, q, q, :] = 0
+        over = ~np.isfinite(C)
+        if over.any():
+            H[sl] = _overflowing_terms(W[sl], V[sl], C, over)
+            continue
         acc = C[:, 0].copy()
         for p in range(1, n):
             acc += C[:, p]
         H[sl] = acc
     return H
+
+
+def _overflowing_terms(W: np.ndarray, V: np.ndarray, C: np.ndarray,
+                       over: np.ndarray) -> np.ndarray:
+    """``Σ_q C[:, q]`` where entries of some terms overflowed (finite input:
+    ``det_grad`` gives no NaN for it).  Term ``q`` is linear in ``V_q``, so
+    it is recomputed with ``V_q·2^-S_q``, ``2^S_q`` a Hadamard bound on its
+    entries (from the rows' binades) less ``2^1000``; its overflowed
+    entries are taken from there and summed at the slot's largest ``S``,
+    every other entry as before: ``H = Σ finite + 2^S·Σ scaled``, one
+    rounding, ±inf with its sign where the sum truly overflows.  Slots
+    without an overflowing term never come here (their bits are
+    unchanged)."""
+    k, n, _ = W.shape
+    m = _abs_maxima(W, 2)
+    rows = np.frexp(np.where(m > 0, m, 1.0))[1].astype(np.int64)
+    mv = _abs_maxima(V, 2)
+    vrows = np.frexp(np.where(mv > 0, mv, 1.0))[1].astype(np.int64)
+    # |entry (i, j) of term q| ≤ Π_{p≠i,q} √n·2^rows_p · √n·2^vrows_q
+    total = rows.sum(axis=1, keepdims=True) - rows
+    bound = total - rows.min(axis=1, keepdims=True) + vrows + int(np.ceil(n * np.log2(n) / 2))
+    S = np.maximum(bound - 1000, 0)  # (k, n)
+    bi, qi = np.nonzero(over.any(axis=(2, 3)))
+    Ms = W[bi].copy()
+    Ms[np.arange(bi.size), qi, :] = ldexp(V[bi, qi, :], -S[bi, qi][:, None])
+    Cs = det_grad(Ms)
+    Cs[np.arange(bi.size), qi, :] = 0
+    top = S.max(axis=1)
+    hi = np.zeros_like(W)
+    lo = np.where(over, 0, C).sum(axis=1)
+    for t in range(bi.size):
+        b, p = bi[t], qi[t]
+        big = over[b, p]
+        hi[b][big] += ldexp(Cs[t][big], S[b, p] - top[b])
+    out: np.ndarray = ldexp(hi, top[:, None, None]) + lo
+    return out
 
 
 def _general_hvp(W: np.ndarray, Vw: np.ndarray) -> np.ndarray:
@@ -665,9 +710,13 @@ def _minor_hessian(W: np.ndarray) -> np.ndarray:
     """``Hess[i, j, k, l] = (−1)^(i+j)·C(M_ij)_{k'l'}`` with ``M_ij`` the minor
     of ``A`` without row ``i`` and column ``j`` (``k' = k − [k > i]``, ``l'``
     likewise), from :func:`matgrad.kernels.cofactor.det_grad`; every entry
-    comes out of two minors, ``M_ij`` and ``M_kl``, and their mean makes the
-    symmetry exact.  Each minor's cofactors carry ``det_grad``'s accuracy
-    for that minor; a structurally singular minor that is numerically of
+    comes out of two minors, ``M_ij`` and ``M_kl``: their mean, which makes
+    the symmetry exact, except where one of them is exactly 0 and the other
+    is not, where the nonzero one is taken (``det_grad`` may return 0 for an
+    entry below its normwise rounding level in that minor: a graded 5×5
+    bidiagonal lost half of its largest Hessian entry to the mean of the
+    right value and such a 0).  Each minor's cofactors carry
+    ``det_grad``'s accuracy for that minor; a structurally singular minor that is numerically of
     rank ``≤ n − 3`` in its maximum frame comes back as zeros (``det_grad``'s
     contract, normwise), so such entries are only right to that bound (the
     minors without row 2 and column 3 and without row 5 and column 0 of
@@ -683,7 +732,10 @@ def _minor_hessian(W: np.ndarray) -> np.ndarray:
             for j in range(n):
                 out[b, i, j][np.ix_(keep[i], keep[j])] = C[i, j] if (i + j) % 2 == 0 \
                     else -C[i, j]
-    return (out + out.transpose(0, 3, 4, 1, 2)) * 0.5
+    other = out.transpose(0, 3, 4, 1, 2)  # the same entries from the minors M_kl
+    mean = (out + other) * 0.5
+    out = np.where(other == 0, out, np.where(out == 0, other, mean))
+    return out
 
 
 def _small_hessian(A: np.ndarray) -> np.ndarray:
