@@ -460,7 +460,7 @@ def _overflowing_terms(W: np.ndarray, V: np.ndarray, C: np.ndarray,
     rounding, ±inf with its sign where the sum truly overflows.  Slots
     without an overflowing term never come here (their bits are
     unchanged)."""
-    k, n, _ = W.shape
+    n = W.shape[-1]
     m = _abs_maxima(W, 2)
     rows = np.frexp(np.where(m > 0, m, 1.0))[1].astype(np.int64)
     mv = _abs_maxima(V, 2)
