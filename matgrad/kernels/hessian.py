@@ -424,10 +424,11 @@ def _rowwise_hvp(W: np.ndarray, V: np.ndarray) -> np.ndarray:
     graded matrices (and directions graded against them), whose frame's
     absolute error would swamp the entries that matter in ``A``'s.
 
-    A term with overflowing entries (it is linear in ``V_q``) is redone
-    with ``V_q·2^-S`` and those entries summed apart, scaled back once at
-    the end (:func:`_overflowing_terms`): a sum of ``±inf`` terms would be
-    NaN."""
+    Where overflowing terms of both signs meet (a NaN sum), the entry is
+    taken from the terms redone with ``V_q·2^-S`` and summed apart, scaled
+    back once (:func:`_overflowing_terms`); every other entry is the plain
+    sum (an entry of the redone terms may come back 0 beside overflowing
+    ones where the plain term was rightly ±inf)."""
     k, n, _ = W.shape
     H = np.empty_like(W)
     q = np.arange(n)
@@ -438,13 +439,12 @@ def _rowwise_hvp(W: np.ndarray, V: np.ndarray) -> np.ndarray:
         M[:, q, q, :] = V[sl, q, :]
         C = det_grad(M.reshape(-1, n, n)).reshape(M.shape)
         C[:, q, q, :] = 0
-        over = ~np.isfinite(C)
-        if over.any():
-            H[sl] = _overflowing_terms(W[sl], V[sl], C, over)
-            continue
         acc = C[:, 0].copy()
         for p in range(1, n):
             acc += C[:, p]
+        nan = np.isnan(acc)  # finite input: only +inf − inf
+        if nan.any():
+            acc[nan] = _overflowing_terms(W[sl], V[sl], C, ~np.isfinite(C))[nan]
         H[sl] = acc
     return H
 
@@ -457,9 +457,8 @@ def _overflowing_terms(W: np.ndarray, V: np.ndarray, C: np.ndarray,
     entries (from the rows' binades) less ``2^1000``; its overflowed
     entries are taken from there and summed at the slot's largest ``S``,
     every other entry as before: ``H = Σ finite + 2^S·Σ scaled``, one
-    rounding, ±inf with its sign where the sum truly overflows.  Slots
-    without an overflowing term never come here (their bits are
-    unchanged)."""
+    rounding, ±inf with its sign where the sum truly overflows.  Used only
+    for the entries whose plain sum is NaN."""
     n = W.shape[-1]
     m = _abs_maxima(W, 2)
     rows = np.frexp(np.where(m > 0, m, 1.0))[1].astype(np.int64)
