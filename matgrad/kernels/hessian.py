@@ -422,13 +422,7 @@ def _rowwise_hvp(W: np.ndarray, V: np.ndarray) -> np.ndarray:
     :func:`matgrad.kernels.cofactor.det_grad` per slot, each with its own
     equilibration, matching and refinement from minors: the route for
     graded matrices (and directions graded against them), whose frame's
-    absolute error would swamp the entries that matter in ``A``'s.
-
-    Where overflowing terms of both signs meet (a NaN sum), the entry is
-    taken from the terms redone with ``V_q·2^-S`` and summed apart, scaled
-    back once (:func:`_overflowing_terms`); every other entry is the plain
-    sum (an entry of the redone terms may come back 0 beside overflowing
-    ones where the plain term was rightly ±inf)."""
+    absolute error would swamp the entries that matter in ``A``'s."""
     k, n, _ = W.shape
     H = np.empty_like(W)
     q = np.arange(n)
@@ -442,46 +436,8 @@ def _rowwise_hvp(W: np.ndarray, V: np.ndarray) -> np.ndarray:
         acc = C[:, 0].copy()
         for p in range(1, n):
             acc += C[:, p]
-        nan = np.isnan(acc)  # finite input: only +inf − inf
-        if nan.any():
-            acc[nan] = _overflowing_terms(W[sl], V[sl], C, ~np.isfinite(C))[nan]
         H[sl] = acc
     return H
-
-
-def _overflowing_terms(W: np.ndarray, V: np.ndarray, C: np.ndarray,
-                       over: np.ndarray) -> np.ndarray:
-    """``Σ_q C[:, q]`` where entries of some terms overflowed (finite input:
-    ``det_grad`` gives no NaN for it).  Term ``q`` is linear in ``V_q``, so
-    it is recomputed with ``V_q·2^-S_q``, ``2^S_q`` a Hadamard bound on its
-    entries (from the rows' binades) less ``2^1000``; its overflowed
-    entries are taken from there and summed at the slot's largest ``S``,
-    every other entry as before: ``H = Σ finite + 2^S·Σ scaled``, one
-    rounding, ±inf with its sign where the sum truly overflows.  Used only
-    for the entries whose plain sum is NaN."""
-    n = W.shape[-1]
-    m = _abs_maxima(W, 2)
-    rows = np.frexp(np.where(m > 0, m, 1.0))[1].astype(np.int64)
-    mv = _abs_maxima(V, 2)
-    vrows = np.frexp(np.where(mv > 0, mv, 1.0))[1].astype(np.int64)
-    # |entry (i, j) of term q| ≤ Π_{p≠i,q} √n·2^rows_p · √n·2^vrows_q
-    total = rows.sum(axis=1, keepdims=True) - rows
-    bound = total - rows.min(axis=1, keepdims=True) + vrows + int(np.ceil(n * np.log2(n) / 2))
-    S = np.maximum(bound - 1000, 0)  # (k, n)
-    bi, qi = np.nonzero(over.any(axis=(2, 3)))
-    Ms = W[bi].copy()
-    Ms[np.arange(bi.size), qi, :] = ldexp(V[bi, qi, :], -S[bi, qi][:, None])
-    Cs = det_grad(Ms)
-    Cs[np.arange(bi.size), qi, :] = 0
-    top = S.max(axis=1)
-    hi = np.zeros_like(W)
-    lo = np.where(over, 0, C).sum(axis=1)
-    for t in range(bi.size):
-        b, p = bi[t], qi[t]
-        big = over[b, p]
-        hi[b][big] += ldexp(Cs[t][big], S[b, p] - top[b])
-    out: np.ndarray = ldexp(hi, top[:, None, None]) + lo
-    return out
 
 
 def _general_hvp(W: np.ndarray, Vw: np.ndarray) -> np.ndarray:
