@@ -526,11 +526,12 @@ def det_hvp(A: Any, V: Any, *, return_value: bool = False, backend: BackendLike 
     of :func:`det_grad`, each matrix taking the first of three tiers that
     an a-posteriori error test accepts: the formula above from one
     elimination, the SVD form (right at every rank), or row by row through
-    :func:`det_grad` (graded matrices).  Normwise never worse than the
-    textbook formula in the same precision; ``2^±300`` row or column
-    scalings change nothing but the exponents.  A non-finite ``A`` gives a
-    NaN slot (``n ≥ 4``); each slot is computed on its own, bit-identical
-    whatever batch it is in.  Cost O(n³) per matrix (the rows tier: n
+    :func:`det_grad` (graded matrices).  Where ``H`` is finite, normwise
+    never worse than the textbook formula in the same precision; ``2^±300``
+    row or column scalings change nothing but the exponents.  In a slot
+    whose true ``H`` overflows somewhere, those entries may come back NaN
+    (not promised).  A non-finite ``A`` gives a NaN slot (``n ≥ 4``); each
+    slot is computed on its own, bit-identical whatever batch it is in.  Cost O(n³) per matrix (the rows tier: n
     cofactor matrices).
 
     Examples
@@ -576,7 +577,10 @@ def logdet_hvp(A: Any, V: Any, *, backend: BackendLike = None) -> Any:
     ``(V, W)``.  ``G`` is :func:`logdet_grad`'s, with its accuracy and its NaN
     slots (exactly singular as its elimination sees it, or non-finite
     input); the product is formed on power-of-two equilibrated factors, so
-    only an entry whose true value over- or underflows does.  Cost O(n³).
+    only an entry whose true value over- or underflows does.  ``G``'s
+    accuracy is normwise: on strongly graded matrices whose ``H`` partly
+    overflows, the finite entries can be worse than the textbook formula's
+    (docs/numerics.md §8).  Cost O(n³).
 
     Examples
     --------
