@@ -531,8 +531,8 @@ def det_hvp(A: Any, V: Any, *, return_value: bool = False, backend: BackendLike 
     row or column scalings change nothing but the exponents.  In a slot
     whose true ``H`` overflows somewhere, those entries may come back NaN
     (not promised).  A non-finite ``A`` gives a NaN slot (``n ≥ 4``); each
-    slot is computed on its own, bit-identical whatever batch it is in.  Cost O(n³) per matrix (the rows tier: n
-    cofactor matrices).
+    slot is computed on its own, bit-identical whatever batch it is in.
+    Cost O(n³) per matrix (the rows tier: n cofactor matrices).
 
     Examples
     --------
