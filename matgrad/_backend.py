@@ -151,12 +151,16 @@ class Backend(abc.ABC):  # noqa: B024 - abstract methods attached from the table
     """Abstract base class of every matgrad backend.
 
     Subclasses set the class attributes :attr:`name`, :attr:`priority` and
-    :attr:`array_modules`, implement the five canonical operations, and may
+    :attr:`array_modules`, implement the five required canonical operations, and may
     override :meth:`available`, :attr:`version`, :attr:`device`,
     :meth:`asarray` and :meth:`to_numpy`, and the value-and-gradient methods
     :meth:`frobenius_value_grad`, :meth:`det_value_grad` and
     :meth:`logdet_value_grad` (whose defaults are correct everywhere: the
-    backend's gradient plus an overflow-safe value computed with NumPy).
+    backend's gradient plus an overflow-safe value computed with NumPy), and
+    the second-order methods :meth:`det_hvp`, :meth:`det_hvp_value`,
+    :meth:`logdet_hvp`, :meth:`frobenius_hvp` and :meth:`det_hessian` (whose
+    defaults run matgrad's host algorithms, :mod:`matgrad.kernels.hessian`,
+    on the input converted to NumPy, and convert the result back).
     A backend that compiles may also list ahead-of-time steps in
     :meth:`warmup_tasks` (``matgrad warmup``) and raise :class:`Defer` to hand
     a call to the next backend of ``auto`` (see :meth:`may_defer`).
@@ -242,7 +246,9 @@ class Backend(abc.ABC):  # noqa: B024 - abstract methods attached from the table
     # The abstract canonical methods (frobenius_grad, bilinear_grad,
     # det_grad, logdet_grad, charpoly_deriv) and the value-and-gradient
     # methods with their host defaults (frobenius_value_grad,
-    # det_value_grad, logdet_value_grad) are attached below from the
+    # det_value_grad, logdet_value_grad), and the second-order methods with
+    # theirs (det_hvp, det_hvp_value, logdet_hvp, frobenius_hvp,
+    # det_hessian) are attached below from the
     # operation table (matgrad._operations.METHODS), with its signatures
     # and documentation.
 
@@ -318,7 +324,7 @@ def _host_value_method(m: Method) -> Callable[..., Any]:
     return _named(method, m, Backend)
 
 
-def _default_method(m: Method) -> Callable[..., Any]:
+def _given_default_method(m: Method) -> Callable[..., Any]:
     """An optional method's default (:attr:`Method.default`), on ``self``."""
     assert m.default is not None
     default = m.default
@@ -329,9 +335,36 @@ def _default_method(m: Method) -> Callable[..., Any]:
     return _named(method, m, Backend)
 
 
+def _host_method(m: Method) -> Callable[..., Any]:
+    """Default of a second-order method: the host algorithm
+    (:mod:`matgrad.kernels.hessian`) on the canonical input converted to
+    NumPy, each result part converted back to this backend's array type."""
+    assert m.host is not None
+    host = m.host
+
+    def method(self: Backend, *args: Any) -> Any:
+        out = host(*(np.ascontiguousarray(self.to_numpy(a)) for a in args))
+        if isinstance(out, tuple):
+            return tuple(self._native_like(o, args[0]) for o in out)
+        return self._native_like(out, args[0])
+
+    return _named(method, m, Backend)
+
+
+def _default_method(m: Method) -> Callable[..., Any]:
+    """What :class:`Backend` has for method ``m``: an abstract method if it is
+    required, else the host default that fits it."""
+    if m.required:
+        return _abstract_method(m)
+    if m.host_value is not None:
+        return _host_value_method(m)
+    if m.default is not None:
+        return _given_default_method(m)
+    return _host_method(m)
+
+
 for _m in METHODS.values():
-    setattr(Backend, _m.name, _abstract_method(_m) if _m.required
-            else _default_method(_m) if _m.default is not None else _host_value_method(_m))
+    setattr(Backend, _m.name, _default_method(_m))
 abc.update_abstractmethods(Backend)
 
 
@@ -340,8 +373,8 @@ class ModuleBackend(Backend):
 
     Each canonical method ``name(self, *args)`` runs :meth:`before_launch`,
     then ``module.name(*args, *self.launch_args())`` from the first of
-    :attr:`operation_modules` that defines ``name``.  Value methods that no
-    module defines keep :class:`Backend`'s host defaults.  The modules are
+    :attr:`operation_modules` that defines ``name``.  Value and second-order
+    methods that no module defines keep :class:`Backend`'s host defaults.  The modules are
     imported at the first call, so listing backends imports nothing heavy.
     """
 

@@ -166,6 +166,65 @@ def _charpoly_cases(r: np.random.Generator) -> list[Case]:
     return c
 
 
+def _graded(n: int) -> Array:
+    """``1e-20·I + triu(ones, 1)``: graded, well conditioned once scaled."""
+    return 1e-20 * np.eye(n) + np.triu(np.ones((n, n)), 1)
+
+
+def _second_order_cases() -> list[Case]:
+    """The Hessian-vector product and Hessian cases, from their own
+    generator (the first-order cases keep their draws)."""
+    r = _rng(2026)
+    g = r.standard_normal
+    c: list[Case] = []
+    add = c.append
+    for n in range(1, 7):
+        add(Case("det_hvp", f"random {n}x{n}", (g((n, n)), g((n, n)))))
+    add(Case("det_hvp", "complex 3x3", (_complex((3, 3), 20), _complex((3, 3), 21))))
+    add(Case("det_hvp", "complex 5x5", (_complex((5, 5), 22), _complex((5, 5), 23))))
+    add(Case("det_hvp", "float32 3x3", (g((3, 3)).astype(np.float32),
+                                         g((3, 3)).astype(np.float32))))
+    add(Case("det_hvp", "float32 5x5", (g((5, 5)).astype(np.float32),
+                                         g((5, 5)).astype(np.float32))))
+    add(Case("det_hvp", "[[1,2],[2,4]]", (np.array([[1.0, 2.0], [2.0, 4.0]]), g((2, 2)))))
+    add(Case("det_hvp", "rank 2 of 3", (_rank_deficient(3, 2, 24), g((3, 3)))))
+    add(Case("det_hvp", "rank 3 of 4", (_rank_deficient(4, 3, 25), g((4, 4)))))
+    add(Case("det_hvp", "rank 3 of 5", (_rank_deficient(5, 3, 26), g((5, 5)))))
+    add(Case("det_hvp", "rank 2 of 5", (_rank_deficient(5, 2, 27), g((5, 5)))))
+    add(Case("det_hvp", "diag(1,1,0,0)", (np.diag([1.0, 1.0, 0.0, 0.0]), g((4, 4)))))
+    add(Case("det_hvp", "zero 4x4", (np.zeros((4, 4)), g((4, 4)))))
+    rows = np.ldexp(g((4, 4)) + 3 * np.eye(4), np.array([300, -300, 0, 200])[:, None])
+    add(Case("det_hvp", "rows 2^±300 4x4", (rows, g((4, 4)))))
+    cols = np.ldexp(g((5, 5)) + 3 * np.eye(5), np.array([-300, 0, 300, 0, -150])[None, :])
+    add(Case("det_hvp", "columns 2^±300 5x5", (cols, g((5, 5)))))
+    add(Case("det_hvp", "1e-20 I + triu(ones) 5x5", (_graded(5), g((5, 5)))))
+    add(Case("det_hvp", "batch 2x4x4", (g((2, 4, 4)), g((2, 4, 4)))))
+    for n in range(1, 6):
+        add(Case("logdet_hvp", f"random {n}x{n}", (g((n, n)) + 2 * np.eye(n), g((n, n)))))
+    add(Case("logdet_hvp", "complex 4x4", (_complex((4, 4), 28), _complex((4, 4), 29))))
+    add(Case("logdet_hvp", "float32 4x4", ((g((4, 4)) + 2 * np.eye(4)).astype(np.float32),
+                                            g((4, 4)).astype(np.float32))))
+    add(Case("logdet_hvp", "rows 2^±300 4x4", (rows, g((4, 4)))))
+    add(Case("logdet_hvp", "Hilbert 5", (1.0 / (np.arange(5)[:, None] + np.arange(5) + 1),
+                                          g((5, 5)))))
+    add(Case("frobenius_hvp", "random 3x4", (g((3, 4)), g((3, 4)))))
+    add(Case("frobenius_hvp", "complex 3x3", (_complex((3, 3), 30), _complex((3, 3), 31))))
+    add(Case("frobenius_hvp", "float32 5x5", (g((5, 5)).astype(np.float32),
+                                               g((5, 5)).astype(np.float32))))
+    add(Case("frobenius_hvp", "X 1e200", (g((3, 3)) * 1e200, g((3, 3)))))  # H ~ 1e-200
+    add(Case("frobenius_hvp", "X 1e-200", (g((3, 3)) * 1e-200, g((3, 3)))))  # H ~ 1e200
+    add(Case("frobenius_hvp", "1e300 and 1e300", (g((2, 3)) * 1e300, g((2, 3)) * 1e300)))
+    add(Case("frobenius_hvp", "batch 4x2x3", (g((4, 2, 3)), g((4, 2, 3)))))
+    for n in range(1, 6):
+        add(Case("det_hessian", f"random {n}x{n}", (g((n, n)),)))
+    add(Case("det_hessian", "complex 4x4", (_complex((4, 4), 32),)))
+    add(Case("det_hessian", "float32 4x4", (g((4, 4)).astype(np.float32),)))
+    add(Case("det_hessian", "rank 3 of 4", (_rank_deficient(4, 3, 33),)))
+    add(Case("det_hessian", "rank 2 of 4", (_rank_deficient(4, 2, 34),)))
+    add(Case("det_hessian", "rows 2^±300 4x4", (rows,)))
+    return c
+
+
 def _cases() -> list[Case]:
     """Every case, one operation after another, all drawing (in this order)
     from one seeded generator."""
@@ -175,6 +234,7 @@ def _cases() -> list[Case]:
     c += _det_cases(r)
     c += _logdet_cases(r)
     c += _charpoly_cases(r)
+    c += _second_order_cases()
     return c
 
 

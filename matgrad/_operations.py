@@ -86,12 +86,16 @@ class Method:
     #: the default of an optional method that is not a value method:
     #: ``default(backend, *args)``, correct on every backend
     default: Callable[..., Any] | None = None
+    #: The whole result computed on the host with NumPy from the canonical
+    #: input (the second-order methods): :class:`matgrad.Backend`'s default,
+    #: which a backend may override with its own kernels.
+    host: Callable[..., Any] | None = None
 
     @property
     def required(self) -> bool:
-        """Every backend implements it (value methods and methods with a
-        ``default`` have defaults)."""
-        return self.host_value is None and self.default is None
+        """Every backend implements it (value methods, second-order methods
+        and methods with a ``default`` have defaults)."""
+        return self.host_value is None and self.default is None and self.host is None
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,9 @@ class Operation:
     score: Callable[[tuple[Any, ...], Call], Score]  # (args, call) -> Score
     example: Callable[[Array], tuple[Any, ...]]  # (..., n, n) batch -> args
     workloads: tuple[Workload, ...] = field(default=())
+    #: 1 for gradients, 2 for second derivatives (Hessian-vector products,
+    #: Hessians); the fuzzer and the size sweep cover first-order operations.
+    order: int = 1
 
 
 # ------------------------------------------------------------ host values
@@ -380,3 +387,157 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
         _textbook_charpoly_value, _score_charpoly_value, lambda A: (A, 0.25),
     ),
 )}
+
+
+# ============================================================ second order
+# Canonical methods that backends need not implement: matgrad.Backend's
+# default runs the host algorithms of matgrad.kernels.hessian on the
+# canonical input (converted to NumPy and back); a backend may override them.
+def _host_det_hvp(A: Array, V: Array) -> Array:
+    from .kernels.hessian import det_hvp
+
+    return det_hvp(A, V)
+
+
+def _host_det_hvp_value(A: Array, V: Array) -> tuple[Array, Array, Array]:
+    from .kernels.hessian import det_hvp_value
+
+    return det_hvp_value(A, V)
+
+
+def _host_logdet_hvp(A: Array, V: Array) -> Array:
+    from .kernels.hessian import logdet_hvp
+
+    return logdet_hvp(A, V)
+
+
+def _host_frobenius_hvp(X: Array, V: Array) -> Array:
+    from .kernels.hessian import frobenius_hvp
+
+    return frobenius_hvp(X, V)
+
+
+def _host_det_hessian(A: Array) -> Array:
+    from .kernels.hessian import det_hessian
+
+    return det_hessian(A)
+
+
+_H = Part("H = ", "grad")
+
+METHODS.update({m.name: m for m in (
+    Method("det_hvp", ("A", "V"),
+           "``A, V (B, n, n)``, ``n ≥ 1``, one dtype → ``H = D cofactor(A)[V]`` ``(B, n, n)``.\n\n"
+           "``H_ij = Σ_kl ∂²det/∂A_ij∂A_kl·V_kl``, the holomorphic derivative\n"
+           "``d/dt cofactor(A + tV)`` at 0 for complex input.  Default: the host\n"
+           "algorithm (:func:`matgrad.kernels.hessian.det_hvp`).",
+           host=_host_det_hvp),
+    Method("det_hvp_value", ("A", "V"),
+           "``A, V (B, n, n)``, ``n ≥ 1`` → ``(det A (B,), cofactor (B, n, n), H (B, n, n))``.\n\n"
+           "``det`` and the cofactor as ``det_value_grad`` returns them, ``H`` as\n"
+           "``det_hvp``: what one Newton step on ``det`` needs, from one call.",
+           (Part("det = ", "value"), Part("C = ", "grad"), _H), "the triple (det, C, H)",
+           host=_host_det_hvp_value),
+    Method("logdet_hvp", ("A", "V"),
+           "``A, V (B, n, n)``, ``n ≥ 1`` → ``H = d/dt logdet_grad(A + tV)`` at 0,\n"
+           "``(B, n, n)``.\n\n"
+           "``−A⁻ᵀVᵀA⁻ᵀ`` (``−A⁻ᴴVᴴA⁻ᴴ`` for complex input, ``t`` real); a NaN slot\n"
+           "where ``logdet_grad`` gives one.",
+           host=_host_logdet_hvp),
+    Method("frobenius_hvp", ("X", "V"),
+           "``X, V (B, m, n)`` → ``H = (V − G·Re⟨G, V⟩)/‖X‖_F``, ``G = X/‖X‖_F``\n"
+           "``(B, m, n)``; a NaN slot for ``X = 0`` (no Hessian there).",
+           host=_host_frobenius_hvp),
+    Method("det_hessian", ("A",),
+           "``A (B, n, n)``, ``1 ≤ n ≤ 32`` → ``Hess (B, n, n, n, n)``,\n"
+           "``Hess[b, i, j, k, l] = ∂²det(A_b)/∂A_ij∂A_kl``.",
+           host=_host_det_hessian),
+)})
+
+
+def _textbook_det_hvp(A: Array, V: Array) -> Any:
+    # invertible A only: det(A)·(tr(A⁻¹V)·A⁻¹ − A⁻¹VA⁻¹)ᵀ = tr(A⁻¹V)·C − C·Vᵀ·A⁻ᵀ
+    Y = np.linalg.inv(A)
+    t = np.einsum("...ij,...ji->...", Y, V)
+    K = Y * t[..., None, None] - Y @ V @ Y
+    return np.linalg.det(A)[..., None, None] * np.swapaxes(K, -1, -2)
+
+
+def _textbook_logdet_hvp(A: Array, V: Array) -> Any:
+    G = np.conj(np.swapaxes(np.linalg.inv(A), -1, -2))  # A⁻ᵀ, or A⁻ᴴ for complex A
+    return -(G @ np.conj(np.swapaxes(V, -1, -2)) @ G)
+
+
+def _textbook_frobenius_hvp(X: Array, V: Array) -> Any:
+    norm = np.sqrt((np.abs(X) ** 2).sum(axis=(-2, -1), keepdims=True))
+    G = X / norm
+    inner = np.real(np.conj(G) * V).sum(axis=(-2, -1), keepdims=True)
+    return (V - G * inner) / norm
+
+
+def _textbook_det_hessian(A: Array) -> Any:
+    # det(A)·(X_ij X_kl − X_il X_kj) with X = A⁻ᵀ
+    X = np.swapaxes(np.linalg.inv(A), -1, -2)
+    P = X[..., :, :, None, None] * X[..., None, None, :, :]
+    return np.linalg.det(A)[..., None, None, None, None] * (P - np.swapaxes(P, -3, -1))
+
+
+def _per_matrix(A: Array) -> list[tuple[int, ...]]:
+    return list(np.ndindex(np.shape(A)[:-2]))
+
+
+def _score_det_hvp(args: tuple[Any, ...], call: Call) -> Score:
+    from ._reference import det_hvp_error_ratio, exact_det_hvp
+
+    A, V = np.broadcast_arrays(*args)
+    H = np.asarray(call("det_hvp", A, V))
+    _, _, H2 = call("det_hvp", A, V, return_value=True)
+    H2 = np.asarray(H2)
+    scores = []
+    for i in _per_matrix(A):
+        exact = exact_det_hvp(A[i], V[i])
+        scores += [det_hvp_error_ratio(H[i], A[i], V[i], exact=exact),
+                   det_hvp_error_ratio(H2[i], A[i], V[i], exact=exact)]
+    return _worst(scores)
+
+
+def _score_logdet_hvp(args: tuple[Any, ...], call: Call) -> Score:
+    from ._reference import logdet_hvp_error_ratio
+
+    A, V = np.broadcast_arrays(*args)
+    H = np.asarray(call("logdet_hvp", A, V))
+    return _worst([logdet_hvp_error_ratio(H[i], A[i], V[i]) for i in _per_matrix(A)])
+
+
+def _score_frobenius_hvp(args: tuple[Any, ...], call: Call) -> Score:
+    from ._reference import frobenius_hvp_error_ratio
+
+    X, V = np.broadcast_arrays(*args)
+    H = np.asarray(call("frobenius_hvp", X, V))
+    return _worst([frobenius_hvp_error_ratio(H[i], X[i], V[i]) for i in _per_matrix(X)])
+
+
+def _score_det_hessian(args: tuple[Any, ...], call: Call) -> Score:
+    from ._reference import det_hessian_error_ratio
+
+    (A,) = args
+    H = np.asarray(call("det_hessian", A))
+    return _worst([det_hessian_error_ratio(H[i], A[i]) for i in _per_matrix(A)])
+
+
+def _with_direction(A: Array) -> tuple[Any, ...]:
+    """``(A, V)`` with the direction ``V = A`` with its rows reversed (a
+    view: deterministic, of ``A``'s dtype and shape)."""
+    return A, A[..., ::-1, :]
+
+
+OPERATIONS.update({op.name: op for op in (
+    Operation("det_hvp", "det_hvp", "det_hvp_value",
+              _textbook_det_hvp, _score_det_hvp, _with_direction, order=2),
+    Operation("logdet_hvp", "logdet_hvp", "",
+              _textbook_logdet_hvp, _score_logdet_hvp, _with_direction, order=2),
+    Operation("frobenius_hvp", "frobenius_hvp", "",
+              _textbook_frobenius_hvp, _score_frobenius_hvp, _with_direction, order=2),
+    Operation("det_hessian", "det_hessian", "",
+              _textbook_det_hessian, _score_det_hessian, lambda A: (A,), order=2),
+)})

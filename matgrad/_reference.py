@@ -26,17 +26,25 @@ __all__ = [
     "charpoly_normal_bounds",
     "det_grad_equilibrated_error_ratio",
     "det_grad_error_ratio",
+    "det_hessian_error_ratio",
+    "det_hvp_error_ratio",
     "eps_of",
     "equilibration_exponents",
     "exact_charpoly",
     "exact_charpoly_derivs",
     "exact_det_cofactor",
+    "exact_det_hessian",
+    "exact_det_hvp",
+    "exact_logdet_hvp",
     "frobenius_error_ratio",
+    "frobenius_hvp_error_ratio",
     "logdet_grad_equilibrated_error_ratio",
     "logdet_grad_error_ratio",
+    "logdet_hvp_error_ratio",
     "ref_charpoly",
     "ref_cofactor",
     "ref_frobenius_grad",
+    "ref_frobenius_hvp",
     "ref_inverse_t",
 ]
 
@@ -816,3 +824,214 @@ def exact_charpoly_derivs(A: Array, x: Any, order: int, E: Array | None = None) 
                 f *= k
             out.append(_gq_mp((Fraction(c[0] * f), Fraction(c[1] * f)), Ex.shift * (n - m), cplx))
     return out
+
+
+# ------------------------------------------------------- second derivatives
+# ``∂²det/∂A_ij∂A_kl = det(A`` with row ``i`` → ``e_jᵀ`` and row ``k`` →
+# ``e_lᵀ)`` (0 for ``i = k`` or ``j = l``), and ``D cofactor(A)[V]_ij =
+# Σ_{k≠i} det(A`` with row ``i`` → ``e_jᵀ``, row ``k`` → row ``k`` of ``V)``
+# (the cofactor's defining determinant is linear in each row): exact
+# fraction-free determinants at every rank, no inverse, no code shared with
+# the kernels.
+class _ExactMany:
+    """Several arrays as Gaussian-integer matrices ``M·2^-shift`` with one
+    common ``shift`` (exact)."""
+
+    def __init__(self, *arrays: Array) -> None:
+        def pair(v: Any) -> tuple[Fraction, Fraction]:
+            c = complex(v)
+            return Fraction(c.real), Fraction(c.imag)
+
+        fr = [[[pair(x.item()) for x in row] for row in a] for a in arrays]
+        dens = [f.denominator for a in fr for row in a for p in row for f in p]
+        self.shift = max((d.bit_length() - 1 for d in dens), default=0)
+        s = 1 << self.shift
+        self.mats: list[list[list[Gauss]]] = [
+            [[(int(p[0] * s), int(p[1] * s)) for p in row] for row in a] for a in fr]
+        self.one: Gauss = (s, 0)
+
+    def value(self, g: Gauss, size: int) -> Any:
+        scale = mpmath.ldexp(1, -self.shift * size)
+        return mpmath.mpc(g[0], g[1]) * scale if g[1] else mpmath.mpf(g[0]) * scale
+
+
+def _unit_row(E: _ExactMany, n: int, j: int) -> list[Gauss]:
+    return [E.one if q == j else (0, 0) for q in range(n)]
+
+
+def exact_det_hvp(A: Array, V: Array) -> list[list[Any]]:
+    """``D cofactor(A)[V]`` (the holomorphic derivative ``d/dt C(A + tV)``),
+    exactly at any rank, rounded once to 60 digits."""
+    n = A.shape[0]
+    E = _ExactMany(A, V)
+    MA, MV = E.mats
+    with _mp.workdps(DPS):
+        out = []
+        for i in range(n):
+            row = []
+            for j in range(n):
+                total: Gauss = (0, 0)
+                for k in range(n):
+                    if k == i:
+                        continue
+                    N = [r[:] for r in MA]
+                    N[i] = _unit_row(E, n, j)
+                    N[k] = MV[k][:]
+                    d = _bareiss_det(N)
+                    total = (total[0] + d[0], total[1] + d[1])
+                row.append(E.value(total, n))
+            out.append(row)
+        return out
+
+
+def exact_det_hessian(A: Array) -> Array:
+    """``Hess[i, j, k, l] = ∂²det/∂A_ij∂A_kl`` exactly, as an ``(n, n, n, n)``
+    object array of 60-digit values."""
+    n = A.shape[0]
+    E = _ExactMany(A)
+    (MA,) = E.mats
+    out = np.empty((n, n, n, n), dtype=object)
+    with _mp.workdps(DPS):
+        for i, j, k, l in np.ndindex(n, n, n, n):
+            if i == k or j == l:
+                out[i, j, k, l] = mpmath.mpf(0)
+                continue
+            if k < i or (k == i and l < j):  # symmetric: (i, j) ↔ (k, l)
+                out[i, j, k, l] = out[k, l, i, j]
+                continue
+            N = [r[:] for r in MA]
+            N[i] = _unit_row(E, n, j)
+            N[k] = _unit_row(E, n, l)
+            out[i, j, k, l] = E.value(_bareiss_det(N), n)
+    return out
+
+
+def exact_logdet_hvp(A: Array, V: Array) -> list[list[Any]] | None:
+    """``d/dt logdet_grad(A + tV)`` at 0, ``t`` real: ``−G·Vᵀ·G`` with
+    ``G = A⁻ᵀ`` for real input, ``−G·Vᴴ·G`` with ``G = A⁻ᴴ`` for complex
+    input; from the exact inverse (60 digits).  None if ``A`` is exactly
+    singular."""
+    det, C = exact_det_cofactor(A)
+    if det == 0:
+        return None
+    cplx = bool(np.iscomplexobj(A)) or bool(np.iscomplexobj(V))
+    n = A.shape[0]
+    with _mp.workdps(DPS):
+        G = mpmath.matrix([[mpmath.conj(v / det) if cplx else v / det for v in row]
+                           for row in C]) if n else mpmath.matrix(0, 0)
+        Vm = _mp_matrix(V)
+        Vh = Vm.H if cplx else Vm.T
+        H = -(G * Vh * G)
+        return [[H[i, j] for j in range(n)] for i in range(n)]
+
+
+def ref_frobenius_hvp(X: Array, V: Array) -> list[list[Any]] | None:
+    """``(V − G·⟨G, V⟩)/‖X‖`` with ``G = X/‖X‖``, ``⟨G, V⟩ = Re Σ conj(g)v``
+    at 60 digits; None for ``X = 0`` (no Hessian there)."""
+    m, n = X.shape
+    with _mp.workdps(DPS):
+        Xm, Vm = _mp_matrix(X), _mp_matrix(V)
+        ent = [(i, j) for i in range(m) for j in range(n)]
+        norm = _fro([Xm[i, j] for i, j in ent])
+        if norm == 0:
+            return None
+        inner = mpmath.fsum(mpmath.re(mpmath.conj(Xm[i, j]) * Vm[i, j]) for i, j in ent) / norm
+        return [[(Vm[i, j] - Xm[i, j] / norm * inner) / norm for j in range(n)]
+                for i in range(m)]
+
+
+def _frame(A: Array) -> tuple[list[int], list[int], list[Any]]:
+    """Equilibration exponents of ``A`` and the singular values of ``Ã``."""
+    r, c = equilibration_exponents(A)
+    s = _svals_mp(_equilibrated_mp(A, r, c), bool(np.iscomplexobj(A))) if A.shape[0] else []
+    return r, c, s
+
+
+def _hvp_allowed(n: int, eps: float, vnorm: Any, s: list[Any], c: float) -> Any:
+    """``c·n²·eps·‖Ṽ‖·σ̃₁·Π_{i≤n−3}σ̃_i``: the backward-stable level of a
+    second derivative of ``det`` in the equilibrated frame (``c·eps·‖Ṽ‖``
+    for n ≤ 2, where ``H`` is linear in ``V`` alone)."""
+    if n <= 2:
+        return c * eps * vnorm
+    return c * n * n * eps * vnorm * s[0] * mpmath.fprod(s[: n - 3])
+
+
+def det_hvp_error_ratio(got: Array, A: Array, V: Array, c: float = 8.0,
+                        exact: list[list[Any]] | None = None) -> Score:
+    """Error of ``D cofactor(A)[V]`` in the power-of-two equilibrated frame
+    ``Ã = D_r A D_c``, ``Ṽ = D_r V D_c`` (where ``H(Ã)[Ṽ] =
+    det(D_r)det(D_c)·D_r⁻¹HD_c⁻¹`` exactly), against
+    ``c·n²·eps·‖Ṽ‖_F·σ̃₁·Π_{i≤n−3}σ̃_i``: backward stability, written so that
+    it holds at every rank (rank ≤ n − 3 allows nothing: ``H = 0``
+    exactly), and meaningful for rows scaled by 2^±300."""
+    n = A.shape[0]
+    if exact is None:
+        exact = exact_det_hvp(A, V)
+    r, cc, s = _frame(A)
+    total = sum(r) + sum(cc)
+    with _mp.workdps(DPS):
+        scale = [[mpmath.ldexp(1, total - r[i] - cc[j]) for j in range(n)] for i in range(n)]
+        err, norm = _scaled_error(got, exact, scale)
+        Vt = _equilibrated_mp(V, r, cc)
+        vnorm = _fro([Vt[i, j] for i in range(n) for j in range(n)])
+        return _score(err, _hvp_allowed(n, eps_of(got.dtype), vnorm, s, c), norm)
+
+
+def det_hessian_error_ratio(got: Array, A: Array, c: float = 8.0) -> Score:
+    """The worst of :func:`det_hvp_error_ratio` over the slices
+    ``Hess[:, :, k, l] = D cofactor(A)[E_kl]``."""
+    n = A.shape[0]
+    exact = exact_det_hessian(A)
+    r, cc, s = _frame(A)
+    total = sum(r) + sum(cc)
+    eps = eps_of(got.dtype)
+    scores = []
+    with _mp.workdps(DPS):
+        scale = [[mpmath.ldexp(1, total - r[i] - cc[j]) for j in range(n)] for i in range(n)]
+        for k, l in np.ndindex(n, n):
+            err, norm = _scaled_error(got[:, :, k, l], exact[:, :, k, l].tolist(), scale)
+            vnorm = mpmath.ldexp(1, r[k] + cc[l])
+            scores.append(_score(err, _hvp_allowed(n, eps, vnorm, s, c), norm))
+    rel = [x.rel for x in scores if x.rel == x.rel]
+    return Score(max((x.ratio for x in scores), default=0.0),
+                 max(rel) if rel else float("nan"))
+
+
+def logdet_hvp_error_ratio(got: Array, A: Array, V: Array, c: float = 8.0) -> Score:
+    """In the frame ``Ã = D_r A D_c``: ``H(Ã)[Ṽ] = D_r⁻¹HD_c⁻¹``; the error
+    of ``G̃ = Ã⁻ᵀ`` (``≤ c·n·eps·κ̃·‖G̃‖``) enters twice, plus the product's
+    rounding: allowed ``c·n·eps·κ₂(Ã)·‖G̃‖_F²·‖Ṽ‖_F``."""
+    exact = exact_logdet_hvp(A, V)
+    if exact is None:
+        raise ValueError("reference A is exactly singular")
+    n = A.shape[0]
+    r, cc, s = _frame(A)
+    det, C = exact_det_cofactor(A)
+    with _mp.workdps(DPS):
+        scale = [[mpmath.ldexp(1, -r[i] - cc[j]) for j in range(n)] for i in range(n)]
+        err, norm = _scaled_error(got, exact, scale)
+        # ‖Ã⁻¹‖_F from the exact A⁻ᵀ = C/det (Ã⁻ᵀ = D_r⁻¹A⁻ᵀD_c⁻¹): no
+        # inverse at 60 digits, which a strongly graded Ã would defeat
+        g2 = mpmath.fsum(abs(C[i][j] / det * scale[i][j]) ** 2
+                         for i in range(n) for j in range(n))
+        Vt = _equilibrated_mp(V, r, cc)
+        v = _fro([Vt[i, j] for i in range(n) for j in range(n)])
+        allowed = c * n * eps_of(got.dtype) * (s[0] / s[-1]) * g2 * v
+        return _score(err, allowed, norm)
+
+
+def frobenius_hvp_error_ratio(got: Array, X: Array, V: Array, c: float = 8.0) -> Score:
+    """``‖H − H*‖_F ≤ c·(2 + log₂ N)·eps·‖V‖/‖X‖``, plus the result dtype's
+    underflow floor (``N·tiny``); ±inf only where the truth overflows."""
+    exact = ref_frobenius_hvp(X, V)
+    if exact is None:
+        raise ValueError("reference X is zero: the norm has no Hessian there")
+    m, n = X.shape
+    with _mp.workdps(DPS):
+        Xm, Vm = _mp_matrix(X), _mp_matrix(V)
+        xn = _fro([Xm[i, j] for i in range(m) for j in range(n)])
+        vn = _fro([Vm[i, j] for i in range(m) for j in range(n)])
+        err = _diff_norm(got, exact)
+        allowed = (c * (2 + np.log2(max(X.size, 2))) * eps_of(got.dtype) * vn / xn
+                   + X.size * float(np.finfo(got.dtype).tiny))
+        return _score(err, allowed, _fro([v for row in exact for v in row]))

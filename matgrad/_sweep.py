@@ -20,13 +20,18 @@ from ._bench import SETTLE_QUICK_S, Result, _matgrad, _run_workload
 from ._operations import OPERATIONS
 from ._registry import entries
 
-__all__ = ["SIZES", "SweepPoint", "plot_sweep", "run_sweep", "sweep_table"]
+__all__ = ["SIZES", "SWEPT", "SweepPoint", "plot_sweep", "run_sweep", "sweep_table"]
 
 #: (B, n): batches of B matrices n×n, small to large.
 SIZES: tuple[tuple[int, int], ...] = (
     (1, 2), (1, 3), (1, 4), (1, 8), (1, 16), (1, 64), (1, 256),
     (10, 4), (100, 4), (1000, 4), (10_000, 4), (100_000, 4),
 )
+
+
+#: The operations swept by default: the first-order ones (a Hessian of a
+#: 256×256 matrix would have 4·10⁹ entries).
+SWEPT: tuple[str, ...] = tuple(n for n, op in OPERATIONS.items() if op.order == 1)
 
 
 @dataclass
@@ -62,7 +67,7 @@ def run_sweep(
 ) -> list[SweepPoint]:
     """Median and quartiles of every (operation, size, backend)."""
     names = _numpy_backends(backends)
-    chosen = [OPERATIONS[o] for o in (ops or OPERATIONS)]
+    chosen = [OPERATIONS[o] for o in (ops or SWEPT)]
     rng = np.random.default_rng(0)
     plan = [(op, B, n) for op in chosen for B, n in sizes]
     points: list[SweepPoint] = []

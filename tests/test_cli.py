@@ -26,7 +26,8 @@ def test_backends_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_check_numpy_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--backend", "numpy"]) == 0
     out = capsys.readouterr().out
-    for op in ("frobenius_grad", "bilinear_grad", "det_grad", "logdet_grad", "charpoly_deriv"):
+    for op in ("frobenius_grad", "bilinear_grad", "det_grad", "logdet_grad", "charpoly_deriv",
+               "det_hvp", "logdet_hvp", "frobenius_hvp", "det_hessian"):
         assert any(op in line and line.rstrip().endswith("ok") for line in out.splitlines())
     assert "checks passed" in out
 

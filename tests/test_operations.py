@@ -19,7 +19,8 @@ _NUMPY = NumpyBackend()
 
 
 def test_every_public_operation_has_a_row() -> None:
-    public = {n for n in matgrad.__all__ if n.endswith("_grad") or n.startswith("charpoly")}
+    public = {n for n in matgrad.__all__
+              if n.endswith(("_grad", "_hvp", "_hessian")) or n.startswith("charpoly")}
     assert public == set(OPERATIONS)
     for name, op in OPERATIONS.items():
         assert callable(getattr(matgrad, name))

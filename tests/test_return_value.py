@@ -18,6 +18,7 @@ CALLS: dict[str, Callable[..., Any]] = {
     "logdet_grad": lambda a, **kw: matgrad.logdet_grad(a, **kw),
     "frobenius_grad": lambda a, **kw: matgrad.frobenius_grad(a, **kw),
     "charpoly_deriv": lambda a, **kw: matgrad.charpoly_deriv(a, 0.5, **kw),
+    "det_hvp": lambda a, **kw: matgrad.det_hvp(a, a, **kw),
 }
 
 #: Values that a truth test would accept but that are not booleans.
@@ -55,7 +56,8 @@ def test_numpy_booleans_act_as_booleans(name: str) -> None:
     f = CALLS[name]
     plain = f(A, backend="numpy")
     with_value = f(A, return_value=True, backend="numpy")
-    assert isinstance(with_value, tuple) and len(with_value) == 2
+    assert isinstance(with_value, tuple)
+    assert len(with_value) == (3 if name == "det_hvp" else 2)  # (det, C, H)
     for flag in (np.False_, False):
         np.testing.assert_array_equal(f(A, return_value=flag, backend="numpy"), plain)
     got = f(A, return_value=np.True_, backend="numpy")

@@ -55,6 +55,13 @@ def test_textbook_formula_fails_contract(textbook: Any, check: Callable[[Any], N
         "det_grad: diag(1,2,3,4)-2I",
         "det_grad: rank 3 of 5",
         "charpoly_deriv: diag(1,2,3,4) at 2",
+        "det_hvp: [[1,2],[2,4]]",
+        "det_hvp: rank 3 of 5",
+        "det_hvp: rank 3 of 4",
+        "det_hvp: 1e-20 I + triu(ones) 5x5",
+        "det_hessian: rank 3 of 4",
+        "frobenius_hvp: X 1e-200",
+        "det_hessian: rank 2 of 4",
     ],
 )
 def test_textbook_formula_fails_reference_cases(textbook: Any, label: str) -> None:

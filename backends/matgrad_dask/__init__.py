@@ -1,4 +1,4 @@
-"""matgrad's Dask backend: the six operations on chunked, possibly
+"""matgrad's Dask backend: every operation on chunked, possibly
 distributed arrays, running another backend inside every block.
 
 Dask arrays in → lazy Dask arrays out.  The backend for the blocks is
@@ -6,8 +6,9 @@ resolved by the usual rules (``backend=``, ``use_backend``, ``set_backend``,
 ``$MATGRAD_BACKEND``, ``auto``; never ``dask`` itself) for the blocks' array
 type when the graph is built, and carried into the tasks by name.
 Batched operations map over batch chunks with no communication;
-``det_grad``, ``logdet_grad`` and ``charpoly`` rechunk to whole matrices per
-block (they scale out over the batch); ``frobenius_grad`` of a matrix split
+``det_grad``, ``logdet_grad``, ``charpoly`` and the second-order operations
+(``det_hvp``, ``logdet_hvp``, ``frobenius_hvp``, ``det_hessian``) rechunk to
+whole matrices per block (they scale out over the batch); ``frobenius_grad`` of a matrix split
 across blocks uses a global overflow-safe reduction.
 """
 

@@ -13,8 +13,8 @@ import numpy as np
 import matgrad
 from matgrad.kernels.scaling import exponent_of_max, ldexp, magnitude, namespace
 
-__all__ = ["bilinear_grad", "charpoly_deriv", "charpoly_derivs", "det_grad", "frobenius_grad",
-           "logdet_grad"]
+__all__ = ["bilinear_grad", "charpoly_deriv", "charpoly_derivs", "det_grad", "det_hessian",
+           "det_hvp", "frobenius_grad", "frobenius_hvp", "logdet_grad", "logdet_hvp"]
 
 
 def _apply(op: str, inner: str, *blocks: Any) -> Any:
@@ -219,3 +219,56 @@ def charpoly_derivs(A: Any, x: Any, inner: str, dtype: Any, order: int) -> tuple
                         idx + "YW", x, idx, new_axes={"Z": count}, concatenate=True,
                         dtype=dtype, meta=_meta(A, dtype, d + 1))
     return tuple(pair[..., j] for j in range(count))
+
+
+# ------------------------------------------------------------ second order
+def _pair(A: Any, V: Any, dtype: Any) -> tuple[Any, Any, str]:
+    """``A`` and ``V`` with as many axes as each other, whole matrices per
+    block, and the blockwise index of their batch axes (a batch axis of
+    size 1 in one of them is broadcast by ``blockwise`` and by the inner
+    call, as for ``bilinear_grad``, so unknown batch chunk sizes pass)."""
+    import dask.array as da
+
+    d = max(A.ndim, V.ndim)
+    A = _whole_matrices(_lead(da.asarray(A).astype(dtype), d))
+    V = _whole_matrices(_lead(da.asarray(V).astype(dtype), d))
+    return A, V, string.ascii_letters[: d - 2]
+
+
+def _direction(op: str, A: Any, V: Any, inner: str, dtype: Any) -> Any:
+    """A Hessian-vector product, block by block over the batch: every
+    matrix in one piece (the second derivatives need the whole matrix, as
+    ``det_grad`` does), no communication between blocks."""
+    import dask.array as da
+
+    A, V, b = _pair(A, V, dtype)
+    return da.blockwise(partial(_apply, op, inner), b + "ij", A, b + "ij", V, b + "ij",
+                        dtype=dtype, meta=_meta(A, dtype, A.ndim))
+
+
+def det_hvp(A: Any, V: Any, inner: str, dtype: Any) -> Any:
+    return _direction("det_hvp", A, V, inner, dtype)
+
+
+def logdet_hvp(A: Any, V: Any, inner: str, dtype: Any) -> Any:
+    return _direction("logdet_hvp", A, V, inner, dtype)
+
+
+def frobenius_hvp(X: Any, V: Any, inner: str, dtype: Any) -> Any:
+    """Whole matrices per block too: a matrix split over blocks is
+    rechunked (the norm and ``⟨G, V⟩`` are per matrix; the Hessian-vector
+    product has no global-reduction form here)."""
+    return _direction("frobenius_hvp", X, V, inner, dtype)
+
+
+def det_hessian(A: Any, inner: str, dtype: Any) -> Any:
+    """Whole matrices per block; the two new trailing axes come out of each
+    block whole."""
+    import dask.array as da
+
+    A = _whole_matrices(A.astype(dtype))
+    n = A.shape[-1]
+    b = string.ascii_letters[: A.ndim - 2]
+    return da.blockwise(partial(_apply, "det_hessian", inner), b + "ijkl", A, b + "ij",
+                        new_axes={"k": n, "l": n}, dtype=dtype,
+                        meta=_meta(A, dtype, A.ndim + 2))

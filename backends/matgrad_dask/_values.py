@@ -26,7 +26,7 @@ from matgrad.kernels.scaling import exponent_of_max, namespace
 
 from . import _graphs
 
-__all__ = ["det_value_grad", "frobenius_value_grad", "logdet_value_grad"]
+__all__ = ["det_hvp_value", "det_value_grad", "frobenius_value_grad", "logdet_value_grad"]
 
 
 def _real(dtype: Any) -> np.dtype[Any]:
@@ -108,3 +108,30 @@ def frobenius_value_grad(X: Any, inner: str, dtype: Any) -> tuple[Any, Any]:
         _combine, drop_axis=(X.ndim - 2, X.ndim - 1), dtype=real,
         meta=_graphs._meta(X, real, X.ndim - 2))
     return norm, G
+
+
+def _pack_hvp(inner: str, Ab: Any, Vb: Any) -> Any:
+    """The task body of ``det_hvp(return_value=True)``: ``(det, C, H)`` of a
+    block packed as rows ``C`` (n), ``H`` (n) and the determinants in column 0
+    of one more row."""
+    det, C, H = matgrad.det_hvp(Ab, Vb, return_value=True, backend=inner)
+    xp = namespace(H)
+    n = H.shape[-1]
+    packed = xp.zeros((*H.shape[:-2], 2 * n + 1, max(n, 1)), dtype=H.dtype)
+    packed[..., :n, :n] = C
+    packed[..., n:2 * n, :n] = H
+    packed[..., 2 * n, 0] = det
+    return packed
+
+
+def det_hvp_value(A: Any, V: Any, inner: str, dtype: Any) -> tuple[Any, Any, Any]:
+    """One task per block computes all three parts (one elimination per
+    matrix for ``det`` and ``C``); two slices unpack them."""
+    import dask.array as da
+
+    A, V, b = _graphs._pair(A, V, dtype)
+    n = A.shape[-1]  # known: whole matrices
+    P = da.blockwise(partial(_pack_hvp, inner), b + "ij", A, b + "ij", V, b + "ij",
+                     adjust_chunks={"i": 2 * n + 1, "j": max(n, 1)}, dtype=dtype,
+                     meta=_graphs._meta(A, dtype, A.ndim))
+    return P[..., 2 * n, 0], P[..., :n, :n], P[..., n:2 * n, :n]

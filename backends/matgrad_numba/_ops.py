@@ -4,7 +4,6 @@ host algorithms of :mod:`matgrad.kernels`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np

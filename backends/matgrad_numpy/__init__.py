@@ -14,6 +14,7 @@ import matgrad
 from matgrad.kernels.charpoly import charpoly_deriv, charpoly_derivs
 from matgrad.kernels.cofactor import det_grad, det_value_grad, logdet_grad, logdet_value_grad
 from matgrad.kernels.frobenius import frobenius_grad, frobenius_value_grad
+from matgrad.kernels.hessian import det_hessian, det_hvp, det_hvp_value, frobenius_hvp, logdet_hvp
 
 __all__ = ["NumpyBackend", "matgrad_backend"]
 
@@ -64,6 +65,24 @@ class NumpyBackend(matgrad.Backend):
 
     def logdet_value_grad(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return logdet_value_grad(A)
+
+    # second derivatives: the host kernels themselves
+    def det_hvp(self, A: np.ndarray, V: np.ndarray) -> np.ndarray:
+        return det_hvp(A, V)
+
+    def det_hvp_value(
+        self, A: np.ndarray, V: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return det_hvp_value(A, V)
+
+    def logdet_hvp(self, A: np.ndarray, V: np.ndarray) -> np.ndarray:
+        return logdet_hvp(A, V)
+
+    def frobenius_hvp(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
+        return frobenius_hvp(X, V)
+
+    def det_hessian(self, A: np.ndarray) -> np.ndarray:
+        return det_hessian(A)
 
 
 @matgrad.hookimpl

@@ -665,9 +665,13 @@ def _minor_hessian(W: np.ndarray) -> np.ndarray:
     """``Hess[i, j, k, l] = (−1)^(i+j)·C(M_ij)_{k'l'}`` with ``M_ij`` the minor
     of ``A`` without row ``i`` and column ``j`` (``k' = k − [k > i]``, ``l'``
     likewise), from :func:`matgrad.kernels.cofactor.det_grad`; every entry
-    comes out of two minors, ``M_ij`` and ``M_kl``, and their mean makes the
-    symmetry exact.  Each minor's cofactors carry ``det_grad``'s accuracy
-    for that minor; a structurally singular minor that is numerically of
+    comes out of two minors, ``M_ij`` and ``M_kl``: their mean, which makes
+    the symmetry exact, except where one of them is exactly 0 and the other
+    is not, where the nonzero one is taken (``det_grad`` may return 0 for an
+    entry below its normwise rounding level in that minor: a graded 5×5
+    bidiagonal lost half of its largest Hessian entry to the mean of the
+    right value and such a 0).  Each minor's cofactors carry
+    ``det_grad``'s accuracy for that minor; a structurally singular minor that is numerically of
     rank ``≤ n − 3`` in its maximum frame comes back as zeros (``det_grad``'s
     contract, normwise), so such entries are only right to that bound (the
     minors without row 2 and column 3 and without row 5 and column 0 of
@@ -683,7 +687,10 @@ def _minor_hessian(W: np.ndarray) -> np.ndarray:
             for j in range(n):
                 out[b, i, j][np.ix_(keep[i], keep[j])] = C[i, j] if (i + j) % 2 == 0 \
                     else -C[i, j]
-    return (out + out.transpose(0, 3, 4, 1, 2)) * 0.5
+    other = out.transpose(0, 3, 4, 1, 2)  # the same entries from the minors M_kl
+    mean = (out + other) * 0.5
+    out = np.where(other == 0, out, np.where(out == 0, other, mean))
+    return out
 
 
 def _small_hessian(A: np.ndarray) -> np.ndarray:

@@ -32,9 +32,12 @@ __all__ = [
     "check_det_grad_error",
     "check_det_grad_overflow",
     "check_det_grad_singular",
+    "check_det_hvp_singular",
+    "check_frobenius_hvp_scales",
     "check_frobenius_isolation",
     "check_frobenius_scales",
     "check_frobenius_zero",
+    "check_second_order_isolation",
     "exact_cofactor",
 ]
 
@@ -221,6 +224,86 @@ def exact_cofactor(A: Array) -> Array:
     return C
 
 
+# ------------------------------------------------------------ second order
+def check_det_hvp_singular(backend: Any) -> None:
+    """``det_hvp`` exact at singular matrices (n ≤ 3: the polynomial; rank
+    ``n − 2`` of a 4×4), zeros at rank ``≤ n − 3``, and ``det_hessian``'s
+    entries, structural zeros and symmetry."""
+    V2 = np.array([[1.0, 2.0], [3.0, 4.0]])
+    H = _np(matgrad.det_hvp(np.array([[1.0, 2.0], [2.0, 4.0]]), V2, backend=backend))
+    np.testing.assert_array_equal(H, [[4.0, -3.0], [-2.0, 1.0]])  # cofactor(V), any A
+    A3 = np.arange(1.0, 10.0).reshape(3, 3)  # rank 2
+    H = _np(matgrad.det_hvp(A3, np.eye(3), backend=backend))
+    np.testing.assert_array_equal(H, [[14.0, -4.0, -7.0], [-2.0, 10.0, -8.0],
+                                      [-3.0, -6.0, 6.0]])
+    V4 = np.arange(16.0).reshape(4, 4)
+    # diag(1, 1, 0, 0): only the minors keeping rows and columns 0, 1 survive
+    H = _np(matgrad.det_hvp(np.diag([1.0, 1.0, 0.0, 0.0]), V4, backend=backend))
+    expect = np.zeros((4, 4))
+    expect[2, 2], expect[3, 3], expect[2, 3], expect[3, 2] = 15.0, 10.0, -14.0, -11.0
+    np.testing.assert_allclose(H, expect, rtol=0, atol=64 * 16 * np.finfo(float).eps)
+    H = _np(matgrad.det_hvp(np.diag([1.0, 0.0, 0.0, 0.0, 0.0]), np.ones((5, 5)), backend=backend))
+    np.testing.assert_array_equal(H, 0)  # rank n − 4: every second derivative is 0
+    Hs = _np(matgrad.det_hessian(np.diag([1.0, 1.0, 0.0, 0.0]), backend=backend))
+    want = np.zeros((4, 4, 4, 4))
+    want[2, 2, 3, 3] = want[3, 3, 2, 2] = 1.0
+    want[2, 3, 3, 2] = want[3, 2, 2, 3] = -1.0
+    np.testing.assert_allclose(Hs, want, rtol=0, atol=64 * 16 * np.finfo(float).eps)
+    A = np.random.default_rng(3).standard_normal((2, 5, 5))
+    Hs = _np(matgrad.det_hessian(A, backend=backend))
+    assert Hs.shape == (2, 5, 5, 5, 5)
+    np.testing.assert_array_equal(Hs, Hs.transpose(0, 3, 4, 1, 2))  # (i, j) ↔ (k, l)
+    idx = np.arange(5)
+    assert np.all(Hs[:, idx, :, idx, :] == 0) and np.all(Hs[:, :, idx, :, idx] == 0)
+
+
+def check_frobenius_hvp_scales(backend: Any) -> None:
+    """No over- or underflow at 1e±200 and beyond; ``X = 0`` is a NaN slot
+    (the norm has no Hessian there), and only that slot."""
+    R = np.array([[1.0, -2.0], [2.0, 4.0]])  # ‖R‖ = 5
+    V = np.array([[1.0, 0.0], [0.0, 0.0]])
+    core = (V - R / 25) / 5  # (V − G⟨G, V⟩)/‖R‖ with G = R/5, ⟨G, V⟩ = 1/5
+    for s in (1e200, 1e-200, 1e300, 1e-300):
+        H = _np(matgrad.frobenius_hvp(R * s, V, backend=backend))
+        np.testing.assert_allclose(H, core / s, rtol=1e-15, atol=0, err_msg=f"scale {s}")
+    X = np.stack([R, np.zeros((2, 2)), R * 1e300])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", matgrad.CompileWarning)
+        H = _np(matgrad.frobenius_hvp(X, V, backend=backend))
+    assert np.isnan(H[1]).all(), "X = 0 has no Hessian: its slot must be NaN"
+    assert np.isfinite(H[[0, 2]]).all()
+
+
+def check_second_order_isolation(backend: Any) -> None:
+    """A NaN, inf or singular slot changes no other slot of ``det_hvp``,
+    ``logdet_hvp``, ``frobenius_hvp``, ``det_hessian``: each clean slot is
+    bit-identical to the same matrix computed alone."""
+    rng = np.random.default_rng(8)
+    ops: dict[str, Callable[[Array, Array], Any]] = {
+        "det_hvp": lambda a, v: matgrad.det_hvp(a, v, backend=backend),
+        "logdet_hvp": lambda a, v: matgrad.logdet_hvp(a, v, backend=backend),
+        "frobenius_hvp": lambda a, v: matgrad.frobenius_hvp(a, v, backend=backend),
+        "det_hessian": lambda a, v: matgrad.det_hessian(a, backend=backend),
+    }
+    for n in (2, 3, 4, 6):
+        A = rng.standard_normal((5, n, n)) + 2 * np.eye(n)
+        V = rng.standard_normal((5, n, n))
+        for poison in (np.nan, np.inf, "singular"):
+            B = A.copy()
+            if poison == "singular":
+                B[2] = 0.0
+                B[2, 0, 0] = 1.0  # rank 1: exact zero pivots
+            else:
+                B[2, 0, n - 1] = poison
+            for name, f in ops.items():
+                got = _np(f(B, V))
+                for k in (0, 1, 3, 4):
+                    alone = _np(f(B[k], V[k]))
+                    np.testing.assert_array_equal(
+                        got[k], alone, err_msg=f"{name} n={n} poison={poison} slot {k}")
+
+
 #: Every check above that takes only a backend (the contract tests, the
 #: CUDA-simulator run and the textbook-formula test iterate over it).
 CONTRACT_CHECKS: list[Callable[[Any], None]] = [
@@ -232,4 +315,7 @@ CONTRACT_CHECKS: list[Callable[[Any], None]] = [
     check_batch_isolation,
     check_charpoly_at_eigenvalues,
     check_charpoly_higher_orders,
+    check_det_hvp_singular,
+    check_frobenius_hvp_scales,
+    check_second_order_isolation,
 ]

@@ -259,3 +259,55 @@ class BackendContract:
         np.testing.assert_allclose(float(p), 24e240, rtol=1e-14)
         np.testing.assert_allclose(float(dp), -(24e240) * (1 + 1 / 2 + 1 / 3 + 1 / 4) / 1e60,
                                    rtol=1e-14)
+
+    # ---------------------------------------------------------- second order
+    @pytest.mark.parametrize("n", [3, 4, 5, 6])
+    @pytest.mark.parametrize("deficiency", [1, 2, 3])
+    def test_det_hvp_rank_deficient_exact(self, matgrad_backend: BackendLike, n: int,
+                                          deficiency: int) -> None:
+        """Rank n−1, n−2 and n−3 integer matrices, zero pivot wherever it
+        falls, against the exact second derivatives (rank ≤ n−3: zeros)."""
+        rng = np.random.default_rng(10 * n + deficiency)
+        r = n - deficiency
+        for trial in range(3):
+            A = (rng.integers(-4, 5, (n, r)) @ rng.integers(-4, 5, (r, n))).astype(float)
+            A = A[rng.permutation(n)][:, rng.permutation(n)]
+            V = rng.integers(-4, 5, (n, n)).astype(float)
+            H = np.asarray(matgrad.det_hvp(A, V, backend=matgrad_backend))
+            score = ref.det_hvp_error_ratio(H, A, V)
+            assert score.ratio <= 1, f"trial {trial}: {score}"
+            if deficiency == 3:
+                np.testing.assert_array_equal(H, 0)
+
+    @pytest.mark.parametrize("n", [4, 6])
+    def test_second_order_rows_scaled_2_pow_300(self, matgrad_backend: BackendLike,
+                                                n: int) -> None:
+        """Rows scaled by 2^±300: right in the equilibrated frame, nothing
+        spuriously over- or underflowing."""
+        rng = np.random.default_rng(n)
+        A = np.ldexp(rng.standard_normal((n, n)) + 3 * np.eye(n),
+                     rng.choice([-300, 0, 300], n)[:, None])
+        V = rng.standard_normal((n, n))
+        H = np.asarray(matgrad.det_hvp(A, V, backend=matgrad_backend))
+        assert np.isfinite(H).all()
+        assert ref.det_hvp_error_ratio(H, A, V).ratio <= 1
+        L = np.asarray(matgrad.logdet_hvp(A, V, backend=matgrad_backend))
+        assert ref.logdet_hvp_error_ratio(L, A, V).ratio <= 1
+
+    def test_logdet_hvp_is_the_derivative_of_logdet_grad(
+        self, matgrad_backend: BackendLike
+    ) -> None:
+        """``d/dt logdet_grad(A + tV)`` (``t`` real) by central differences,
+        real and complex: the conjugation convention of ``logdet_grad``."""
+        rng = np.random.default_rng(6)
+        for cplx in (False, True):
+            A = rng.standard_normal((4, 4)) + 3 * np.eye(4)
+            V = rng.standard_normal((4, 4))
+            if cplx:
+                A = A + 1j * rng.standard_normal((4, 4))
+                V = V + 1j * rng.standard_normal((4, 4))
+            h = 1e-6
+            fd = (np.asarray(matgrad.logdet_grad(A + h * V, backend=matgrad_backend))
+                  - np.asarray(matgrad.logdet_grad(A - h * V, backend=matgrad_backend))) / (2 * h)
+            H = np.asarray(matgrad.logdet_hvp(A, V, backend=matgrad_backend))
+            assert np.linalg.norm(H - fd) <= 1e-8 * np.linalg.norm(H), cplx

@@ -46,6 +46,30 @@ class TextbookBackend(matgrad.Backend):
         p = np.linalg.det(M)
         return p, p * np.trace(np.linalg.inv(M), axis1=-2, axis2=-1)
 
+    # second derivatives: the invertible-matrix formulas of the operation table
+    def det_hvp(self, A: np.ndarray, V: np.ndarray) -> np.ndarray:
+        CALLS.append("det_hvp")
+        return _textbook("det_hvp", A, V)
+
+    def logdet_hvp(self, A: np.ndarray, V: np.ndarray) -> np.ndarray:
+        CALLS.append("logdet_hvp")
+        return _textbook("logdet_hvp", A, V)
+
+    def frobenius_hvp(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
+        CALLS.append("frobenius_hvp")
+        return _textbook("frobenius_hvp", X, V)
+
+    def det_hessian(self, A: np.ndarray) -> np.ndarray:
+        CALLS.append("det_hessian")
+        return _textbook("det_hessian", A)
+
+
+def _textbook(op: str, *args: np.ndarray) -> np.ndarray:
+    from matgrad._operations import OPERATIONS
+
+    out: np.ndarray = OPERATIONS[op].textbook(*args).astype(args[0].dtype, copy=False)
+    return out
+
 
 @matgrad.hookimpl
 def matgrad_backend() -> matgrad.Backend:
