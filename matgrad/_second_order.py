@@ -1,5 +1,6 @@
 """The one adapter between ``matgrad.torch`` / ``matgrad.jax`` and matgrad's
-second-order host kernels (:mod:`matgrad.kernels.hessian`).
+second-order functions (:func:`matgrad.det_hvp`, :func:`matgrad.logdet_hvp`,
+:func:`matgrad.frobenius_hvp`).
 
 Both frameworks express every second derivative through
 ``H = D G(A)[V]``, the derivative of a first-order gradient ``G`` along a
@@ -14,23 +15,26 @@ direction ``V`` (same shape as ``A``, batch axes broadcast against ``A``'s):
   ``⟨G, V⟩ = Re Σ conj(g)·v``; a NaN slot at ``X = 0``, where the norm has no
   Hessian.
 
-Every call of the frameworks goes through :func:`hvp`, so moving to public
-functions that take ``backend=`` changes this function only.  Until then the
-kernels run on the host in NumPy whatever the backend (the name is carried
-and accepted, and reaches the kernels once they take it).
+Every call of the frameworks goes through :func:`hvp`, on the backend the
+forward resolved (carried by name, as for the first derivatives), so a
+second derivative runs where the first one ran (the Numba backend's
+kernels, for example).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-from .kernels import hessian as _kernels
+from . import _api
 
-#: name → the host kernel and whether ``A`` must be square
-_KERNELS = {
-    "det": _kernels.det_hvp,
-    "logdet": _kernels.logdet_hvp,
-    "frobenius": _kernels.frobenius_hvp,
+#: name → the public function
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "det": _api.det_hvp,
+    "logdet": _api.logdet_hvp,
+    "frobenius": _api.frobenius_hvp,
 }
 #: Names whose ``H`` is complex-linear in ``V`` (holomorphic ``G``); the
 #: others are real-valued functions, whose ``H`` is only real-linear.
@@ -42,16 +46,9 @@ def hvp(name: str, backend: str, A: np.ndarray, V: np.ndarray) -> np.ndarray:
     docstring); ``A`` (..., m, n) and ``V`` broadcast over the batch axes,
     promoted to one dtype; the result has the broadcast shape and that dtype.
 
-    ``backend`` is the carried backend name (see the module docstring)."""
-    del backend  # the host kernels take no backend yet
-    kernel = _KERNELS[name]
-    A, V = np.asarray(A), np.asarray(V)
-    dt = np.result_type(A, V)
-    shape = np.broadcast_shapes(A.shape, V.shape)
-    core = shape[-2:]
-    a = np.ascontiguousarray(np.broadcast_to(A.astype(dt, copy=False), shape)).reshape(-1, *core)
-    v = np.ascontiguousarray(np.broadcast_to(V.astype(dt, copy=False), shape)).reshape(-1, *core)
-    return kernel(a, v).reshape(shape)
+    ``backend``: the backend name the forward resolved."""
+    out: np.ndarray = np.asarray(_FUNCTIONS[name](A, V, backend=backend))
+    return out
 
 
 def adjoint_hvp(name: str, backend: str, A: np.ndarray, W: np.ndarray, *,
