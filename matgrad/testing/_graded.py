@@ -166,8 +166,9 @@ class Violation:
         exact = mpmath.nstr(self.exact, 17) if isinstance(self.exact, (mpmath.mpf, mpmath.mpc)) \
             else str(self.exact)
         if self.rule == "(c) zero":
-            return (f"(c) {self.where} is 0 but its exact value {exact} neither underflows "
-                    "nor lies below the normwise rounding level of (a)")
+            return (f"(c) {self.where} is 0 but its exact value {exact} does not underflow "
+                    "and lies above the error allowed there (for det_grad/logdet_grad "
+                    "the normwise rounding level of (a))")
         if self.rule == "(c) inf":
             return (f"(c) {self.where} is {got} but its exact value {exact} does not "
                     "overflow, or overflows with the other sign")
@@ -554,7 +555,9 @@ def _entry_c(got: Any, t: Any, lim: _Limits, n: int, where: str,
     with the sign of its exact part; a finite part only where its exact
     part does not overflow (or is that small); 0 only where the exact value
     is 0, underflows, or lies below ``level``, the normwise rounding level
-    of rule (a) (absolute; None: no such allowance).  Returns the violation
+    of rule (a) (absolute; None: no such allowance), and an entry below
+    ``level`` need not be ±inf either where its exact value overflows the
+    format (item 2 lets any entry below that level be 0).  Returns the violation
     (if any) and whether the entry takes part in the normwise comparison
     (finite, and an exact value that does not overflow)."""
     parts = _parts(got, t)
@@ -569,7 +572,9 @@ def _entry_c(got: Any, t: Any, lim: _Limits, n: int, where: str,
         if np.isinf(v):
             if not overflows or (c and (v > 0) != (tp > 0)):
                 return Violation("(c) inf", where, got, t), False
-        elif c and abs(tp) > lim.big * (1 + tol):
+        elif c and abs(tp) > lim.big * (1 + tol) and (level is None or abs(t) > level):
+            # (an entry below the normwise level may be 0 or noise, item 2,
+            # even where its exact value lies beyond the format's range)
             return Violation("(c) overflow", where, got, t), False
     if not all(np.isfinite(v) for v, _ in parts) or _overflows(t, lim):
         return None, False
