@@ -1003,8 +1003,18 @@ def test_charpoly_exact_at_an_eigenvalue_of_a_graded_2x2(backend: str) -> None:
     [1, 2^k]]`` is singular, so ``p(0) = 0``; from k = 103 on it came back
     ``2^k`` (k ≤ 102: 0)."""
     x = np.array([0.0])
-    for k in (103, 200):
+    for k in (103, 200, 600):
         A = np.array([[1.0, 2.0**k], [1.0, 2.0**k]])
         p, dp = matgrad.charpoly_deriv(A, x, return_value=True, backend=backend)
         assert np.asarray(p)[0] == 0, (k, p)
         gr.assert_contract(gr.charpoly_verdict(A, x, np.asarray(p), np.asarray(dp)))
+        # the same block in an upper Hessenberg 3×3 (Dask reduces n > 2
+        # beforehand; a Hessenberg input keeps its exact subdiagonal there too)
+        B = np.zeros((3, 3))
+        B[:2, :2] = A
+        B[2, 2], B[2, 1] = 5.0, 2.0**-60  # still singular: p(0) = 0
+        p, dp = matgrad.charpoly_deriv(B, x, return_value=True, backend=backend)
+        exact = ref.exact_charpoly(B, 0.0)
+        assert exact[0] == 0 and np.asarray(p)[0] == 0, (k, p)
+        gr.assert_contract(gr.charpoly_verdict(B, x, np.asarray(p), np.asarray(dp),
+                                               exact=[exact]))

@@ -262,3 +262,15 @@ def test_fuzz_failure_prints_the_rerun_command() -> None:
     script = [r.stdout.split("reproducer (inputs round-trip bit for bit):\n", 1)[1]
               for r in runs]
     assert script[0] == script[1]
+
+
+def test_ci_fuzz_step_is_blocking_and_prints_its_seed() -> None:
+    """.ci/run fuzzes with a fresh seed that it prints first, and a failure
+    fails CI (``set -e``; nothing swallows the exit status)."""
+    ci = Path(__file__).resolve().parents[1] / ".ci" / "run"
+    lines = [line.strip() for line in ci.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    assert "set -euo pipefail" in lines
+    (fuzz,) = [line for line in lines if "matgrad check --fuzz" in line]
+    assert '--seed "$seed"' in fuzz and "||" not in fuzz and "&&" not in fuzz
+    assert any('echo "fuzz seed: $seed"' in line for line in lines[: lines.index(fuzz)])

@@ -144,8 +144,9 @@ def charpoly_deriv(A: Any, x: Any, dev: Device) -> tuple[Any, Any]:
     Ah = dev.to_host(A).astype(work)
     with np.errstate(all="ignore"):
         As, k, kmax = host.scale_matrices(Ah)
+        reduced = ~host.is_hessenberg(As)
         H = host.hessenberg_batched(As)
-        sub = host.subdiagonal(H)
+        sub = host.subdiagonal(H, reduced)
     kd = dev.to_device(k)
     xs = ldexp(x.astype(work), -kd[:, None])
     Kp = x.shape[1]

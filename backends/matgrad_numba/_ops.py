@@ -153,8 +153,9 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
         return p, dp
     rows = slice(None) if idx.size == B else idx
     with np.errstate(all="ignore"):  # NaN/inf slots stay in their own slot
+        reduced = ~host_charpoly.is_hessenberg(As[rows])
         H = _hessenberg(As[rows])
-        sub = host_charpoly.subdiagonal(H)
+        sub = host_charpoly.subdiagonal(H, reduced)
     work = np.result_type(H.dtype, work_dtype(x.dtype))
     Hw = H.astype(work, copy=False)
     sub = sub.astype(work)

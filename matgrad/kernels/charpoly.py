@@ -495,7 +495,7 @@ def _place(V: np.ndarray, EV: np.ndarray | None, Ecur: np.ndarray, multi: np.nda
 
 
 def _hyman(
-    H: np.ndarray, x: np.ndarray
+    H: np.ndarray, x: np.ndarray, reduced: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(p, p′)`` of ``H (B, n, n)`` (upper Hessenberg) at ``x (B, K)``, as
     mantissas and exponents: ``p = pm·2^pe``, ``p′ = dpm·2^dpe``.
@@ -507,11 +507,12 @@ def _hyman(
     current exponents take the matrix product; the others align their terms
     (:func:`_aligned_row`).  (Rescaling all of v with v′ made the companion
     matrix of ``x¹²⁸ − 1`` at ``x = 10⁻³`` overflow its first entries into
-    inf, and the zeros of ``H`` times inf into NaN.)"""
+    inf, and the zeros of ``H`` times inf into NaN.)  ``reduced``: which
+    slots the Householder reduction produced (:func:`subdiagonal`)."""
     B, n, _ = H.shape
     K = x.shape[1]
     dtype = np.result_type(H, x)
-    sub = subdiagonal(H)
+    sub = subdiagonal(H, reduced)
 
     V = np.zeros((B, n, K), dtype=dtype)
     dV = np.zeros((B, n, K), dtype=dtype)
@@ -597,9 +598,17 @@ def _hyman(
     return pm, dpm, pe, dpe
 
 
-def subdiagonal(H: np.ndarray) -> np.ndarray:
+def subdiagonal(H: np.ndarray, reduced: np.ndarray | None = None) -> np.ndarray:
     """``sub[b, i] = h_{i,i−1}`` (``sub[b, 0] = 0``), with negligible entries
-    set to exactly 0 (a zero ends a diagonal block of the recurrence).
+    set to exactly 0 (a zero ends a diagonal block of the recurrence) in the
+    slots that the Householder reduction produced (``reduced``, per slot;
+    None: every slot).  A matrix that was upper Hessenberg already keeps its
+    subdiagonal as it is: its entries are exact data (after an exact
+    balancing), not the reduction's rounding noise, and dropping one drops
+    the term ``h_{i,i−1}h_{i−1,i}`` that can cancel another exactly
+    (``[[1, 2^k], [1, 2^k]]`` balances to ``[[1, 2^52], [2^51, 2^103]]`` at
+    k = 103, which passes all three tests below, and p(0) = 0 came back
+    ``2^103``); Hyman's recurrence needs no deflation for accuracy.
 
     Negligible: ``|h_{i,i−1}| ≤ eps(|h_{i−1,i−1}| + |h_ii|)`` (LAPACK's
     deflation test) or ``|h_{i,i−1}| ≤ eps‖H‖_F`` (below the reduction's own
@@ -633,7 +642,10 @@ def subdiagonal(H: np.ndarray) -> np.ndarray:
         aa, bb = np.maximum(diag[:, 1:], gap), np.minimum(diag[:, 1:], gap)
         s = aa + ab
         product = ba * (ab / s) <= np.maximum(smlnum, eps * (bb * (aa / s)))
-    sub[:, 1:][small & product] = 0
+    drop = small & product
+    if reduced is not None:
+        drop &= np.asarray(reduced, dtype=bool)[:, None]
+    sub[:, 1:][drop] = 0
     return sub
 
 
@@ -808,6 +820,7 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if n == 1:
         return linear_case(A, x)
     As, k, kmax = scale_matrices(A)
+    reduced = ~is_hessenberg(As)
     with np.errstate(all="ignore"):  # NaN/inf slots stay in their own slot
         H = hessenberg_batched(As)
     p = np.empty(x.shape, dtype=A.dtype)
@@ -816,7 +829,7 @@ def charpoly_deriv(A: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     # their exponents, 2·B·n more, once a pair needs several: rare)
     for sl in point_blocks(A.shape[0], 2 * n, x.shape[1]):
         with np.errstate(all="ignore"):
-            pm, dpm, pe, dpe = _hyman(H, scale_points(x[:, sl], k))
+            pm, dpm, pe, dpe = _hyman(H, scale_points(x[:, sl], k), reduced)
         p[:, sl], dp[:, sl] = unscale(pm, dpm, pe, dpe, k, n, A.dtype)
         apply_far_points(p[:, sl], dp[:, sl], x[:, sl], kmax, n)
     return p, dp
