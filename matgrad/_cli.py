@@ -15,10 +15,11 @@ if TYPE_CHECKING:  # _fuzz needs hypothesis: imported by 'check --fuzz' only
 
 __all__ = ["main"]
 
-#: ``bench --quick``'s help (measured: 32 s on a 2-core machine, every backend
-#: and comparison, the Numba kernels already compiled; README).
-QUICK_HELP = ("small float64 workloads, 3 rounds: under a minute (32 s on 2 cores once "
-              "'matgrad warmup' has compiled the kernels)")
+#: ``bench --quick``'s help (measured: 118 s on a 2-core machine shared with
+#: other jobs, load average about 6, every backend and comparison, the Numba
+#: kernels compiled; the three charpoly_deriv workloads take half of it).
+QUICK_HELP = ("small float64 workloads, 3 rounds: about 2 minutes on 2 cores (118 s "
+              "measured on a loaded machine, once 'matgrad warmup' has compiled the kernels)")
 
 T = TypeVar("T")
 
