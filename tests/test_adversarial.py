@@ -807,6 +807,26 @@ def test_det_grad_wide_complex_4x4_keeps_large_cofactors(backend: str) -> None:
     gr.assert_contract(gr.det_grad_verdict(_WIDE_4X4_A, got))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_det_grad_float32_singular_noise_is_not_inf(backend: str) -> None:
+    """A float32 12×12 with a zero row (rank n − 1; found by ``matgrad check
+    --fuzz 60 --seed 5 --backend numba``): row 4 of the cofactors is
+    ``[0, −1.7e54, 0, …]``, so −inf at [4, 1] (a true overflow) and zeros
+    elsewhere.  The rounding noise of the rank-one cofactor was flushed only
+    beyond 2¹⁰⁰⁰, a float64 threshold, so it came back as −1.9e38 and −inf
+    (a false ±inf, docs §1 item 2) once narrowed to float32."""
+    A = np.zeros((12, 12), dtype=np.float32)
+    rows = [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 11, 11]
+    cols = [10, 9, 3, 2, 7, 8, 11, 6, 5, 4, 0, 9, 11]
+    A[rows, cols] = [1.0, 1.0, 1.0, 7.0, 1.0, 1.5474250491067253e+26, 1.0, 1.0, 1.0,
+                     3.094850098213451e+26, 5.0, 1.0, 1.0]
+    C = np.asarray(matgrad.det_grad(A, backend=backend))
+    det, exact = gr.exact_det_grad(A)
+    assert det == 0 and float(exact[4][1]) < -1.6e54
+    assert C[4, 1] == -np.inf and np.isfinite(np.delete(C, [(4 * 12) + 1])).all(), C[4]
+    gr.assert_contract(gr.det_grad_verdict(A, C, exact=(det, exact)))
+
+
 # ---- what the gate must not report (docs/numerics.md §1 item 2): a 0 for an
 # entry below the normwise rounding level of item 1
 _H = -1.35e308 * (1 + 1j)  # finite parts, modulus beyond DBL_MAX
