@@ -408,6 +408,24 @@ def test_gate_skips_bit_exactness_across_a_path_boundary() -> None:
     assert not fz._same_path(A, A, base, inf)
 
 
+def test_bilinear_check_ignores_a_sub_rounding_part_beside_an_overflow() -> None:
+    """``(−2 + 2¹⁰⁴i)(2¹²⁷ − i)`` in complex64: the imaginary part 2²³¹
+    overflows, the real part is −FLT_MAX, far below the entry's rounding
+    level; ``−inf + inf·i`` is what complex64 arithmetic gives and what
+    docs §1 allows (the entry overflows where the true product does; found
+    by ``--fuzz 60 --seed 6 --backend dask``).  An infinite real part of an
+    entry that does not overflow is still reported."""
+    x = np.array([complex(-2.0, 2.0**104)], dtype=np.complex64)
+    y = np.array([complex(2.0**127, -1.0)], dtype=np.complex64)
+    got = np.array([[complex(-np.inf, np.inf)]], dtype=np.complex64)
+    assert fz._bilinear_score(got, x, y).ratio <= 1
+    assert fz._bilinear_score(np.array([[complex(np.inf, np.inf)]], dtype=np.complex64),
+                              x, y).ratio <= 1  # its sign is not determined either
+    small = np.array([complex(1.0, 0.0)], dtype=np.complex64)
+    bad = np.array([[complex(-np.inf, 0.0)]], dtype=np.complex64)
+    assert not fz._bilinear_score(bad, small, small).ratio <= 1
+
+
 def test_row_scaling_verdict_is_bit_exact_where_nothing_underflows() -> None:
     """Rule (b): the unscaled result times ``det(D₁)·D₁⁻¹`` passes, one ulp
     off anywhere fails; an entry that underflows on one side is not
