@@ -955,6 +955,21 @@ def test_charpoly_huge_complex_12x12_is_not_nan(backend: str) -> None:
     gr.assert_contract(gr.charpoly_verdict(_HUGE_COMPLEX_12, x, np.asarray(p), np.asarray(dp)))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bilinear_complex_product_of_opposite_overflows_is_not_nan(backend: str) -> None:
+    """complex64 ``(−2 + 2¹⁰⁷i)(2¹²⁷ − 2²¹i) = 0 + 2²³⁴i``: ``ac`` and ``bd``
+    overflow to opposite infinities, and Numba's product gave ``nan + inf·i``
+    (found by ``matgrad check --fuzz 60 --seed 6 --backend numba``).  The
+    imaginary part truly overflows; the real part is exactly 0 (below the
+    entry's rounding level: ±inf is allowed there, NaN is not)."""
+    x = np.array([complex(-2.0, 2.0**107)], dtype=np.complex64)
+    y = np.array([complex(2.0**127, -2.0**21)], dtype=np.complex64)
+    with matgrad.config.override(numba_parallel_min_work=1):  # the kernel path
+        got = np.asarray(matgrad.bilinear_grad(x, y, backend=backend))
+    assert not np.isnan(got.real).any() and got.imag[0, 0] == np.inf, got
+    assert fz._bilinear_score(got, x, y).ratio <= 1
+
+
 # ---- what the gate must not report (docs/numerics.md §1 item 2): a 0 for an
 # entry below the normwise rounding level of item 1
 _H = -1.35e308 * (1 + 1j)  # finite parts, modulus beyond DBL_MAX

@@ -12,7 +12,7 @@ import scipy.linalg
 from matgrad import config
 from matgrad.kernels import charpoly as host_charpoly
 from matgrad.kernels import routing
-from matgrad.kernels.scaling import mantissa_product, widen, work_dtype
+from matgrad.kernels.scaling import ldexp, mantissa_product, widen, work_dtype
 
 from . import _charpoly, _cofactor, _frobenius
 from ._runtime import launch, threads
@@ -35,7 +35,34 @@ def bilinear_grad(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return products
     out = np.empty((x.shape[0], x.shape[1], y.shape[1]), dtype=x.dtype)
     launch(_frobenius.bilinear_grad_into, x.shape[0] * x.shape[1], size, x, y, out)
+    if x.dtype.kind == "c":
+        _rescue_complex_products(x, y, out)
     return out
+
+
+def _rescue_complex_products(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """Redo, in place, the complex products ``out[b, i, j] = x[b, i]·y[b, j]``
+    that came back with a NaN part from finite factors: ``ac − bd`` with
+    both terms overflowing to opposite infinities (complex64 ``(−2 +
+    2¹⁰⁷i)(2¹²⁷ − 2²¹i)`` is ``0 + 2²³⁴i``, and gave ``nan + inf·i``).  Each
+    factor is brought to magnitude < 1 by a power of two first, so the
+    product's parts are formed without overflow and scaled back exactly
+    (a part beyond the range is then ±inf, a finite one keeps its value).
+    One pass over the output; the products themselves are untouched
+    elsewhere."""
+    bad = np.isnan(out.real) | np.isnan(out.imag)
+    if not bad.any():
+        return
+    b, i, j = np.nonzero(bad)
+    xv, yv = x[b, i], y[b, j]
+    finite = np.isfinite(xv) & np.isfinite(yv)
+    if not finite.any():
+        return
+    b, i, j, xv, yv = b[finite], i[finite], j[finite], xv[finite], yv[finite]
+    ex = np.frexp(np.maximum(np.abs(xv.real), np.abs(xv.imag)))[1].astype(np.int64)
+    ey = np.frexp(np.maximum(np.abs(yv.real), np.abs(yv.imag)))[1].astype(np.int64)
+    with np.errstate(over="ignore"):  # a part that truly overflows is ±inf
+        out[b, i, j] = ldexp(ldexp(xv, -ex) * ldexp(yv, -ey), ex + ey)
 
 
 def _lu_path(A: np.ndarray, inverse_t: bool) -> tuple[np.ndarray, np.ndarray]:
