@@ -30,14 +30,14 @@ examples (``derandomize=True``, no example database).  Properties:
 - ``agreement``: large graded matrices against the ``numpy`` backend, a
   disagreement settled by the exact reference.
 
-Budget: about 5 minutes on 2 cores.  Measured (numpy, numba, dask, warm
-Numba cache): 2 min 53 s, while ten property tests fail and stop at their
-first failing example; ``reference`` of ``charpoly_deriv`` costs most (36 s
-per backend: exact determinants at each point, and of perturbed matrices
-where the textbook bound is exceeded), then ``reference`` of ``det_grad``
-(up to ~0.5 s per exact 12×12 cofactor matrix), so a passing run adds
-about a minute.  Failures are not
-shrunk here, to keep the budget when something fails; for a minimal
+Budget: measured 9 min 36 s for this module and tests/test_cli.py together
+on a 2-core machine shared with other jobs (load average about 6; numpy,
+numba and dask; warm Numba cache), with eight tests failing on the kernel
+bugs they reproduce (before the last two reproducers were added).
+``reference`` of ``charpoly_deriv`` costs most (exact determinants at each
+point, and of perturbed matrices where the textbook bound is exceeded),
+then ``reference`` of ``det_grad`` (up to ~0.5 s per exact 12×12 cofactor
+matrix).  Failures are not shrunk here, to keep the budget when something fails; for a minimal
 reproducer run ``matgrad check --fuzz 60 --backend NAME --op OP --property
 PROPERTY``.
 
@@ -1054,6 +1054,38 @@ def test_zero_below_the_normwise_level_is_not_reported(backend: str, what: str, 
 # ---- real violations of docs/numerics.md found by the aligned gate (each a
 # minimal reproducer against the exact reference; they fail until the
 # kernels are fixed)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_det_grad_complex_5x5_no_false_inf(backend: str) -> None:
+    """docs §1 item 2 (found by ``matgrad check --fuzz 300 --seed 9
+    --backend numpy``): a non-singular complex 5×5 whose det (±2^1047 i)
+    and three cofactors truly overflow; ``C[0, 0]`` is exactly 0 and came
+    back −inf (numpy; Numba: −inf − 1.8e308i, and 1.8e308 + 4.5e307i at
+    [2, 0], exactly 0 too)."""
+    A = np.zeros((5, 5), dtype=np.complex128)
+    A[0, 2], A[1, 3], A[2, 0], A[2, 1], A[2, 2] = 1j, 6.894565328877484e+215j, 1 + 3j, 1j, 3j
+    A[3, 4], A[4, 0] = 1j, 4.6970851655476665e+108j
+    C = np.asarray(matgrad.det_grad(A, backend=backend))
+    det, exact = gr.exact_det_grad(A)
+    assert exact[0][0] == 0 and exact[2][0] == 0
+    gr.assert_contract(gr.det_grad_verdict(A, C, exact=(det, exact)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_charpoly_graded_triangular_keeps_small_diagonal(backend: str) -> None:
+    """(found by ``matgrad check --fuzz 60 --seed 3 --backend numba``) A
+    lower triangular 3×3 with diagonal 5.1e298, 8.6e-258, −8.6e-276: p(0) =
+    3.76e-234 came back 0 and p′(0) = 4.3978478667645914e41 with relative
+    error 1.5e-10 (Numba; 7.3e-9 NumPy): the scaling to ``max ≤ 2^HYMAN_LIMIT``
+    (2^-192 here) pushes the small diagonal into the subnormals.  The
+    textbook ``det(xI − A)`` (LU) is right to a few ulps."""
+    A = np.array([[5.101375353822591e+298, 0.0, 0.0],
+                  [-0.10781984691481078, 8.620906249270937e-258, 0.0],
+                  [-1.4430137485795667, 1.315451049170047, -8.55514406767867e-276]])
+    x = np.array([0.0])
+    p, dp = matgrad.charpoly_deriv(A, x, return_value=True, backend=backend)
+    gr.assert_contract(gr.charpoly_verdict(A, x, np.asarray(p), np.asarray(dp)))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_logdet_grad_5x5_within_the_normwise_bound(backend: str) -> None:
     """docs §1 item 1: normwise error 7.1e-14 (numpy; 2.6e-13 numba) against
