@@ -312,7 +312,7 @@ def _abstract_method(m: Method) -> Callable[..., Any]:
 def _host_value_method(m: Method) -> Callable[..., Any]:
     """Default of a value method: the backend's gradient, and the values
     computed from the canonical input on the host with NumPy (overflow-safe,
-    see :mod:`matgrad._values`), returned in the gradient's array type."""
+    see :mod:`matgrad.kernels.values`), returned in the gradient's array type."""
     assert m.host_value is not None
     host_value = m.host_value
 

@@ -37,6 +37,7 @@ from ._registry import entries, list_backends
 
 __all__ = [
     "AUTODIFF_CASES",
+    "QUICK_REPEATS",
     "WORKLOADS",
     "AutodiffCase",
     "AutodiffResult",
@@ -178,6 +179,12 @@ SETTLE_QUICK_S = 0.1
 #: Interleaved rounds per workload, at least: every contestant is timed once
 #: per round, so that a noisy stretch of the machine hits all of them alike.
 MIN_REPEATS = 7
+#: ``bench --quick``: float64 workloads only, this many rounds by default and
+#: this pause (the pause alone was 0.1 s × 56 timed calls × 24 workloads =
+#: 2¼ minutes of the 2–5 minutes a quick run took); its numbers are noisier,
+#: which is what quick means.
+QUICK_REPEATS = 3
+QUICK_SETTLE_S = 0.02
 
 _FLOOR_NAMES = {"copy": "floor: X.copy()", "fill": "floor: np.full",
                 "inv": "floor: scipy.linalg.inv"}
@@ -247,12 +254,15 @@ def run_bench(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Result]:
     """Every workload of the operation table, its contestants interleaved."""
+    if repeats < 1:  # each median needs a timed call
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     found = entries()
     names = list(backends) if backends else [n for n, e in found.items() if e.available]
     rng = np.random.default_rng(0)
-    settle_s = SETTLE_QUICK_S if quick else SETTLE_S
+    settle_s = QUICK_SETTLE_S if quick else SETTLE_S
     results: list[Result] = []
-    plan = [(op, w, dtype) for op, w in WORKLOADS for dtype in w.dtypes]
+    plan = [(op, w, dtype) for op, w in WORKLOADS for dtype in w.dtypes
+            if not quick or dtype == "float64"]
     for i, (op, w, dtype) in enumerate(plan):
         label = w.quick_label if quick else w.label
         if dtype != "float64":
@@ -406,6 +416,8 @@ def run_autodiff(
     framework's own rule timed in interleaved pairs (the order alternating
     from one repeat to the next) after one warm-up call each, so that both
     see the same machine load; ``repeats`` is raised to at least 7."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     repeats = max(AUTODIFF_REPEATS, repeats)
     rng = np.random.default_rng(0)
     results: list[AutodiffResult] = []

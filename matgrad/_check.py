@@ -19,7 +19,7 @@ from . import _reference as ref
 from ._operations import OPERATIONS
 from ._registry import entries
 
-__all__ = ["CASES", "Case", "evaluate", "run_check"]
+__all__ = ["CASES", "Case", "describe_failure", "evaluate", "run_check"]
 
 Array = np.ndarray
 
@@ -255,13 +255,14 @@ def evaluate(case: Case, backend: Any) -> ref.Score:
     return op.score(case.args, call)
 
 
-def _nanmax(values: Iterable[float]) -> float:
-    finite = [v for v in values if v == v]
-    return max(finite) if finite else float("nan")
-
-
 @dataclass
 class Row:
+    """One backend × operation of ``matgrad check``: how many cases ran, the
+    largest error / bound over them (``worst_ratio``), the case it came from
+    (``worst_case``) and that case's normwise relative error
+    (``worst_rel``: NaN where the exact value is 0 or underflows), and a line
+    per failed case."""
+
     backend: str
     op: str
     cases: int
@@ -270,6 +271,17 @@ class Row:
     worst_case: str
     failures: list[str]
     seconds: float
+
+
+def describe_failure(label: str, score: ref.Score) -> str:
+    """A failed case in words: what the numbers mean, not ``infx``."""
+    if score.rel == float("inf"):
+        return f"{label}: NaN, or ±inf where the exact value is finite"
+    if score.ratio == float("inf"):
+        return (f"{label}: the exact answer is required here (the bound is 0) and the error "
+                f"is {score.rel:.3g} relative")
+    return (f"{label}: error is {score.ratio:.3g} times its bound (normwise relative error "
+            f"{score.rel:.3g})")
 
 
 def run_check(
@@ -283,7 +295,7 @@ def run_check(
     ops = sorted({c.op for c in CASES})
     for name in names:
         for op in ops:
-            row = Row(name, op, 0, 0.0, 0.0, "", [], 0.0)
+            row = Row(name, op, 0, 0.0, float("nan"), "", [], 0.0)
             start = time.perf_counter()
             for case in (c for c in CASES if c.op == op):
                 if progress:
@@ -292,14 +304,14 @@ def run_check(
                     score = evaluate(case, name)
                 except Exception as exc:  # noqa: BLE001 - a raise is a failure
                     score = ref.Score(float("inf"), float("inf"))
-                    row.failures.append(f"{case.label}: {type(exc).__name__}: {exc}")
+                    row.failures.append(f"{case.label}: raised {type(exc).__name__}: {exc}")
                 else:
                     if not score.ratio <= 1:
-                        row.failures.append(f"{case.label}: error {score.ratio:.3g}x allowed")
+                        row.failures.append(describe_failure(case.label, score))
                 row.cases += 1
-                if not score.ratio <= row.worst_ratio:
+                if not score.ratio <= row.worst_ratio or not row.worst_case:
                     row.worst_ratio, row.worst_case = score.ratio, case.label
-                row.worst_rel = _nanmax((row.worst_rel, score.rel))
+                    row.worst_rel = score.rel
             row.seconds = time.perf_counter() - start
             rows.append(row)
     return rows

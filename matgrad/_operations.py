@@ -131,19 +131,19 @@ class Operation:
 
 # ------------------------------------------------------------ host values
 def _frobenius_value(X: Array) -> tuple[Array, ...]:
-    from ._values import frobenius_value
+    from .kernels.values import frobenius_value
 
     return (frobenius_value(X),)
 
 
 def _det_value(A: Array) -> tuple[Array, ...]:
-    from ._values import det_value
+    from .kernels.values import det_value
 
     return (det_value(A),)
 
 
 def _slogdet_value(A: Array) -> tuple[Array, ...]:
-    from ._values import slogdet_value
+    from .kernels.values import slogdet_value
 
     return slogdet_value(A)
 

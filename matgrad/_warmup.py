@@ -219,11 +219,13 @@ def run_warmup(
     for ``dtypes``, in ``jobs`` worker processes (default
     :func:`default_jobs`), with a progress bar on ``stream`` (default
     stderr)."""
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     stream = sys.stderr if stream is None else stream
     found = entries()
     names = list(backends) if backends else [n for n, e in found.items() if e.available]
     steps = _steps(names, dtypes)
-    jobs = default_jobs() if jobs is None else max(1, jobs)
+    jobs = default_jobs() if jobs is None else jobs
     if not steps:
         return []
     advance, close = _bar(len(steps), stream)

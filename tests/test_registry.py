@@ -191,10 +191,15 @@ def test_plugin_selected_by_environment_in_subprocess() -> None:
 def test_cli_backends_lists_plugins_and_reasons() -> None:
     r = _run(["-m", "matgrad", "backends"], {})
     assert r.returncode == 0, r.stderr
-    lines = {line.split()[0]: line for line in r.stdout.splitlines()[2:]}
-    assert "yes" in lines["numpy"] and "yes" in lines["textbook"]
-    assert "no: needs a quantum computer" in lines["unavailable"]
-    assert "driver exploded" in lines["raising_hook"]
+    # the table says yes/no; why a backend is unavailable follows it, wrapped
+    table, _, below = r.stdout.partition("\n\nunavailable:\n")
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:]}
+    assert rows["numpy"][1] == rows["textbook"][1] == "yes"
+    assert rows["unavailable"][1] == rows["raising_hook"][1] == "no"
+    reasons = " ".join(below.split())
+    assert "unavailable: needs a quantum computer" in reasons
+    assert "raising_hook: matgrad_backend() raised RuntimeError: driver exploded" in reasons
+    assert max(len(line) for line in r.stdout.splitlines()) <= 100, r.stdout
 
 
 # ------------------------------------------------------------ plugin edge cases

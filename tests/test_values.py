@@ -245,7 +245,7 @@ def test_builtin_backends_take_values_from_their_own_pass(
     defaults are never called."""
     if name == "numba":
         pytest.importorskip("numba")
-    from matgrad import _values
+    from matgrad.kernels import values as _values
 
     def refuse(*args: Any) -> Any:
         raise AssertionError("the base-class default ran")

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from matgrad import config
-from matgrad._values import det_value
 from matgrad.kernels import charpoly as host_charpoly
 from matgrad.kernels import hessian as host_hessian
 from matgrad.kernels import routing
 from matgrad.kernels.scaling import ldexp, narrow, widen, work_dtype
+from matgrad.kernels.values import det_value
 
 from . import _kernels as K
 
@@ -161,8 +161,9 @@ def _charpoly_orders(A: Any, x: Any, order: int, dev: Device) -> tuple[Any, ...]
     Ah = dev.to_host(A).astype(work)
     with np.errstate(all="ignore"):
         As, k, kmax = host.scale_matrices(Ah)
+        reduced = ~host.is_hessenberg(As)
         H = host.hessenberg_batched(As)
-        sub = host.subdiagonal(H)
+        sub = host.subdiagonal(H, reduced)
     kd = dev.to_device(k)
     xs = ldexp(x.astype(work), -kd[:, None])
     Kp = x.shape[1]

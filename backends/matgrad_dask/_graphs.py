@@ -172,13 +172,31 @@ def _hessenberg_block(A: np.ndarray) -> np.ndarray:
     characteristic polynomial is unchanged; the inner backend balances the
     Hessenberg form again, which only rescales it, and does not reduce it
     again)."""
-    from matgrad.kernels.charpoly import hessenberg_batched, scale_matrices
+    from matgrad.kernels.charpoly import (
+        hessenberg_batched,
+        is_hessenberg,
+        scale_matrices,
+        subdiagonal,
+    )
 
     shape = A.shape
     flat = A.reshape((-1, *shape[-2:]))
+    n = shape[-1]
     with np.errstate(all="ignore"):
         As, k, _ = scale_matrices(flat)
-        H = ldexp(hessenberg_batched(As), k[:, None, None])
+        reduced = ~is_hessenberg(As)
+        H = hessenberg_batched(As)
+        # the reduction's negligible subdiagonal entries are deflated here, as
+        # exact zeros: the inner backend sees a Hessenberg matrix, whose
+        # subdiagonal it keeps as it is
+        H[:, np.arange(1, n), np.arange(n - 1)] = subdiagonal(H, reduced)[:, 1:]
+        H = ldexp(H, k[:, None, None])
+        # a Hessenberg form beyond the range (entries of a complex matrix
+        # near DBL_MAX: a subdiagonal entry is a column norm) cannot be handed
+        # on in A's scale; such a matrix goes to the inner backend as it is,
+        # which scales it before its own reduction (it came back NaN)
+        lost = ~np.isfinite(H).all(axis=(1, 2)) & np.isfinite(flat).all(axis=(1, 2))
+        H[lost] = flat[lost]
     # kept in the work dtype: a float32 matrix's Hessenberg form can exceed
     # float32's range (a subdiagonal entry is a column norm), and rounding it
     # back would add an error the one-step path does not make

@@ -13,7 +13,7 @@ from matgrad import config
 from matgrad.kernels import charpoly as host_charpoly
 from matgrad.kernels import hessian as host_hessian
 from matgrad.kernels import routing
-from matgrad.kernels.scaling import mantissa_product, work_dtype
+from matgrad.kernels.scaling import ldexp, mantissa_product, work_dtype
 
 from . import _charpoly, _cofactor, _frobenius, _hessian, _values
 from ._eliminate import gauss_jordan_path, logdet_small, on_host
@@ -39,7 +39,34 @@ def bilinear_grad(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return products
     out = np.empty((x.shape[0], x.shape[1], y.shape[1]), dtype=x.dtype)
     launch(_frobenius.bilinear_grad_into, x.shape[0] * x.shape[1], size, x, y, out)
+    if x.dtype.kind == "c":
+        _rescue_complex_products(x, y, out)
     return out
+
+
+def _rescue_complex_products(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """Redo, in place, the complex products ``out[b, i, j] = x[b, i]·y[b, j]``
+    that came back with a NaN part from finite factors: ``ac − bd`` with
+    both terms overflowing to opposite infinities (complex64 ``(−2 +
+    2¹⁰⁷i)(2¹²⁷ − 2²¹i)`` is ``0 + 2²³⁴i``, and gave ``nan + inf·i``).  Each
+    factor is brought to magnitude < 1 by a power of two first, so the
+    product's parts are formed without overflow and scaled back exactly
+    (a part beyond the range is then ±inf, a finite one keeps its value).
+    One pass over the output; the products themselves are untouched
+    elsewhere."""
+    bad = np.isnan(out.real) | np.isnan(out.imag)
+    if not bad.any():
+        return
+    b, i, j = np.nonzero(bad)
+    xv, yv = x[b, i], y[b, j]
+    finite = np.isfinite(xv) & np.isfinite(yv)
+    if not finite.any():
+        return
+    b, i, j, xv, yv = b[finite], i[finite], j[finite], xv[finite], yv[finite]
+    ex = np.frexp(np.maximum(np.abs(xv.real), np.abs(xv.imag)))[1].astype(np.int64)
+    ey = np.frexp(np.maximum(np.abs(yv.real), np.abs(yv.imag)))[1].astype(np.int64)
+    with np.errstate(over="ignore"):  # a part that truly overflows is ±inf
+        out[b, i, j] = ldexp(ldexp(xv, -ex) * ldexp(yv, -ey), ex + ey)
 
 
 def _closed_form(W: np.ndarray, C: np.ndarray) -> None:
@@ -142,12 +169,15 @@ def charpoly_derivs(A: np.ndarray, x: np.ndarray, order: int) -> tuple[np.ndarra
 
 
 def _higher(H: np.ndarray, xs: np.ndarray, r: int, kk: np.ndarray, kkmax: np.ndarray,
-            x: np.ndarray, n: int, dtype: np.dtype[Any]) -> list[np.ndarray]:
+            x: np.ndarray, n: int, dtype: np.dtype[Any],
+            reduced: np.ndarray) -> list[np.ndarray]:
     """Orders 2 … r (< n) at the scaled points ``xs`` of the reduced,
     scaled ``H`` (work dtype), unscaled and with the far and infinite points'
-    rules applied (``x``: the unscaled points)."""
+    rules applied (``x``: the unscaled points; ``reduced``: the slots the
+    Householder reduction produced, whose negligible subdiagonal entries are
+    deflated, as for p and p′)."""
     with np.errstate(all="ignore"):
-        sub = host_charpoly.subdiagonal(H)
+        sub = host_charpoly.subdiagonal(H, reduced)
     qm = np.empty((*xs.shape, r + 1), dtype=H.dtype)
     qe = np.zeros((*xs.shape, r + 1), dtype=np.int64)
     with np.errstate(all="ignore"):
@@ -185,20 +215,22 @@ def _charpoly_orders(A: np.ndarray, x: np.ndarray, order: int) -> tuple[np.ndarr
     if r >= 2 and idx.size < B:  # the LU route's matrices: reduced for the higher orders
         done = np.flatnonzero(~todo)
         with np.errstate(all="ignore"):
+            reduced_d = ~host_charpoly.is_hessenberg(As[done])
             Hd = _hessenberg(As[done])
         Hd = Hd.astype(np.result_type(Hd.dtype, work_dtype(x.dtype)), copy=False)
         for sl in host_charpoly.point_blocks(done.size, 4 * (r + 1), K):
             xs = host_charpoly.scale_points(x[done, sl], k[done])
             for h, v in zip(high, _higher(Hd, xs, r, k[done], kmax[done], x[done, sl], n,
-                                          A.dtype), strict=True):
+                                          A.dtype, reduced_d), strict=True):
                 h[done, sl] = v
     if idx.size == 0:
         host_charpoly.apply_far_points(p, dp, x, kmax, n)
         return _with_constants((p, dp, *high), x.shape, n, order)
     rows = slice(None) if idx.size == B else idx
     with np.errstate(all="ignore"):  # NaN/inf slots stay in their own slot
+        reduced = ~host_charpoly.is_hessenberg(As[rows])
         H = _hessenberg(As[rows])
-        sub = host_charpoly.subdiagonal(H)
+        sub = host_charpoly.subdiagonal(H, reduced)
     work = np.result_type(H.dtype, work_dtype(x.dtype))
     Hw = H.astype(work, copy=False)
     sub = sub.astype(work)
@@ -218,7 +250,7 @@ def _charpoly_orders(A: np.ndarray, x: np.ndarray, order: int) -> tuple[np.ndarr
         host_charpoly.apply_far_points(pb, dpb, x[rows, sl], kkmax, n)
         p[rows, sl], dp[rows, sl] = pb, dpb
         if r >= 2:
-            for h, v in zip(high, _higher(Hw, xs, r, kk, kkmax, x[rows, sl], n, A.dtype),
+            for h, v in zip(high, _higher(Hw, xs, r, kk, kkmax, x[rows, sl], n, A.dtype, reduced),
                             strict=True):
                 h[rows, sl] = v
     if idx.size < B:

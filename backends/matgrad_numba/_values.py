@@ -113,7 +113,7 @@ def det_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     redo = np.flatnonzero(status == FALLBACK)
     if redo.size:  # tiny pivot: rank-revealing adjugate (rare)
         d[redo], C[redo] = host_cofactor.det_value_grad(
-            C.dtype.type(0) + A[redo].astype(C.dtype))
+            C.dtype.type(0) + A[redo].astype(C.dtype), max_exp=int(np.finfo(A.dtype).maxexp))
     host = np.flatnonzero(status == HOST_VALUE)
     if host.size:  # accepted 4×4 closed form, entries beyond 2^±250
         d[host] = host_cofactor.det_value_grad(W[host])[0]

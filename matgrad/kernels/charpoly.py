@@ -527,7 +527,7 @@ def _entry_exponents(EW: np.ndarray | None, Ecur: np.ndarray, bi: np.ndarray, ki
     return np.broadcast_to(Ecur[bi, ki][:, None], (bi.size, n - i))
 
 
-def _hyman(H: np.ndarray, x: np.ndarray, order: int = 1
+def _hyman(H: np.ndarray, x: np.ndarray, order: int = 1, reduced: np.ndarray | None = None
            ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Taylor coefficients ``p⁽ᵐ⁾(x)/m!``, ``m = 0 … order``, of the
     characteristic polynomial of ``H (B, n, n)`` (upper Hessenberg) at
@@ -553,12 +553,14 @@ def _hyman(H: np.ndarray, x: np.ndarray, order: int = 1
     (nothing of a higher order feeds them), so a p or p′ is the same bits
     whichever derivatives are asked with it.  (Rescaling all of v with v′
     made the companion matrix of ``x¹²⁸ − 1`` at ``x = 10⁻³`` overflow its
-    first entries into inf, and the zeros of ``H`` times inf into NaN.)"""
+    first entries into inf, and the zeros of ``H`` times inf into NaN.)
+    ``reduced``: which slots the Householder reduction produced
+    (:func:`subdiagonal`)."""
     B, n, _ = H.shape
     K = x.shape[1]
     r = order
     dtype = np.result_type(H, x)
-    sub = subdiagonal(H)
+    sub = subdiagonal(H, reduced)
 
     W = [np.zeros((B, n, K), dtype=dtype) for _ in range(r + 1)]
     EW: list[np.ndarray | None] = [None] * (r + 1)  # exponents of the entries, once needed
@@ -658,9 +660,17 @@ def _hyman(H: np.ndarray, x: np.ndarray, order: int = 1
     return P, Pe
 
 
-def subdiagonal(H: np.ndarray) -> np.ndarray:
+def subdiagonal(H: np.ndarray, reduced: np.ndarray | None = None) -> np.ndarray:
     """``sub[b, i] = h_{i,i−1}`` (``sub[b, 0] = 0``), with negligible entries
-    set to exactly 0 (a zero ends a diagonal block of the recurrence).
+    set to exactly 0 (a zero ends a diagonal block of the recurrence) in the
+    slots that the Householder reduction produced (``reduced``, per slot;
+    None: every slot).  A matrix that was upper Hessenberg already keeps its
+    subdiagonal as it is: its entries are exact data (after an exact
+    balancing), not the reduction's rounding noise, and dropping one drops
+    the term ``h_{i,i−1}h_{i−1,i}`` that can cancel another exactly
+    (``[[1, 2^k], [1, 2^k]]`` balances to ``[[1, 2^52], [2^51, 2^103]]`` at
+    k = 103, which passes all three tests below, and p(0) = 0 came back
+    ``2^103``); Hyman's recurrence needs no deflation for accuracy.
 
     Negligible: ``|h_{i,i−1}| ≤ eps(|h_{i−1,i−1}| + |h_ii|)`` (LAPACK's
     deflation test) or ``|h_{i,i−1}| ≤ eps‖H‖_F`` (below the reduction's own
@@ -694,7 +704,10 @@ def subdiagonal(H: np.ndarray) -> np.ndarray:
         aa, bb = np.maximum(diag[:, 1:], gap), np.minimum(diag[:, 1:], gap)
         s = aa + ab
         product = ba * (ab / s) <= np.maximum(smlnum, eps * (bb * (aa / s)))
-    sub[:, 1:][small & product] = 0
+    drop = small & product
+    if reduced is not None:
+        drop &= np.asarray(reduced, dtype=bool)[:, None]
+    sub[:, 1:][drop] = 0
     return sub
 
 
@@ -940,6 +953,7 @@ def charpoly_derivs(A: np.ndarray, x: np.ndarray, order: int) -> tuple[np.ndarra
     else:
         rr = max(r, 1)  # p is always computed with p′ (the same bits as charpoly_deriv)
         As, k, kmax = scale_matrices(A)
+        reduced = ~is_hessenberg(As)
         with np.errstate(all="ignore"):  # NaN/inf slots stay in their own slot
             H = hessenberg_batched(As)
         vals = [np.empty(x.shape, dtype=A.dtype) for _ in range(rr + 1)]
@@ -947,7 +961,7 @@ def charpoly_derivs(A: np.ndarray, x: np.ndarray, order: int) -> tuple[np.ndarra
         # point (and their exponents, as many more, once a pair needs several: rare)
         for sl in point_blocks(B, (rr + 1) * n, x.shape[1]):
             with np.errstate(all="ignore"):
-                P, Pe = _hyman(H, scale_points(x[:, sl], k), rr)
+                P, Pe = _hyman(H, scale_points(x[:, sl], k), rr, reduced)
             block = unscale_orders(P, Pe, k, n, A.dtype)
             apply_special_points(block, x[:, sl], kmax, n)
             for v, b in zip(vals, block, strict=True):

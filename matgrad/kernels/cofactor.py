@@ -259,10 +259,13 @@ def _small_det_value(W: np.ndarray, C: np.ndarray) -> np.ndarray:
     return d
 
 
-def det_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def det_value_grad(A: np.ndarray, max_exp: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """``(det A, C)`` from one pass (see the module docstring); ``C`` is
-    bit-identical to :func:`det_grad`'s."""
+    bit-identical to :func:`det_grad`'s.  ``max_exp``: as for
+    :func:`det_grad`."""
     n = A.shape[-1]
+    me = _max_exp(A) if max_exp is None else max_exp
     W = widen(A)
     with np.errstate(all="ignore"):
         if n == 1:
@@ -276,14 +279,14 @@ def det_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             d = _row_expansion(W, C)
             rest = np.flatnonzero(~ok)
             if rest.size:
-                C[rest], d[rest] = _det_grad_general(W[rest])
+                C[rest], d[rest] = _det_grad_general(W[rest], me)
             # accepted closed form, but products of 4 entries may leave the
             # range: the value from the elimination (the cofactors stay)
             far = np.flatnonzero(ok & ~_in_range(W, 250))
             if far.size:
-                d[far] = _det_grad_general(W[far])[1]
+                d[far] = _det_grad_general(W[far], me)[1]
             return narrow(d, A.dtype), narrow(C, A.dtype)
-        C, d = _det_grad_general(W)
+        C, d = _det_grad_general(W, me)
         return narrow(d, A.dtype), narrow(C, A.dtype)
 
 
@@ -401,7 +404,7 @@ def _lu_lapack(A: np.ndarray) -> LU:
 
 # ---------------------------------------------------------------- SVD
 def _svd_cofactor(
-    A: np.ndarray, extra_exp: np.ndarray
+    A: np.ndarray, extra_exp: np.ndarray, max_exp: int = 1024
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(C(A)·2^extra_exp, dm, de)`` (``extra_exp`` per entry) from the SVD,
     any rank, with ``det A ≈ d·Π σ_i = dm·2^de`` from the same SVD (0 where
@@ -440,7 +443,7 @@ def _svd_cofactor(
     # of a strongly equilibrated matrix would blow that noise up (into ±inf
     # where the true cofactor is 0, e.g. a diagonal with a zero and entries
     # from 1e-200 to 1e200), kept where it stays negligible.
-    core[_noise_to_flush(core, extra_exp + emax[:, None, None])] = 0
+    core[_noise_to_flush(core, extra_exp + emax[:, None, None], max_exp)] = 0
     sm, se = mantissa_product(s)
     return ldexp(core * d[:, None, None], emax[:, None, None] + extra_exp), d * sm, se
 
@@ -643,8 +646,13 @@ def _cofactor4(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return C, ok
 
 
-def det_grad(A: np.ndarray) -> np.ndarray:
+def det_grad(A: np.ndarray, max_exp: int | None = None) -> np.ndarray:
+    """Cofactors of ``A (B, n, n)`` (module docstring).  ``max_exp``: the
+    overflow exponent of the dtype the caller narrows the result to
+    (:func:`_max_exp`; default ``A``'s own), for a caller that passes a
+    widened float32 matrix."""
     n = A.shape[-1]
+    me = _max_exp(A) if max_exp is None else max_exp
     if n == 1:
         return np.ones_like(A)
     if n <= 3:
@@ -655,28 +663,37 @@ def det_grad(A: np.ndarray) -> np.ndarray:
             C, ok = _cofactor4(W)
             rest = np.flatnonzero(~ok)
             if rest.size:
-                C[rest] = _det_grad_general(W[rest])[0]
+                C[rest] = _det_grad_general(W[rest], me)[0]
             return narrow(C, A.dtype)
-        return narrow(_det_grad_general(W)[0], A.dtype)
+        return narrow(_det_grad_general(W, me)[0], A.dtype)
 
 
-def _det_grad_general(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _max_exp(A: np.ndarray) -> int:
+    """Binary exponent at which ``A``'s result dtype overflows (1024 for
+    float64, 128 for float32): where flushed rounding noise would turn into
+    a false ±inf once the float64 work is narrowed (:func:`_noise_to_flush`)."""
+    return int(np.finfo(A.dtype).maxexp)
+
+
+def _det_grad_general(W: np.ndarray, max_exp: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """``(C, det)`` by the equilibrated elimination (SVD for tiny pivots);
-    NaN for slots with a non-finite entry."""
+    NaN for slots with a non-finite entry.  ``max_exp``: the result dtype's
+    overflow exponent (:func:`_max_exp`)."""
     with np.errstate(all="ignore"):
         rmax = _abs_maxima(W, 2)
         finite = np.isfinite(rmax).all(axis=1)
         if finite.all():
-            return _det_grad_finite(W, rmax)
+            return _det_grad_finite(W, rmax, max_exp)
         C = np.full(W.shape, np.nan, dtype=W.dtype)
         d = np.full(W.shape[0], np.nan, dtype=W.dtype)
         idx = np.flatnonzero(finite)
         if idx.size:
-            C[idx], d[idx] = _det_grad_finite(W[idx], rmax[idx])
+            C[idx], d[idx] = _det_grad_finite(W[idx], rmax[idx], max_exp)
     return C, d
 
 
-def _det_grad_finite(W: np.ndarray, rmax: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _det_grad_finite(W: np.ndarray, rmax: np.ndarray,
+                     max_exp: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """``(C, det)`` of finite slots: the maximum-equilibrated elimination;
     slots with a pivot ``≤ REDO_PIVOT`` (or NaN in the result) redone on the
     matching equilibration (their small entries recomputed from minors,
@@ -698,7 +715,8 @@ def _det_grad_finite(W: np.ndarray, rmax: np.ndarray) -> tuple[np.ndarray, np.nd
     m = np.flatnonzero(matched)
     if m.size:
         o2, d2, bad2 = _cofactor_by_elimination(At2[m], r2[m], c2[m],
-                                                TINY_PIVOT_C * n * _EPS, one_tiny=True)
+                                                TINY_PIVOT_C * n * _EPS, one_tiny=True,
+                                                max_exp=max_exp)
         good = np.setdiff1d(np.arange(m.size), bad2)
         # refined from minors where the matrix is not numerically singular
         # (the minors of a singular one are singular where its cofactors
@@ -716,7 +734,7 @@ def _det_grad_finite(W: np.ndarray, rmax: np.ndarray) -> tuple[np.ndarray, np.nd
         rs, cs = svd_r[s], svd_c[s]
         shift = (rs[:, :, None] + cs[:, None, :]
                  - (rs.sum(axis=1) + cs.sum(axis=1))[:, None, None])
-        C, sm, se = _svd_cofactor(svd_At[s], shift)
+        C, sm, se = _svd_cofactor(svd_At[s], shift, max_exp)
         out[redo[s]] = C
         # det still from the elimination's pivots: for a graded matrix they
         # carry it far more accurately than Π σ (whose smallest σ is only
@@ -733,7 +751,7 @@ def _det_grad_finite(W: np.ndarray, rmax: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _cofactor_by_elimination(
     At: np.ndarray, r: np.ndarray, c: np.ndarray, tol: float | np.ndarray,
-    one_tiny: bool = False,
+    one_tiny: bool = False, max_exp: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(C(A), det A, bad)`` from one elimination of the equilibrated
     ``Ã = D_r A D_c`` (every ``magnitude(ã_ij) < 1``, so the pivot test is
@@ -764,7 +782,8 @@ def _cofactor_by_elimination(
         tiny = small.any(axis=1)
     good = np.flatnonzero(~tiny)
     if good.size == At.shape[0]:  # the common case: no copies of the factors
-        out, m, e = _lu_cofactor(f, pivots, r, c, flush=small.any(axis=1) if one_tiny else None)
+        out, m, e = _lu_cofactor(f, pivots, r, c, flush=small.any(axis=1) if one_tiny else None,
+                                 max_exp=max_exp)
         d = ldexp(m, e + g)
         return out, d, np.flatnonzero(_has_nan(out))
     out = np.empty_like(At)
@@ -772,7 +791,7 @@ def _cofactor_by_elimination(
     if good.size:
         near = small[good].any(axis=1) if one_tiny else None
         out[good], m, e = _lu_cofactor(f.take(good), pivots[good], r[good], c[good],
-                                       flush=near)
+                                       flush=near, max_exp=max_exp)
         d[good] = ldexp(m, e + g[good])
     bad = np.union1d(np.flatnonzero(tiny), good[_has_nan(out[good])])
     if bad.size:
@@ -937,19 +956,19 @@ def _has_nan(out: np.ndarray) -> np.ndarray:
     return np.isnan(out).any(axis=(1, 2))  # type: ignore[no-any-return]
 
 
-def _noise_to_flush(X: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def _noise_to_flush(X: np.ndarray, shift: np.ndarray, max_exp: int = 1024) -> np.ndarray:
     """Entries of ``X (k, n, n)`` (a numerically singular slot's cofactors or
     inverse in its scaled frame, entry ``(i, j)`` mapped back by
     ``2^shift_ij``, the result's own binary exponent up to a factor of at
     most 2) to set to 0: at or below ``4·n·eps`` of the largest (so
     rounding noise), **and** with that noise, mapped back, within 2³⁰ of
-    the largest result entry or beyond 2¹⁰⁰⁰ (where it would be a false
-    ±inf).  Noise that stays negligible in ``A``'s frame
-    is kept (it may be the exact value: a cofactor of exactly 2⁻⁵³ beside
-    ones came back 0 when flushed unconditionally); noise that would
-    outgrow the true entries (the exactly zero column of a graded rank-one
-    cofactor matrix came back as 1e211 beside true entries of 1e184) is
-    flushed."""
+    the largest result entry or beyond ``2^(max_exp − 24)`` (2¹⁰⁰⁰ for
+    float64, 2¹⁰⁴ for float32 results: where it would be a false ±inf).
+    Noise that stays negligible in ``A``'s frame is kept (it may be the
+    exact value: a cofactor of exactly 2⁻⁵³ beside ones came back 0 when
+    flushed unconditionally); noise that would outgrow the true entries
+    (the exactly zero column of a graded rank-one cofactor matrix came back
+    as 1e211 beside true entries of 1e184) is flushed."""
     mag = magnitude(X)
     top = mag.max(axis=(1, 2), keepdims=True)
     tol = TINY_PIVOT_C * X.shape[-1] * _EPS
@@ -957,14 +976,15 @@ def _noise_to_flush(X: np.ndarray, shift: np.ndarray) -> np.ndarray:
         sh = shift.astype(np.float64)
         biggest = np.max(np.where(mag > 0, np.log2(mag) + sh, -np.inf), axis=(1, 2), keepdims=True)
         noise = np.log2(tol * top) + sh
-    # noise that would itself be huge (2^1000 and beyond: a false ±inf beside
-    # a truly overflowing entry) is flushed whatever the largest entry
-    return (mag <= tol * top) & ((noise >= biggest - 30) | (noise >= 1000))  # type: ignore[no-any-return]
+    # noise that would itself be huge (2^(max_exp - 24) and beyond: a false
+    # ±inf beside a truly overflowing entry, in the result's dtype) is
+    # flushed whatever the largest entry
+    return (mag <= tol * top) & ((noise >= biggest - 30) | (noise >= max_exp - 24))  # type: ignore[no-any-return]
 
 
 def _lu_cofactor(
     f: LU, pivots: np.ndarray, r: np.ndarray, c: np.ndarray,
-    flush: np.ndarray | None = None,
+    flush: np.ndarray | None = None, max_exp: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(C(A), dm, de)``: ``C(A) = det(Ã)·Ã⁻ᵀ`` rescaled to ``A``, entry
     ``(i, j)`` carrying ``2^(e + r_i + c_j − Σr − Σc)``, with
@@ -977,7 +997,8 @@ def _lu_cofactor(
         k = np.flatnonzero(flush)
         sub = inv[k].transpose(0, 2, 1)  # entry (i, j) of Ã⁻ᵀ, scaled by 2^(g + r_i + c_j)
         gk = (mantissa_product(pivots[k])[1] - r[k].sum(axis=1) - c[k].sum(axis=1))
-        sub[_noise_to_flush(sub, gk[:, None, None] + r[k][:, :, None] + c[k][:, None, :])] = 0
+        sub[_noise_to_flush(sub, gk[:, None, None] + r[k][:, :, None] + c[k][:, None, :],
+                            max_exp)] = 0
         inv[k] = sub.transpose(0, 2, 1)
     m, e = mantissa_product(pivots)
     g = e - r.sum(axis=1) - c.sum(axis=1)

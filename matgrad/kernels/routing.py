@@ -14,6 +14,7 @@ Every decision is per slot, from that slot alone.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -145,7 +146,9 @@ def det_grad(A: Any, *, closed_form: Callable[[Any, Any], None], eliminate: Elim
     redo = xp.flatnonzero(status == FALLBACK)
     if int(redo.size):  # tiny pivot: rank-revealing adjugate (rare)
         Ar = A[redo].astype(C.dtype)
-        C[redo] = host(cofactor.det_grad, C.dtype.type(0) + Ar if positive_zeros else Ar)
+        # widened: the host flushes noise that would overflow A's own dtype
+        fn = partial(cofactor.det_grad, max_exp=int(np.finfo(A.dtype).maxexp))
+        C[redo] = host(fn, C.dtype.type(0) + Ar if positive_zeros else Ar)
     return narrow(C, A.dtype)
 
 

@@ -18,14 +18,17 @@ brings pytest and hypothesis):
 ``matgrad backends`` lists it; the base class also takes a
 ``matgrad.Backend`` instance.  The suite holds the backend to the same
 references and checks as the built-in backends: every ``matgrad check``
-case against 60-digit or exact references, the contract checks, and the
-hostile inputs that broke earlier backends.
+case against 60-digit or exact references, the contract checks, the
+hostile inputs that broke earlier backends, and graded and scaled inputs
+against exact references.
 
 The check functions need no pytest: each ``check_*(backend)`` raises
 ``AssertionError`` when the backend breaks the contract
-(:data:`CONTRACT_CHECKS`, :data:`HOSTILE_CHECKS`; :func:`check_case` for
-one reference case of :data:`CASE_LABELS`).  Only :class:`BackendContract`
-imports pytest, when it is first used.
+(:data:`CONTRACT_CHECKS`, :data:`HOSTILE_CHECKS`, and :data:`GRADED_CHECKS`:
+docs/numerics.md §1 on graded and power-of-two scaled inputs against exact
+references; :func:`check_case` for one reference case of
+:data:`CASE_LABELS`).  Only :class:`BackendContract` imports pytest, when
+it is first used.
 """
 
 from __future__ import annotations
@@ -60,6 +63,13 @@ from ._checks import (
     check_second_order_isolation,
     exact_cofactor,
 )
+from ._graded import (
+    GRADED_CHECKS,
+    check_graded_charpoly,
+    check_graded_det_grad,
+    check_graded_logdet_grad,
+    check_two_sided_scaling,
+)
 from ._hostile import (
     HOSTILE_CHECKS,
     KERNEL_CHECKS,
@@ -83,6 +93,7 @@ __all__ = [
     "CASES",
     "CASE_LABELS",
     "CONTRACT_CHECKS",
+    "GRADED_CHECKS",
     "HOSTILE_CHECKS",
     "KERNEL_CHECKS",
     "BackendContract",
@@ -106,12 +117,16 @@ __all__ = [
     "check_frobenius_isolation",
     "check_frobenius_scales",
     "check_frobenius_zero",
+    "check_graded_charpoly",
+    "check_graded_det_grad",
+    "check_graded_logdet_grad",
     "check_huge_row_keeps_other_cofactors",
     "check_linear_charpoly_silent",
     "check_row_scaling_is_exact",
     "check_second_order_isolation",
     "check_slot_independent_of_batch",
     "check_subnormal_matrix",
+    "check_two_sided_scaling",
     "det_grad_error_ratio",
     "evaluate",
     "exact_cofactor",

@@ -12,6 +12,7 @@ import matgrad
 from matgrad import _reference as ref
 
 from ._checks import CASE_LABELS, CONTRACT_CHECKS, check_case, check_det_grad_error, exact_cofactor
+from ._graded import GRADED_CHECKS
 from ._hostile import HOSTILE_CHECKS
 
 __all__ = ["BackendContract", "resolve_backend"]
@@ -81,8 +82,10 @@ class BackendContract:
     The tests: every reference case of ``matgrad check`` against its
     60-digit or exact reference, the contract checks (scaling, zero and
     non-finite inputs, singular matrices, true overflow only, batch
-    isolation), the hostile finite inputs that broke earlier backends, and
-    rank-deficient, ill-conditioned and large-batch gradients.
+    isolation), the hostile finite inputs that broke earlier backends, the
+    graded and power-of-two scaled inputs of docs/numerics.md §1 against
+    exact references, and rank-deficient, ill-conditioned and large-batch
+    gradients.
 
     ``backend`` is a registered name (the plugin must be installed, with
     its entry point) or a ``matgrad.Backend`` instance (tested as it is,
@@ -114,6 +117,10 @@ class BackendContract:
 
     @pytest.mark.parametrize("check", HOSTILE_CHECKS, ids=_check_id)
     def test_hostile(self, matgrad_backend: BackendLike, check: Callable[[Any], None]) -> None:
+        check(matgrad_backend)
+
+    @pytest.mark.parametrize("check", GRADED_CHECKS, ids=_check_id)
+    def test_graded(self, matgrad_backend: BackendLike, check: Callable[[Any], None]) -> None:
         check(matgrad_backend)
 
     # -------------------------------------------------------------- det_grad
