@@ -11,9 +11,10 @@ import scipy.linalg
 
 from matgrad import config
 from matgrad.kernels import charpoly as host_charpoly
+from matgrad.kernels import cofactor as host_cofactor
 from matgrad.kernels import hessian as host_hessian
 from matgrad.kernels import routing
-from matgrad.kernels.scaling import ldexp, mantissa_product, work_dtype
+from matgrad.kernels.scaling import ldexp, mantissa_product, narrow, widen, work_dtype
 
 from . import _charpoly, _cofactor, _frobenius, _hessian, _values
 from ._eliminate import gauss_jordan_path, logdet_small, on_host
@@ -318,9 +319,33 @@ def det_hessian(A: np.ndarray) -> np.ndarray:
 
 
 def logdet_hvp(A: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """``−A⁻ᵀVᵀA⁻ᵀ`` (``−G·Vᴴ·G`` for complex): the host algorithm of
-    :func:`matgrad.kernels.hessian.logdet_hvp` (LAPACK-bound)."""
-    return host_hessian.logdet_hvp(A, V)
+    """``H = −G·Vᵀ·G`` with ``G = A⁻ᵀ`` (``−G·Vᴴ·G``, ``G = A⁻ᴴ``, for complex),
+    the derivative of ``logdet_grad`` along ``V``.
+
+    ``G`` is this backend's :func:`logdet_grad` (its kernels, its accuracy
+    contract).  Where every entry of ``G`` and ``V`` is finite with its
+    nonzero parts within 2^±200, no product or sum of the sandwich can over-
+    or underflow, and it is formed directly (two batched matrix products);
+    other slots (``G`` or ``V`` spanning more binades, a NaN slot) take the
+    host algorithm of :func:`matgrad.kernels.hessian.logdet_hvp`, which
+    scales ``G`` and ``V`` by exact powers of two first.  A per-slot
+    decision: each slot's result is its own."""
+    B, n, _ = A.shape
+    if B == 0 or n < 2 or n >= config.numba_det_lapack_min_n:
+        return host_hessian.logdet_hvp(A, V)
+    W, Vw = widen(A), widen(V)
+    G = logdet_grad(W)
+    H = np.empty_like(W)
+    with np.errstate(all="ignore"):
+        plain = host_cofactor._in_range(G, 200) & host_cofactor._in_range(Vw, 200)
+        p = np.flatnonzero(plain)
+        if p.size:
+            Gp = G[p]
+            H[p] = -(Gp @ np.swapaxes(Vw[p], -1, -2).conj() @ Gp)
+        rest = np.flatnonzero(~plain)
+        if rest.size:
+            H[rest] = host_hessian.logdet_hvp(W[rest], Vw[rest])
+    return narrow(H, A.dtype)
 
 
 def frobenius_hvp(X: np.ndarray, V: np.ndarray) -> np.ndarray:
