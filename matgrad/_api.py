@@ -91,15 +91,9 @@ def frobenius_grad(X: Any, *, return_value: bool = False, backend: BackendLike =
     array([[0.6, 0. ],
            [0. , 0.8]])
     """
-    if backend is None or type(backend) is str:
-        if return_value is False:
-            fast = _fastpath.run("frobenius_grad", X, backend)
-            if fast is not None:
-                return fast
-        elif return_value is True:
-            parts = _fastpath.run_values("frobenius_value_grad", X, backend)
-            if parts is not None:
-                return parts
+    fast = _fast("frobenius_grad", X, return_value, backend)
+    if fast is not None:
+        return fast
     return_value = flag("frobenius_grad", "return_value", return_value)
     call = Call("frobenius_grad", backend, {"X": X})
     shape = call.matrix("X", square=False)
@@ -228,15 +222,9 @@ def det_grad(A: Any, *, return_value: bool = False, backend: BackendLike = None)
     array([[ 4., -2.],
            [-2.,  1.]])
     """
-    if backend is None or type(backend) is str:
-        if return_value is False:
-            fast = _fastpath.run("det_grad", A, backend)
-            if fast is not None:
-                return fast
-        elif return_value is True:
-            parts = _fastpath.run_values(VALUE_OPS["det_grad"], A, backend)
-            if parts is not None:
-                return (parts[0], parts[1])
+    fast = _fast("det_grad", A, return_value, backend)
+    if fast is not None:
+        return fast
     return _square_op("det_grad", A, backend, return_value)
 
 
@@ -287,16 +275,25 @@ def logdet_grad(A: Any, *, return_value: bool = False, backend: BackendLike = No
     array([[0.5 , 0.  ],
            [0.  , 0.25]])
     """
-    if backend is None or type(backend) is str:
-        if return_value is False:
-            fast = _fastpath.run("logdet_grad", A, backend)
-            if fast is not None:
-                return fast
-        elif return_value is True:
-            parts = _fastpath.run_values(VALUE_OPS["logdet_grad"], A, backend)
-            if parts is not None:
-                return ((parts[0], parts[1]), parts[2])
+    fast = _fast("logdet_grad", A, return_value, backend)
+    if fast is not None:
+        return fast
     return _square_op("logdet_grad", A, backend, return_value)
+
+
+def _fast(op: str, X: Any, return_value: object, backend: BackendLike) -> Any:
+    """``op``'s result by the repeat-call short way (:mod:`matgrad._fastpath`),
+    shaped as the public function returns it, or None: then the full way."""
+    if backend is not None and type(backend) is not str:
+        return None
+    if return_value is False:
+        return _fastpath.run(op, X, backend)
+    if return_value is not True:
+        return None  # the full way checks it
+    parts = _fastpath.run_values(VALUE_OPS[op], X, backend)
+    if parts is None or op != "logdet_grad":
+        return parts
+    return (parts[0], parts[1]), parts[2]
 
 
 def _square_op(op: str, A: Any, backend: BackendLike, return_value: bool = False) -> Any:

@@ -87,13 +87,18 @@ def _canonical(x: np.ndarray) -> np.ndarray:
     return v.reshape(-1, m, n)
 
 
-def run(op: str, x: Any, backend: str | None = None) -> Any:
-    """``op``'s result for ``x`` by a remembered route, or None when there is
-    none (the caller then takes the full way).  ``backend``: the call's
-    ``backend=`` string, if any."""
+def _call(method: str, x: Any, backend: str | None) -> tuple[Any, np.ndarray] | None:
+    """``(result, canonical x)`` of ``method`` by a remembered route, or None
+    when there is none (or debug logging is on)."""
     if type(x) is not np.ndarray:
         return None
-    route = _routes.get(_key(op, x, backend))
+    # _key and _canonical written out: this function's own cost is the point
+    if backend is not None:
+        key: tuple[Any, ...] = (method, x.dtype, x.shape, x.flags.c_contiguous, backend)
+    else:
+        key = (method, x.dtype, x.shape, x.flags.c_contiguous, _select._context.get(),
+               _select._global, os.environ.get(_select.ENV_VAR))
+    route = _routes.get(key)
     if route is None or route[1] is not _registry._REGISTRY._entries:
         return None
     if _log.isEnabledFor(logging.DEBUG):
@@ -106,7 +111,17 @@ def run(op: str, x: Any, backend: str | None = None) -> Any:
     xc = xc.reshape(-1, *x.shape[-2:])
     # the method looked up at each call, as the full way does (a method
     # replaced on the backend or its class since is the one that runs)
-    out = getattr(route[0], op)(xc)
+    return getattr(route[0], method)(xc), xc
+
+
+def run(op: str, x: Any, backend: str | None = None) -> Any:
+    """``op``'s result for ``x`` by a remembered route, or None when there is
+    none (the caller then takes the full way).  ``backend``: the call's
+    ``backend=`` string, if any."""
+    got = _call(op, x, backend)
+    if got is None:
+        return None
+    out, xc = got
     # The route passed the full checks once; these keep a changed backend
     # from handing back something else unnoticed (the full way then reports).
     if (type(out) is not np.ndarray or out.shape != xc.shape or out.dtype != x.dtype
@@ -119,20 +134,10 @@ def run_values(method: str, x: Any, backend: str | None = None) -> tuple[np.ndar
     """The parts of value method ``method``'s result for ``x`` (``(det, C)``,
     ``(sign, log|det|, G)``, ``(‖X‖, G)``), each in the caller's shape
     (values: the batch shape), by a remembered route; None if there is none."""
-    if type(x) is not np.ndarray:
+    got = _call(method, x, backend)
+    if got is None:
         return None
-    route = _routes.get(_key(method, x, backend))
-    if route is None or route[1] is not _registry._REGISTRY._entries:
-        return None
-    if _log.isEnabledFor(logging.DEBUG):
-        return None
-    if x.flags.c_contiguous:
-        xc = x.view()
-        xc.flags.writeable = False
-    else:
-        xc = np.ascontiguousarray(x)
-    xc = xc.reshape(-1, *x.shape[-2:])
-    out = getattr(route[0], method)(xc)
+    out, xc = got
     parts = METHODS[method].parts
     if type(out) is not tuple or len(out) != len(parts):
         return None

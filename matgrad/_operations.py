@@ -370,7 +370,8 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     Operation(
         "logdet_grad", "logdet_grad", "logdet_value_grad",
         _textbook_logdet, _score_logdet, lambda A: (A,),
-        (_batched("200000x4x4", 200_000, 4, 20_000),
+        (_batched("1000000x3x3", 1_000_000, 3, 100_000),
+         _batched("200000x4x4", 200_000, 4, 20_000),
          Workload("1000x1000", _well(1000), "inv", "300x300", _well(300))),
     ),
     Operation(

@@ -128,8 +128,8 @@ def logdet_value_grad(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     real = np.empty(0, A.dtype).real.dtype
     if n in (2, 3):  # the closed forms' determinant where they are taken
         G, d, redo = logdet_small(A)
-        with np.errstate(all="ignore"):
-            sign, logabs = host_cofactor.slogdet_from_mantissa(d, np.zeros(d.shape, np.int64))
+        # (its own error state: the redo slots' d are not set)
+        sign, logabs = host_cofactor.slogdet_from_mantissa(d, np.zeros(d.shape, np.int64))
         if redo.size:  # the elimination's values, as its gradient in G
             sign[redo], logabs[redo], _ = _logdet_value_eliminated(widen(A[redo]))
         return narrow(sign, A.dtype), narrow(logabs, real), G
